@@ -1,0 +1,1 @@
+"""fmkt_plugin."""
