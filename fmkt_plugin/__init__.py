@@ -1,1 +1,13 @@
-"""fmkt_plugin."""
+"""fmkt_plugin: Knowledge Transfer with Flow Matching (FM-KT) for OpenMMLab MMRazor.
+
+Importing the package applies the compatibility fixes in :mod:`fmkt_plugin.compat` (they must run
+before the first ``mmrazor`` import) and registers all FM-KT components into MMRazor's registry.
+"""
+from . import compat
+
+compat.apply_all()
+
+from . import models  # noqa: E402,F401  (registers components)
+
+__version__ = '0.1.0'
+__all__ = ['compat', 'models', '__version__']

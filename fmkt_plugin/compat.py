@@ -1,0 +1,104 @@
+"""Fixes for upstream packages on current PyTorch, applied once on ``import fmkt_plugin``.
+
+Every fix here names the upstream problem it works around and has a test in
+``tests/test_compat.py`` that fails without it. Nothing in site-packages is edited: fixes are
+stand-in modules placed in ``sys.modules`` before the broken import, or allow-lists handed to
+PyTorch.
+"""
+import sys
+import types
+from typing import List
+
+__all__ = ['apply_all', 'applied_fixes', 'MMENGINE_CHECKPOINT_SAFE_GLOBALS']
+
+_APPLIED: List[str] = []
+
+
+# ---------------------------------------------------------------------------------------------
+# Fix 1: mmrazor 1.0.0 does not import on torch >= 2.0.
+# Upstream: open-mmlab/mmrazor issue #632. ``mmrazor.structures.quantization`` builds torch.ao
+# quantization backend configs at import time with APIs that changed in torch 2.x, and
+# ``mmrazor.models`` imports it unconditionally (through the quantizers), so
+# ``import mmrazor.models`` fails. The fix was only made on mmrazor's unreleased main branch.
+# Distillation never touches quantization, so we register a stand-in for that one module
+# exposing the two names the rest of mmrazor imports from it. Using quantization then fails with
+# a clear message instead of at import time.
+# ---------------------------------------------------------------------------------------------
+_QUANT_MODULE = 'mmrazor.structures.quantization'
+
+
+class _QuantizationUnavailable:
+    """Stand-in for mmrazor's quantization structures (not supported on torch 2.x)."""
+
+    def __init__(self, *args, **kwargs):
+        raise RuntimeError(
+            'mmrazor quantization is not available with fmkt_plugin on torch>=2.0 '
+            '(mmrazor 1.0.0 builds torch.ao backend configs that no longer exist; '
+            'upstream issue open-mmlab/mmrazor#632). Distillation is unaffected.')
+
+
+def _fix_mmrazor_quantization_import() -> None:
+    if _QUANT_MODULE in sys.modules:
+        return
+    stub = types.ModuleType(_QUANT_MODULE)
+    stub.__doc__ = 'fmkt_plugin stand-in: quantization disabled on torch 2.x (mmrazor#632).'
+    stub.BackendConfigs = {}
+    stub.QConfigHandler = _QuantizationUnavailable
+    stub.QSchemeHandler = _QuantizationUnavailable
+    stub.__all__ = ['BackendConfigs', 'QConfigHandler', 'QSchemeHandler']
+    stub.__fmkt_stub__ = True
+    sys.modules[_QUANT_MODULE] = stub
+    _APPLIED.append('mmrazor-quantization-import')
+
+
+# ---------------------------------------------------------------------------------------------
+# Fix 2: mmengine 0.10.x cannot resume from its own checkpoints on torch >= 2.6.
+# Upstream: torch 2.6 changed ``torch.load``'s default to ``weights_only=True``; mmengine's
+# ``load_from_local`` / ``load_from_http`` call ``torch.load`` without the argument, and the
+# checkpoints mmengine writes hold the ``message_hub`` state (``HistoryBuffer`` objects backed by
+# numpy arrays), which the restricted unpickler rejects with ``UnpicklingError``. Turning
+# weights_only off would allow arbitrary code execution from a checkpoint file, so instead we
+# allow-list exactly the classes that mmengine's own checkpoints contain. A checkpoint holding
+# anything else (for example a pickled callable) still fails to load.
+# ---------------------------------------------------------------------------------------------
+def _mmengine_checkpoint_safe_globals() -> list:
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+
+    try:  # numpy >= 2 moved the pickling helpers to numpy._core
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import _reconstruct, scalar
+
+    safe = [HistoryBuffer, _reconstruct, scalar, np.ndarray, np.dtype]
+    # numpy pickles a dtype through its class (e.g. numpy.dtypes.Float64DType).
+    dtype_classes = {type(np.dtype(code)) for code in '?bBhHiIlLqQefdgFDGSUV'}
+    dtype_classes.add(type(np.dtype('O')))
+    safe.extend(sorted(dtype_classes, key=lambda c: c.__name__))
+    return safe
+
+
+MMENGINE_CHECKPOINT_SAFE_GLOBALS: list = []
+
+
+def _fix_mmengine_checkpoint_weights_only() -> None:
+    import torch
+
+    if not hasattr(torch.serialization, 'add_safe_globals'):  # pragma: no cover - torch < 2.4
+        return
+    MMENGINE_CHECKPOINT_SAFE_GLOBALS[:] = _mmengine_checkpoint_safe_globals()
+    torch.serialization.add_safe_globals(MMENGINE_CHECKPOINT_SAFE_GLOBALS)
+    _APPLIED.append('mmengine-checkpoint-weights-only')
+
+
+def apply_all() -> None:
+    """Apply every fix once (idempotent)."""
+    if _APPLIED:
+        return
+    _fix_mmrazor_quantization_import()
+    _fix_mmengine_checkpoint_weights_only()
+
+
+def applied_fixes() -> List[str]:
+    """Names of the fixes applied in this process."""
+    return list(_APPLIED)

@@ -1,0 +1,1 @@
+"""FM-KT models: schedules, meta-encoders, solvers, connectors, heads, necks, losses, algorithms."""
