@@ -60,7 +60,25 @@ def _fix_mmrazor_quantization_import() -> None:
 # weights_only off would allow arbitrary code execution from a checkpoint file, so instead we
 # allow-list exactly the classes that mmengine's own checkpoints contain. A checkpoint holding
 # anything else (for example a pickled callable) still fails to load.
+# ``HistoryBuffer`` pickles its statistics methods as ``getattr(HistoryBuffer, 'mean')``; allowing
+# the real ``getattr`` would let a crafted file reach arbitrary attributes, so the name
+# ``builtins.getattr`` is mapped to a restricted version that only resolves those methods.
 # ---------------------------------------------------------------------------------------------
+def _history_buffer_getattr(obj, name: str):
+    """``getattr`` for unpickling, limited to ``HistoryBuffer``'s registered statistics."""
+    import pickle
+
+    from mmengine.logging import HistoryBuffer
+
+    # min/max/current/mean are added to the registry lazily, by the first HistoryBuffer().
+    allowed = {'min', 'max', 'current', 'mean'} | set(HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in allowed:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'checkpoint asks for getattr({obj!r}, {name!r}); only mmengine HistoryBuffer '
+        'statistics are allowed when loading with weights_only=True')
+
+
 def _mmengine_checkpoint_safe_globals() -> list:
     import numpy as np
     from mmengine.logging import HistoryBuffer
@@ -75,6 +93,9 @@ def _mmengine_checkpoint_safe_globals() -> list:
     dtype_classes = {type(np.dtype(code)) for code in '?bBhHiIlLqQefdgFDGSUV'}
     dtype_classes.add(type(np.dtype('O')))
     safe.extend(sorted(dtype_classes, key=lambda c: c.__name__))
+    # pickle protocol 2 writes the module as ``__builtin__``, later protocols as ``builtins``.
+    safe += [(_history_buffer_getattr, 'builtins.getattr'),
+             (_history_buffer_getattr, '__builtin__.getattr')]
     return safe
 
 

@@ -1,0 +1,95 @@
+"""Base class of the velocity models (meta-encoders)."""
+from abc import abstractmethod
+from typing import Dict, Union
+
+from torch import Tensor, nn
+
+from .time_embedding import SinusoidalTimeEmbedding
+
+__all__ = ['BaseMetaEncoder', 'META_ENCODER_ALIASES', 'LayerNorm2d']
+
+#: short config names (``'mlp'``, ``'conv'``, ``'transformer'``) -> class, filled by subclassing.
+META_ENCODER_ALIASES: Dict[str, type] = {}
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of a ``(B, C, H, W)`` map, independently per position."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class BaseMetaEncoder(nn.Module):
+    """Velocity model ``v(x, t)`` with the shape and channel count of ``x``.
+
+    Handles what all meta-encoders share: ``(B, C)`` vectors are processed as ``(B, C, 1, 1)``
+    maps, and the time enters by adding ``SinusoidalTimeEmbedding(t)`` (projected to ``C``
+    channels) to every position of ``x``. Subclasses implement :meth:`velocity` on maps and
+    name their final layer in :meth:`output_layer`.
+
+    Zero-initialising that final layer makes the initial velocity exactly 0 (the teacher
+    estimate of the rectified/VE paths then starts at the student feature). It does not stop
+    training: the zero layer's own gradient ``dL/dW = g h^T`` is non-zero, so it moves at the
+    first update and earlier layers receive gradients from then on. It would stall only if two
+    zeroed layers were in series, which none of the encoders here does.
+
+    Args:
+        in_channels: channels of ``x``.
+        time_embed_dim: sinusoidal features of the time embedding.
+        zero_init_out: zero-initialise the output layer (initial velocity 0).
+    """
+
+    short_name: str = ''
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.short_name:
+            META_ENCODER_ALIASES[cls.short_name] = cls
+
+    def __init__(self, in_channels: int, time_embed_dim: int = 128,
+                 zero_init_out: bool = True) -> None:
+        super().__init__()
+        if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels < 1:
+            raise ValueError(f'{type(self).__name__}: in_channels must be a positive int, '
+                             f'got {in_channels!r}')
+        self.in_channels = in_channels
+        self.zero_init_out = zero_init_out
+        self.time_embed = SinusoidalTimeEmbedding(time_embed_dim, out_channels=in_channels)
+
+    @abstractmethod
+    def velocity(self, h: Tensor) -> Tensor:
+        """Velocity of a time-conditioned map ``h`` of shape ``(B, C, H, W)``."""
+
+    @abstractmethod
+    def output_layer(self) -> nn.Module:
+        """The final layer (zero-initialised when ``zero_init_out``)."""
+
+    def init_weights(self) -> None:
+        """Apply the output-layer zero init (also re-applied after mmengine's ``init_cfg``)."""
+        if self.zero_init_out:
+            layer = self.output_layer()
+            nn.init.zeros_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+    def forward(self, x: Tensor, t: Union[float, Tensor]) -> Tensor:
+        """Predict the velocity.
+
+        Args:
+            x: ``(B, C)`` or ``(B, C, H, W)``.
+            t: a float, a 0-d tensor or a ``(B,)`` tensor in [0, 1].
+
+        Returns:
+            A tensor of the shape of ``x``.
+        """
+        if x.dim() not in (2, 4):
+            raise ValueError(f'{type(self).__name__}: expected (B, C) or (B, C, H, W), got '
+                             f'shape {tuple(x.shape)}')
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f'{type(self).__name__}: expected {self.in_channels} channels, got '
+                             f'{x.shape[1]}')
+        is_vector = x.dim() == 2
+        h = x[:, :, None, None] if is_vector else x
+        temb = self.time_embed(t, batch_size=h.shape[0]).to(h.dtype)
+        v = self.velocity(h + temb[:, :, None, None])
+        return v.flatten(1) if is_vector else v
