@@ -1,7 +1,15 @@
-"""Baseline distillation (MMRazor KD / DKD / DIST, ResNet-34 -> ResNet-18) through tools/train.py."""
+"""Baseline distillation (MMRazor KD/DKD/DIST, ResNet-34 -> ResNet-18) via tools/train.py."""
 import pytest
-from helpers import (all_finite, changed_params, config_path, load_tool, scalar_history,
-                     snapshot, tiny_cls_options, write_child_config)
+from helpers import (
+    all_finite,
+    changed_params,
+    config_path,
+    load_tool,
+    scalar_history,
+    snapshot,
+    tiny_cls_options,
+    write_child_config,
+)
 
 BASELINES = {
     'kd': 'train/distill.loss_kl',

@@ -1,4 +1,4 @@
-"""Each upstream fix in fmkt_plugin.compat: it is needed (fails without) and it works (passes with)."""
+"""Each fix in fmkt_plugin.compat: it is needed (fails without) and it works (passes with)."""
 import os
 import pickle
 import subprocess

@@ -12,9 +12,9 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import fmkt_plugin  # noqa: E402,F401  (applies compat fixes before mmrazor is imported)
 from mmengine.config import DictAction  # noqa: E402
 
+import fmkt_plugin  # noqa: E402,F401  (applies compat fixes before mmrazor is imported)
 from fmkt_plugin.apis import build_runner_config  # noqa: E402
 
 

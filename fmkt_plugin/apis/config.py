@@ -1,5 +1,4 @@
 """Loading and adjusting configs the way OpenMMLab's ``tools/train.py`` does, with early checks."""
-import os
 import os.path as osp
 from typing import Optional, Union
 

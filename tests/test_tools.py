@@ -1,0 +1,87 @@
+"""tools/train.py and tools/test.py: argument handling, resume, evaluation; launcher scripts."""
+import os.path as osp
+import subprocess
+
+import pytest
+from helpers import REPO, config_path, load_tool, tiny_cls_options, write_child_config
+
+
+@pytest.fixture(scope='module')
+def train_tool():
+    return load_tool('train')
+
+
+@pytest.mark.parametrize('flag', ['--local_rank', '--local-rank'])
+def test_both_local_rank_spellings(train_tool, flag, monkeypatch):
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    args = train_tool.parse_args(['cfg.py', flag, '3'])
+    assert args.local_rank == 3
+    import os
+    assert os.environ['LOCAL_RANK'] == '3'
+
+
+def test_resume_flag_forms(train_tool):
+    assert train_tool.parse_args(['cfg.py', '--resume']).resume == 'auto'
+    assert train_tool.parse_args(['cfg.py', '--resume', 'auto']).resume == 'auto'
+    assert train_tool.parse_args(['cfg.py', '--resume', 'x.pth']).resume == 'x.pth'
+    assert train_tool.parse_args(['cfg.py']).resume is None
+
+
+def test_runner_config_options(tmp_path):
+    from fmkt_plugin.apis import build_runner_config
+    cfg = build_runner_config(
+        config_path('baselines/kd_resnet34_resnet18_in1k.py'), work_dir=str(tmp_path),
+        cfg_options={'model.distiller.distill_losses.loss_kl.tau': 4}, launcher='pytorch',
+        amp=True, resume='auto')
+    assert cfg.model.distiller.distill_losses.loss_kl.tau == 4
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.launcher == 'pytorch' and cfg.resume is True and cfg.load_from is None
+    assert cfg.work_dir == str(tmp_path)
+    assert 'fmkt_plugin' in cfg.custom_imports.imports
+
+
+def test_missing_files_are_named(tmp_path):
+    from fmkt_plugin.apis import build_runner_config
+    with pytest.raises(FileNotFoundError, match='no_such_config.py'):
+        build_runner_config(str(tmp_path / 'no_such_config.py'))
+    with pytest.raises(FileNotFoundError, match='missing.pth'):
+        build_runner_config(config_path('baselines/kd_resnet34_resnet18_in1k.py'),
+                            resume=str(tmp_path / 'missing.pth'))
+
+
+@pytest.mark.slow
+def test_resume_auto_continues_and_test_tool_evaluates(tiny_imagenet, teacher_ckpts, tmp_path):
+    """Train one epoch, resume (torch>=2.6 checkpoint loading) for a second, evaluate."""
+    options = tiny_cls_options(tiny_imagenet)
+    options['model.teacher_ckpt'] = teacher_ckpts['resnet34_8xb32_in1k']
+    cfg = write_child_config(
+        tmp_path, config_path('baselines/kd_resnet34_resnet18_in1k.py'), options)
+    work = str(tmp_path / 'work')
+    train = load_tool('train')
+    first = train.main([cfg, '--work-dir', work])
+    assert first.epoch == 1 and first.iter == 4
+    assert osp.isfile(osp.join(work, 'epoch_1.pth'))
+
+    second = train.main([cfg, '--work-dir', work, '--resume',
+                         '--cfg-options', 'train_cfg.max_epochs=2', 'train_cfg.val_interval=2'])
+    assert second.epoch == 2 and second.iter == 8, 'did not continue from the checkpoint'
+
+    metrics = load_tool('test').main([cfg, osp.join(work, 'epoch_2.pth'), '--work-dir', work,
+                                      '--out', str(tmp_path / 'metrics.json')])
+    assert 0.0 <= metrics['accuracy/top1'] <= 100.0
+    assert osp.isfile(tmp_path / 'metrics.json')
+
+
+@pytest.mark.parametrize('script', ['dist_train.sh', 'dist_test.sh', 'slurm_train.sh',
+                                    'slurm_test.sh'])
+def test_launcher_scripts_parse_and_check_args(script):
+    path = osp.join(REPO, 'tools', script)
+    assert subprocess.run(['bash', '-n', path]).returncode == 0
+    out = subprocess.run(['bash', path], capture_output=True, text=True)
+    assert out.returncode == 2 and 'usage:' in out.stderr
+
+
+def test_dist_train_rejects_bad_gpu_count():
+    out = subprocess.run(['bash', osp.join(REPO, 'tools', 'dist_train.sh'), 'cfg.py', 'two'],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and 'GPUS must be a positive integer' in out.stderr
