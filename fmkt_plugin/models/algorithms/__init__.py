@@ -1,0 +1,4 @@
+"""FM-KT algorithms."""
+from .fmkt_distill import FMKTDistill
+
+__all__ = ['FMKTDistill']
