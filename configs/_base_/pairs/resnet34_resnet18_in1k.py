@@ -1,10 +1,12 @@
-# ImageNet-1k, ResNet-34 (teacher) -> ResNet-18 (student): mmpretrain data, schedule and runtime.
+# ImageNet-1k, ResNet-34 (teacher) -> ResNet-18 (student): mmpretrain data and runtime,
+# FM-KT's ImageNet recipe for every method (baselines included), so results compare like for like.
 _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs32.py',
-    'mmpretrain::_base_/schedules/imagenet_bs256.py',
+    '../schedules/fmkt_in1k_100e.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['fmkt_plugin'], allow_failed_imports=False)
+train_dataloader = dict(batch_size=64)  # x 8 GPUs = 512
 
 norm = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
 teacher_ckpt = 'https://download.openmmlab.com/mmclassification/v0/resnet/resnet34_8xb32_in1k_20210831-f257d4e6.pth'  # noqa: E501

@@ -39,8 +39,9 @@ def load_teacher_checkpoint(teacher: nn.Module, path: str) -> None:
 
 def check_finite_losses(log_vars: Dict[str, float], loss: torch.Tensor) -> None:
     """Raise before the optimizer steps when the total or any logged loss is NaN/inf."""
-    bad = {k: v for k, v in log_vars.items() if k.startswith('loss') or 'loss' in k}
-    bad = {k: v for k, v in bad.items() if not math.isfinite(float(v))}
+    values = {k: float(v.detach()) if torch.is_tensor(v) else float(v)
+              for k, v in log_vars.items() if 'loss' in k}
+    bad = {k: v for k, v in values.items() if not math.isfinite(v)}
     if bad or not torch.isfinite(loss).all():
         detail = ', '.join(f'{k}={v}' for k, v in bad.items()) or f'loss={float(loss)}'
         raise FloatingPointError(
