@@ -8,7 +8,7 @@ class under the same name (mmrazor and mmpretrain both register ``CrossEntropyLo
 """
 import copy
 import inspect
-from typing import Any, Mapping, Optional, Type, Union
+from typing import Any, Mapping, Optional, Union
 
 from ..registry import MODELS
 

@@ -47,7 +47,8 @@ class _WindowAttentionBlock(nn.Module):
         self.proj = nn.Linear(inner, channels)
         self.norm2 = nn.LayerNorm(channels)
         hidden = max(1, int(round(channels * mlp_ratio)))
-        self.mlp = nn.Sequential(nn.Linear(channels, hidden), nn.GELU(), nn.Linear(hidden, channels))
+        self.mlp = nn.Sequential(
+            nn.Linear(channels, hidden), nn.GELU(), nn.Linear(hidden, channels))
 
     def _geometry(self, size: int) -> Tuple[int, int, int]:
         """Window, shift and padded size along one dimension."""

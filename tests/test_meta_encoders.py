@@ -1,0 +1,183 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from mmrazor.registry import MODELS
+from torch import nn
+
+from fmkt_plugin.models.meta_encoders import (
+    ConvMetaEncoder,
+    MLPMetaEncoder,
+    SinusoidalTimeEmbedding,
+    TransformerMetaEncoder,
+)
+from fmkt_plugin.models.meta_encoders.transformer import _WindowAttentionBlock
+
+C = 8
+ENCODERS = {
+    'mlp1': lambda **kw: MLPMetaEncoder(C, num_blocks=1, time_embed_dim=16, **kw),
+    'mlp2': lambda **kw: MLPMetaEncoder(C, num_blocks=2, hidden_channels=12, time_embed_dim=16,
+                                        **kw),
+    'conv-plain': lambda **kw: ConvMetaEncoder(C, 'plain', time_embed_dim=16, **kw),
+    'conv-mobile': lambda **kw: ConvMetaEncoder(C, 'mobile', time_embed_dim=16, **kw),
+    'conv-residual': lambda **kw: ConvMetaEncoder(C, 'residual', time_embed_dim=16, **kw),
+    'transformer': lambda **kw: TransformerMetaEncoder(C, num_heads=2, head_dim=4, window_size=3,
+                                                       time_embed_dim=16, **kw),
+    'transformer-2blocks': lambda **kw: TransformerMetaEncoder(
+        C, num_heads=2, head_dim=4, window_size=3, num_blocks=2, time_embed_dim=16, **kw),
+}
+
+
+def test_time_embedding_values_and_shapes():
+    emb = SinusoidalTimeEmbedding(8)
+    out = emb(torch.tensor([0.0, 0.5]))
+    assert out.shape == (2, 8)
+    torch.testing.assert_close(out[0], torch.tensor([0.] * 4 + [1.] * 4))
+    # Frequencies run from time_scale down geometrically: first feature is sin(1000 t).
+    assert out[1, 0].item() == pytest.approx(torch.sin(torch.tensor(500.0)).item(), abs=1e-4)
+    assert emb(0.3, batch_size=5).shape == (5, 8)
+    assert not torch.allclose(emb(0.125), emb(0.25))
+    assert SinusoidalTimeEmbedding(8, out_channels=3)(torch.rand(4)).shape == (4, 3)
+    with pytest.raises(ValueError, match='embed_dim'):
+        SinusoidalTimeEmbedding(7)
+
+
+@pytest.mark.parametrize('name', sorted(ENCODERS))
+@pytest.mark.parametrize('shape', [(3, C), (3, C, 5, 4)])
+def test_shape_channels_and_time_dependence(name, shape):
+    torch.manual_seed(0)
+    enc = ENCODERS[name](zero_init_out=False)
+    x = torch.randn(shape)
+    v1 = enc(x, torch.full((3, ), 0.25))
+    assert v1.shape == x.shape and torch.isfinite(v1).all()
+    assert v1.abs().sum() > 0
+    # The time is an input: other t, other velocity; a scalar t equals a constant (B,) t.
+    assert not torch.allclose(v1, enc(x, torch.full((3, ), 0.75)))
+    torch.testing.assert_close(enc(x, 0.25), v1)
+
+
+@pytest.mark.parametrize('name', sorted(ENCODERS))
+def test_vectors_are_one_by_one_maps(name):
+    torch.manual_seed(0)
+    enc = ENCODERS[name](zero_init_out=False)
+    x, t = torch.randn(2, C), torch.tensor([0.1, 0.9])
+    torch.testing.assert_close(enc(x, t), enc(x[:, :, None, None], t).flatten(1))
+
+
+@pytest.mark.parametrize('name', sorted(ENCODERS))
+def test_zero_init_gives_zero_velocity_but_trains(name):
+    torch.manual_seed(0)
+    enc = ENCODERS[name]()
+    x = torch.randn(4, C, 3, 3)
+    v = enc(x, torch.rand(4))
+    assert torch.equal(v, torch.zeros_like(v))
+    target = torch.randn_like(x)
+    F.mse_loss(v, target).backward()
+    out_w = enc.output_layer().weight
+    assert out_w.grad.abs().sum() > 0  # the zero layer itself gets a gradient
+    earlier = [p for n, p in enc.named_parameters() if p is not out_w and 'bias' not in n]
+    # ... earlier layers only see it through the (still zero) output layer ...
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in earlier)
+    # ... and after one update they receive gradients too.
+    opt = torch.optim.SGD(enc.parameters(), lr=0.1)
+    opt.step()
+    opt.zero_grad()
+    F.mse_loss(enc(x, torch.rand(4)), target).backward()
+    assert sum(p.grad.abs().sum() > 0 for p in earlier) == len(earlier)
+
+
+def test_zero_init_survives_mmengine_init_cfg():
+    from mmengine.model import BaseModule
+
+    class Wrapper(BaseModule):
+
+        def __init__(self):
+            super().__init__(init_cfg=dict(type='Normal', layer=['Conv2d', 'Linear'], std=1.0))
+            self.enc = MLPMetaEncoder(C, time_embed_dim=16)
+
+    model = Wrapper()
+    model.init_weights()
+    assert model.enc.blocks[0].fc1.weight.std() > 0.5  # the init_cfg did run
+    assert torch.equal(model.enc.out.weight, torch.zeros_like(model.enc.out.weight))
+
+
+def test_registered_and_buildable():
+    enc = MODELS.build(dict(type='ConvMetaEncoder', in_channels=4, variant='mobile'))
+    assert isinstance(enc, ConvMetaEncoder)
+    assert MODELS.get('TransformerMetaEncoder') is TransformerMetaEncoder
+
+
+def test_mobile_variant_is_cheaper():
+    n_params = {v: sum(p.numel() for p in ConvMetaEncoder(64, v).body.parameters())
+                for v in ('plain', 'mobile')}
+    assert n_params['mobile'] < n_params['plain'] / 5
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(in_channels=0), 'in_channels'),
+    (dict(in_channels=4, num_blocks=0), 'num_blocks'),
+])
+def test_mlp_bad_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MLPMetaEncoder(**kwargs)
+
+
+def test_conv_and_transformer_bad_config():
+    with pytest.raises(ValueError, match='variant'):
+        ConvMetaEncoder(4, variant='dense')
+    with pytest.raises(ValueError, match='window_size'):
+        TransformerMetaEncoder(4, window_size=0)
+    with pytest.raises(ValueError, match='channels'):
+        MLPMetaEncoder(4)(torch.randn(2, 5), 0.5)
+
+
+def _reference_window_attention(block, x, shift):
+    """Full attention where two real positions interact iff they share a shifted window.
+
+    After the cyclic roll by -s and masking of wrapped regions, windows in original coordinates
+    are the tiling with offset s: position i belongs to window floor((i - s) / win).
+    """
+    b, h, w, c = x.shape
+    ids = []
+    for size in (h, w):
+        win = min(block.window_size, size)
+        s = win // 2 if (shift and size > win) else 0
+        ids.append(torch.div(torch.arange(size) - s, win, rounding_mode='floor'))
+    wid = (ids[0][:, None] * 1000 + ids[1][None, :]).reshape(-1)
+    mask = wid[:, None] == wid[None, :]
+    qkv = block.qkv(x.reshape(b, h * w, c)).view(b, h * w, 3, block.num_heads, block.head_dim)
+    q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return block.proj(out.transpose(1, 2).reshape(b, h * w, -1)).view(b, h, w, c)
+
+
+@pytest.mark.parametrize('shift', [False, True])
+@pytest.mark.parametrize('size', [(5, 6), (7, 7), (2, 3)])
+def test_window_attention_matches_reference(shift, size):
+    torch.manual_seed(0)
+    block = _WindowAttentionBlock(C, num_heads=2, head_dim=4, window_size=3, shift=shift,
+                                  mlp_ratio=1.0)
+    x = torch.randn(2, *size, C)
+    torch.testing.assert_close(block._attention(x), _reference_window_attention(block, x, shift),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_windows_are_local_and_shift_connects_them():
+    torch.manual_seed(0)
+    x = torch.randn(1, 6, 6, C)
+    x1 = x.clone()
+    x1[0, 1, 1] += 1.0
+    # window 3 on a 6x6 map: plain windows [0, 3), [3, 6); shifted by 1: [0, 1), [1, 4), [4, 6).
+    plain = _WindowAttentionBlock(C, 2, 4, window_size=3, shift=False, mlp_ratio=1.0)
+    diff = (plain._attention(x1) - plain._attention(x)).abs().sum(-1)[0]
+    assert diff[0, 0] > 0 and diff[2, 2] > 0 and diff[3, 3] == 0
+    shifted = _WindowAttentionBlock(C, 2, 4, window_size=3, shift=True, mlp_ratio=1.0)
+    shifted.load_state_dict(plain.state_dict())
+    diff = (shifted._attention(x1) - shifted._attention(x)).abs().sum(-1)[0]
+    assert diff[3, 3] > 0 and diff[0, 0] == 0 and diff[4, 4] == 0
+
+
+def test_transformer_is_cheap_and_configurable():
+    enc = TransformerMetaEncoder(16, num_heads=3, head_dim=5, window_size=2, shift=False)
+    assert enc.blocks[0].qkv.out_features == 3 * 3 * 5
+    assert not enc.blocks[0].shift
+    assert isinstance(enc.out, nn.Linear)
