@@ -1,2 +1,36 @@
-"""Import fmkt_plugin before any test module imports mmrazor (it applies the compat fixes)."""
-import fmkt_plugin  # noqa: F401
+import os
+
+import pytest
+
+import fmkt_plugin  # noqa: F401  (compat fixes must come before any mmrazor import)
+
+os.environ.setdefault('OMP_NUM_THREADS', '2')
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'slow: end-to-end runs (still run in CI)')
+
+
+@pytest.fixture(scope='session')
+def tiny_imagenet(tmp_path_factory):
+    """An ImageNet-format folder with 4 classes: 2 train and 1 val image per class, 40 px."""
+    from fmkt_plugin.utils import write_imagenet_folder
+    root, counts = write_imagenet_folder(str(tmp_path_factory.mktemp('imagenet')), num_classes=4)
+    assert counts == {'train': 8, 'val': 4}
+    return root
+
+
+@pytest.fixture(scope='session')
+def teacher_ckpts(tmp_path_factory):
+    """Locally written teacher checkpoints (random weights) standing in for the published ones."""
+    import torch
+    from mmengine.hub import get_model
+    out = tmp_path_factory.mktemp('teachers')
+    paths = {}
+    for name in ('resnet34_8xb32_in1k', 'resnet50_8xb32_in1k'):
+        torch.manual_seed(0)
+        model = get_model(f'mmpretrain::resnet/{name}.py', pretrained=False)
+        path = out / f'{name}.pth'
+        torch.save({'state_dict': model.state_dict(), 'meta': {'source': 'test'}}, path)
+        paths[name] = str(path)
+    return paths
