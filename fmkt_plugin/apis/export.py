@@ -1,0 +1,151 @@
+"""Turn a distillation checkpoint into a standalone student (config + checkpoint)."""
+import os
+import os.path as osp
+import tempfile
+from typing import Dict, Optional, Tuple
+
+import torch
+from mmengine.config import Config, ConfigDict
+
+from .config import load_config
+
+__all__ = ['export_student', 'StudentExport']
+
+_PREFIX = 'architecture.'
+_FLOW_HEAD = 'FlowMatchingClsHead'
+
+
+class StudentExport(dict):
+    """Paths and facts of an export: ``config``, ``checkpoint``, ``num_params``, ``mode``."""
+
+
+def _atomic_save(obj, path: str, saver) -> None:
+    """Write through a temporary file in the same folder, then rename: no half-written file."""
+    folder = osp.dirname(osp.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp_', suffix=osp.splitext(path)[1])
+    os.close(fd)
+    try:
+        saver(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _student_state(checkpoint: str) -> Tuple[Dict[str, torch.Tensor], dict]:
+    from mmengine.runner.checkpoint import _load_checkpoint
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
+    try:
+        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+    except Exception as err:
+        raise RuntimeError(f'cannot load checkpoint {checkpoint}: {type(err).__name__}: '
+                           f'{(str(err).splitlines() or [""])[0]}') from err
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f'{checkpoint}: not a model checkpoint (no state dict)')
+    student = {k[len(_PREFIX):]: v for k, v in state.items() if k.startswith(_PREFIX)}
+    if not student:
+        raise ValueError(f'{checkpoint}: not a distillation checkpoint (no "{_PREFIX}*" weights; '
+                         'a plain model checkpoint needs no conversion)')
+    meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+    return student, meta
+
+
+def _theta_head(head: ConfigDict) -> ConfigDict:
+    return ConfigDict(
+        type='LinearClsHead',
+        num_classes=head['num_classes'],
+        in_channels=head['in_channels'],
+        loss=head.get('loss', dict(type='CrossEntropyLoss', loss_weight=1.0)),
+        topk=head.get('topk', (1, )))
+
+
+def export_student(config: str,
+                   checkpoint: str,
+                   out_dir: str,
+                   theta: bool = False,
+                   cfg_options: Optional[dict] = None) -> StudentExport:
+    """Write ``student_config.py`` and ``student.pth`` for the student of a distillation run.
+
+    Args:
+        config: the distillation config (FM-KT or a baseline).
+        checkpoint: a checkpoint written by training that config.
+        out_dir: output folder (created).
+        theta: export the FM-KT^Theta student: the flow head is replaced by a plain
+            ``LinearClsHead`` carrying the trained ``theta_fc`` weights, so the student is an
+            ordinary mmpretrain classifier with no inference overhead.
+        cfg_options: overrides applied to the config first.
+
+    Returns:
+        A :class:`StudentExport`.
+
+    Raises:
+        FileNotFoundError / ValueError / RuntimeError naming the file or field at fault.
+        Nothing is written unless the student loads the exported weights strictly.
+    """
+    from mmengine.registry import DefaultScope
+
+    from ..registry import MODELS
+
+    cfg = load_config(config, cfg_options)
+    model_cfg = cfg.get('model', None)
+    if model_cfg is None or 'architecture' not in model_cfg:
+        raise ValueError(f'{config}: model.architecture missing: not a distillation config')
+    student_cfg = ConfigDict(model_cfg['architecture'])
+    if 'cfg_path' in student_cfg:
+        from mmengine.hub import get_config
+        student_cfg = get_config(student_cfg['cfg_path']).model
+        student_cfg.setdefault('_scope_', 'mmpretrain')
+    state, meta = _student_state(checkpoint)
+
+    head = student_cfg.get('head', {})
+    has_flow_head = head.get('type') == _FLOW_HEAD
+    is_fmkt = model_cfg.get('type') in ('FMKTDistill', 'FMKTFpnDistill', 'OFMKT')
+    if is_fmkt and not any('.flow.' in k for k in state):
+        raise ValueError(f'{checkpoint}: no FM-KT flow weights for the FM-KT config {config}; '
+                         'was it written by another config?')
+    mode = 'flow'
+    if theta:
+        if not has_flow_head:
+            raise ValueError(f'--theta: {config} has no {_FLOW_HEAD} (model.architecture.head)')
+        if not any(k.startswith('head.theta_fc.') for k in state):
+            raise ValueError(f'--theta: {checkpoint} has no head.theta_fc weights; train with '
+                             'model.architecture.head.theta=True')
+        student_cfg['head'] = _theta_head(head)
+        state = {('head.fc.' + k[len('head.theta_fc.fc.'):] if k.startswith('head.theta_fc.fc.')
+                  else k): v
+                 for k, v in state.items() if not k.startswith('head.') or
+                 k.startswith('head.theta_fc.fc.')}
+        mode = 'theta'
+    elif not has_flow_head:
+        mode = 'plain'
+
+    scope = student_cfg.get('_scope_', cfg.get('default_scope', 'mmpretrain'))
+    with DefaultScope.overwrite_default_scope(scope):
+        model = MODELS.build(student_cfg)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise RuntimeError(f'{checkpoint}: student weights do not match '
+                           f'model.architecture of {config}: missing {missing[:5]}, '
+                           f'unexpected {unexpected[:5]}')
+
+    out_cfg = Config(cfg.to_dict() if hasattr(cfg, 'to_dict') else cfg._cfg_dict.to_dict())
+    out_cfg.model = student_cfg
+    for key in ('find_unused_parameters', 'load_from', 'resume'):
+        out_cfg.pop(key, None)
+    out_cfg.default_scope = scope
+    out_cfg.custom_imports = dict(imports=['fmkt_plugin'], allow_failed_imports=False)
+
+    os.makedirs(out_dir, exist_ok=True)
+    cfg_path = osp.join(out_dir, 'student_config.py')
+    ckpt_path = osp.join(out_dir, 'student.pth')
+    export_meta = dict(meta, fmkt_export=dict(source_config=osp.abspath(config),
+                                              source_checkpoint=osp.abspath(checkpoint),
+                                              mode=mode))
+    _atomic_save({'state_dict': model.state_dict(), 'meta': export_meta}, ckpt_path,
+                 lambda obj, p: torch.save(obj, p))
+    _atomic_save(out_cfg, cfg_path, lambda obj, p: obj.dump(p))
+    return StudentExport(config=cfg_path, checkpoint=ckpt_path, mode=mode,
+                         num_params=sum(p.numel() for p in model.parameters()))

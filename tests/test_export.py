@@ -1,0 +1,99 @@
+"""tools/convert_fmkt_ckpt_to_student.py: exported students match the distillation model."""
+import os
+import os.path as osp
+
+import pytest
+import torch
+from helpers import config_path, load_tool, tiny_cls_options, write_child_config
+
+
+def _train(tmp_path, tiny_imagenet, teacher_ckpts, extra=None):
+    options = tiny_cls_options(tiny_imagenet, batch_size=4)
+    options['model.teacher_ckpt'] = teacher_ckpts['resnet34_8xb32_in1k']
+    options.update(extra or {})
+    cfg = write_child_config(tmp_path, config_path('fmkt/resnet34_res18_in1k.py'), options)
+    work = str(tmp_path / 'work')
+    runner = load_tool('train').main([cfg, '--work-dir', work, '--no-validate'])
+    return cfg, osp.join(work, 'epoch_1.pth'), runner
+
+
+def _batch(runner):
+    loader = runner.build_dataloader(runner.cfg.test_dataloader)
+    return next(iter(loader))
+
+
+def _predict_scores(model, batch):
+    model.eval()
+    with torch.no_grad():
+        out = model.test_step(batch)
+    return torch.stack([s.pred_score for s in out])
+
+
+@pytest.mark.slow
+def test_exported_flow_student_predicts_like_the_distilled_student(tiny_imagenet, teacher_ckpts,
+                                                                   tmp_path):
+    cfg, ckpt, runner = _train(tmp_path, tiny_imagenet, teacher_ckpts)
+    out = tmp_path / 'student'
+    result = load_tool('convert_fmkt_ckpt_to_student').main([cfg, ckpt, str(out)])
+    assert result['mode'] == 'flow'
+
+    batch = _batch(runner)
+    expected = _predict_scores(runner.model, batch)  # the student inside FMKTDistill
+
+    test_tool = load_tool('test')
+    student_runner_cfg = test_tool.build_runner_config(result['config'],
+                                                       work_dir=str(tmp_path / 'eval'),
+                                                       load_from=result['checkpoint'])
+    from mmengine.runner import Runner
+    student_runner = Runner.from_cfg(student_runner_cfg)
+    student_runner.load_checkpoint(result['checkpoint'])
+    got = _predict_scores(student_runner.model, batch)
+    assert type(student_runner.model).__name__ == 'ImageClassifier'
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+    metrics = test_tool.main([result['config'], result['checkpoint'],
+                              '--work-dir', str(tmp_path / 'eval2')])
+    assert 'accuracy/top1' in metrics
+
+
+@pytest.mark.slow
+def test_theta_export_is_a_plain_student(tiny_imagenet, teacher_ckpts, tmp_path):
+    cfg, ckpt, runner = _train(tmp_path, tiny_imagenet, teacher_ckpts,
+                               {'model.architecture.head.theta': True})
+    result = load_tool('convert_fmkt_ckpt_to_student').main(
+        [cfg, ckpt, str(tmp_path / 'theta'), '--theta'])
+    assert result['mode'] == 'theta'
+
+    from mmengine.hub import get_model
+    plain = get_model('mmpretrain::resnet/resnet18_8xb32_in1k.py', pretrained=False)
+    from mmengine.registry import DefaultScope
+
+    from fmkt_plugin.apis import load_config
+    from fmkt_plugin.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        exported = MODELS.build(load_config(result['config']).model)
+    assert result['num_params'] == sum(p.numel() for p in plain.parameters())
+    assert str(exported) == str(plain)  # same architecture, module for module
+
+    # the exported linear head carries the trained theta_fc weights
+    state = torch.load(result['checkpoint'], map_location='cpu', weights_only=True)['state_dict']
+    trained = runner.model.architecture.head.theta_fc.fc.weight.detach()
+    torch.testing.assert_close(state['head.fc.weight'], trained)
+
+
+def test_converter_rejects_non_distillation_checkpoint(tmp_path):
+    plain = tmp_path / 'plain.pth'
+    torch.save({'state_dict': {'backbone.conv1.weight': torch.zeros(1)}}, plain)
+    convert = load_tool('convert_fmkt_ckpt_to_student')
+    out = tmp_path / 'out'
+    with pytest.raises(ValueError, match='not a distillation checkpoint'):
+        convert.main([config_path('fmkt/resnet34_res18_in1k.py'), str(plain), str(out)])
+    assert not out.exists() or not os.listdir(out)
+
+
+def test_converter_rejects_checkpoint_without_flow(tmp_path):
+    ckpt = tmp_path / 'kd.pth'
+    torch.save({'state_dict': {'architecture.head.fc.weight': torch.zeros(1)}}, ckpt)
+    convert = load_tool('convert_fmkt_ckpt_to_student')
+    with pytest.raises(ValueError, match='no FM-KT flow weights'):
+        convert.main([config_path('fmkt/resnet34_res18_in1k.py'), str(ckpt), str(tmp_path / 'o')])

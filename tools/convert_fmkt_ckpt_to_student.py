@@ -1,0 +1,45 @@
+"""Export the student of an FM-KT (or baseline) distillation checkpoint as a standalone model.
+
+Usage:
+    python tools/convert_fmkt_ckpt_to_student.py CONFIG CHECKPOINT OUT_DIR [--theta]
+        [--cfg-options KEY=VALUE ...]
+
+Writes OUT_DIR/student_config.py and OUT_DIR/student.pth, which ``tools/test.py`` evaluates
+without the teacher. By default the student keeps its flow head (the implicit ensemble);
+``--theta`` exports the FM-KT^Theta student, an ordinary classifier with a linear head.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmengine.config import DictAction  # noqa: E402
+
+import fmkt_plugin  # noqa: E402,F401  (applies compat fixes before mmrazor is imported)
+from fmkt_plugin.apis import export_student  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Export the student of a distillation run')
+    parser.add_argument('config', help='the distillation config')
+    parser.add_argument('checkpoint', help='a checkpoint written by training that config')
+    parser.add_argument('out_dir', help='folder for student_config.py and student.pth')
+    parser.add_argument('--theta', action='store_true',
+                        help='export the FM-KT^Theta student (plain linear head)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings in the config')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    result = export_student(args.config, args.checkpoint, args.out_dir, theta=args.theta,
+                            cfg_options=args.cfg_options)
+    print(f"exported {result['mode']} student ({result['num_params']:,} parameters):\n"
+          f"  config:     {result['config']}\n  checkpoint: {result['checkpoint']}")
+    return result
+
+
+if __name__ == '__main__':
+    main()
