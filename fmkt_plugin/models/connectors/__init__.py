@@ -1,0 +1,5 @@
+"""MMRazor connectors of FM-KT."""
+from .flow_matching_connector import FlowMatchingConnector
+from .teacher_projector import TeacherProjector
+
+__all__ = ['FlowMatchingConnector', 'TeacherProjector']

@@ -1,0 +1,5 @@
+"""Classification heads of FM-KT."""
+from .flow_matching_cls_head import FlowMatchingClsHead
+from .step_classifier import StepClassifier
+
+__all__ = ['FlowMatchingClsHead', 'StepClassifier']

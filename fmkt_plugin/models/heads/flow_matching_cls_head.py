@@ -1,0 +1,179 @@
+"""Classification head that reaches the teacher's logits through a flow (logit-level FM-KT)."""
+from numbers import Real
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmpretrain.evaluation.metrics import Accuracy
+from mmpretrain.models.heads import ClsHead
+from mmpretrain.structures import DataSample
+from torch import Tensor, nn
+
+from ...registry import register_model
+from ..builder import build_component
+from ..connectors import FlowMatchingConnector
+from .step_classifier import StepClassifier
+
+__all__ = ['FlowMatchingClsHead']
+
+_THETA_DEFAULTS = dict(tau=1.0, kd_weight=1.0, ce_weight=1.0, detach_feature=True,
+                       use_for_inference=False)
+
+
+def _non_negative(value, field: str) -> float:
+    if not isinstance(value, Real) or isinstance(value, bool) or value < 0:
+        raise ValueError(f'FlowMatchingClsHead: {field} must be a non-negative number, got '
+                         f'{value!r}')
+    return float(value)
+
+
+@register_model(also=('mmpretrain', ))
+class FlowMatchingClsHead(ClsHead):
+    """Replaces ``LinearClsHead``: flow on the pre-logit feature + per-step linear classifier.
+
+    The flow (a :class:`FlowMatchingConnector`) transports the student's pooled feature; every
+    step's teacher estimate goes through :attr:`step_head` (a shared linear layer), giving
+    ``(N, B, num_classes)`` logits. ``forward`` returns their mean, the implicit ensemble, so
+    validation and ``predict`` evaluate the ensemble. For distillation, record
+    ``'head.step_head'`` with a ``ModuleOutputs`` recorder and score it with ``FMKTLoss``
+    against the teacher's logits.
+
+    Args:
+        num_classes: number of classes.
+        in_channels: channels of the pre-logit feature.
+        flow: ``FlowMatchingConnector`` config (``type`` optional); ``in_channels`` is filled
+            in. Defaults to ``dict(num_steps=8)``.
+        ce_weight: weight of the cross-entropy, averaged over the steps.
+        loss: classification loss config, as mmpretrain heads (built in the mmpretrain scope
+            unless it names another).
+        theta: FM-KT^Theta: ``True`` or a dict with ``tau``, ``kd_weight``, ``ce_weight``,
+            ``detach_feature`` (default True: the extra head does not train the backbone) and
+            ``use_for_inference`` (default False: eval-mode ``forward`` returns its logits
+            instead of the ensemble). Adds ``theta_fc``, a plain linear head on the student
+            feature trained with KD(tau) towards the detached ensemble plus CE. Off by default.
+        topk: top-k for training accuracy.
+        cal_acc: compute training accuracy of the ensemble.
+        init_cfg: mmengine init config. Submodules initialise themselves (normal(0.01) linear
+            layers, zero output layer of the meta-encoder); their ``init_weights`` reapply that
+            after any ``init_cfg`` given here.
+
+    Raises:
+        ValueError: at build time, for invalid values, naming the field.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 flow: Optional[dict] = None,
+                 ce_weight: float = 1.0,
+                 loss: Union[dict, nn.Module] = dict(type='CrossEntropyLoss', loss_weight=1.0),
+                 theta: Union[bool, dict, None] = None,
+                 topk: Union[int, Tuple[int]] = (1, ),
+                 cal_acc: bool = False,
+                 init_cfg: Optional[dict] = None) -> None:
+        for name, value in (('num_classes', num_classes), ('in_channels', in_channels)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f'FlowMatchingClsHead: {name} must be a positive int, got '
+                                 f'{value!r}')
+        if isinstance(loss, dict):
+            loss = dict(loss)
+            # mmrazor registers its own (distillation) CrossEntropyLoss: pin the mmpretrain one.
+            if '.' not in str(loss.get('type', '')):
+                loss.setdefault('_scope_', 'mmpretrain')
+        super().__init__(loss=loss, topk=topk, cal_acc=cal_acc, init_cfg=init_cfg)
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.ce_weight = _non_negative(ce_weight, 'ce_weight')
+
+        flow_cfg = dict(num_steps=8) if flow is None else dict(flow)
+        if flow_cfg.get('in_channels', in_channels) != in_channels:
+            raise ValueError(f'FlowMatchingClsHead: flow.in_channels ({flow_cfg["in_channels"]}) '
+                             f'!= in_channels ({in_channels})')
+        flow_cfg.setdefault('type', FlowMatchingConnector)
+        flow_cfg.pop('_scope_', None)
+        self.flow = build_component(flow_cfg, 'flow', base=FlowMatchingConnector,
+                                    in_channels=in_channels)
+        self.step_head = StepClassifier(in_channels, num_classes)
+
+        self.theta_cfg = self._parse_theta(theta)
+        self.theta_fc = StepClassifier(in_channels, num_classes) if self.theta_cfg else None
+
+    @staticmethod
+    def _parse_theta(theta: Union[bool, dict, None]) -> Optional[dict]:
+        if theta is None or theta is False:
+            return None
+        cfg = dict(_THETA_DEFAULTS)
+        if theta is not True:
+            if not isinstance(theta, dict):
+                raise ValueError(f'FlowMatchingClsHead: theta must be a bool or dict, got '
+                                 f'{theta!r}')
+            unknown = set(theta) - set(_THETA_DEFAULTS)
+            if unknown:
+                raise ValueError(f'FlowMatchingClsHead: unknown theta keys {sorted(unknown)} '
+                                 f'(known: {sorted(_THETA_DEFAULTS)})')
+            cfg.update(theta)
+        for key in ('tau', 'kd_weight', 'ce_weight'):
+            cfg[key] = _non_negative(cfg[key], f'theta.{key}')
+        if cfg['tau'] <= 0:
+            raise ValueError(f'FlowMatchingClsHead: theta.tau must be > 0, got {cfg["tau"]}')
+        return cfg
+
+    def pre_logits(self, feats: Tuple[Tensor]) -> Tensor:
+        """The feature of the last stage (as mmpretrain's linear heads)."""
+        return feats[-1]
+
+    def step_logits(self, feats: Tuple[Tensor]) -> Tensor:
+        """Per-step logits ``(N, B, num_classes)``."""
+        return self.step_head(self.flow(self.pre_logits(feats)))
+
+    def _theta_logits(self, pre: Tensor) -> Tensor:
+        if self.theta_cfg['detach_feature']:
+            pre = pre.detach()
+        return self.theta_fc(pre.unsqueeze(0))[0]
+
+    def forward(self, feats: Tuple[Tensor]) -> Tensor:
+        """Ensemble logits ``(B, num_classes)``: the mean of the step logits.
+
+        In eval mode with ``theta.use_for_inference`` the FM-KT^Theta head's logits instead.
+        """
+        if self.theta_cfg and self.theta_cfg['use_for_inference'] and not self.training:
+            return self._theta_logits(self.pre_logits(feats))
+        return self.step_logits(feats).mean(dim=0)
+
+    def loss(self, feats: Tuple[Tensor], data_samples: List[DataSample],
+             **kwargs) -> Dict[str, Tensor]:
+        """Losses: ``loss_ce`` (step-averaged CE) and, with theta, ``loss_theta_kd/ce``.
+
+        Args:
+            feats: features from the neck/backbone; the last is used.
+            data_samples: annotations (``gt_label`` or ``gt_score``).
+            **kwargs: forwarded to the classification loss.
+        """
+        pre = self.pre_logits(feats)
+        logits = self.step_head(self.flow(pre))
+        if 'gt_score' in data_samples[0]:
+            target = torch.stack([s.gt_score for s in data_samples])
+        else:
+            target = torch.cat([s.gt_label for s in data_samples])
+        batch = logits.shape[1]
+        # One call per step keeps (B, K) inputs for the loss module (and for recorders on it).
+        ce = torch.stack([
+            self.loss_module(step, target, avg_factor=batch, **kwargs) for step in logits
+        ]).mean()
+        losses = {'loss_ce': self.ce_weight * ce}
+        ensemble = logits.mean(dim=0)
+        if self.theta_cfg:
+            tau = self.theta_cfg['tau']
+            theta_logits = self._theta_logits(pre)
+            kd = F.kl_div(F.log_softmax(theta_logits / tau, dim=1),
+                          F.softmax(ensemble.detach() / tau, dim=1),
+                          reduction='batchmean') * tau**2
+            losses['loss_theta_kd'] = self.theta_cfg['kd_weight'] * kd
+            losses['loss_theta_ce'] = self.theta_cfg['ce_weight'] * self.loss_module(
+                theta_logits, target, avg_factor=batch, **kwargs)
+        if self.cal_acc:
+            if target.dim() != 1:
+                raise ValueError('FlowMatchingClsHead: cal_acc needs hard labels (no mixup)')
+            acc = Accuracy.calculate(ensemble, target, topk=self.topk)
+            losses.update({f'accuracy_top-{k}': a for k, a in zip(self.topk, acc)})
+        return losses

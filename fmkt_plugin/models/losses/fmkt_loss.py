@@ -1,0 +1,119 @@
+"""Per-step distillation loss of FM-KT."""
+import inspect
+from numbers import Real
+from typing import Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ...registry import register_model
+from ..builder import build_component
+
+__all__ = ['FMKTLoss', 'MSEMetric']
+
+
+@register_model()
+class MSEMetric(nn.Module):
+    """Mean squared error ``mean((preds_S - preds_T)^2)``; the teacher side is detached.
+
+    Args:
+        loss_weight: multiplier.
+    """
+
+    def __init__(self, loss_weight: float = 1.0) -> None:
+        super().__init__()
+        self.loss_weight = loss_weight
+
+    def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+        return self.loss_weight * F.mse_loss(preds_S, preds_T.detach())
+
+
+_METRIC_ALIASES = {'mse': MSEMetric, 'msemetric': MSEMetric}
+
+
+@register_model()
+class FMKTLoss(nn.Module):
+    """Score every step's teacher estimate with a metric loss and average over the steps.
+
+    ``loss = loss_weight * mean_i metric(preds[i], target)``: the implicit-ensemble objective of
+    FM-KT, where ``preds`` are the stacked per-step predictions of a flow (the output of a
+    ``FlowMatchingConnector`` or of ``FlowMatchingClsHead.step_head``).
+
+    Args:
+        metric: the metric loss, ``'mse'`` or a config dict of any loss registered in MMRazor's
+            ``MODELS`` called as ``metric(pred, target)``, e.g. ``dict(type='KLDivergence',
+            tau=1)``, ``DISTLoss``, ``PKDLoss`` (feature maps), or ``DKDLoss`` (also gets
+            ``gt_labels``).
+        loss_weight: multiplier of the step average.
+        dirac_ratio: fraction of the batch, in [0, 1], whose targets stay paired with their own
+            sample. In training the other samples get targets permuted among themselves
+            (1.0, the default, keeps all pairs; eval mode always keeps them).
+
+    Raises:
+        ValueError: at build time, for an unknown metric or out-of-range values.
+    """
+
+    def __init__(self,
+                 metric: Union[str, dict] = 'mse',
+                 loss_weight: float = 1.0,
+                 dirac_ratio: float = 1.0) -> None:
+        super().__init__()
+        if not isinstance(loss_weight, Real) or isinstance(loss_weight, bool) or loss_weight < 0:
+            raise ValueError(f'FMKTLoss: loss_weight must be a non-negative number, got '
+                             f'{loss_weight!r}')
+        if (not isinstance(dirac_ratio, Real) or isinstance(dirac_ratio, bool)
+                or not 0.0 <= dirac_ratio <= 1.0):
+            raise ValueError(f'FMKTLoss: dirac_ratio must be a number in [0, 1], got '
+                             f'{dirac_ratio!r}')
+        self.loss_weight = float(loss_weight)
+        self.dirac_ratio = float(dirac_ratio)
+        self.metric = build_component(metric, 'metric', aliases=_METRIC_ALIASES, base=nn.Module)
+        params = inspect.signature(self.metric.forward).parameters
+        self.metric_needs_labels = 'gt_labels' in params
+
+    def _pairing(self, batch_size: int, device: torch.device) -> Optional[Tensor]:
+        """Target index per sample, or None when all pairs are kept."""
+        if not self.training or self.dirac_ratio >= 1.0 or batch_size < 2:
+            return None
+        num_shuffled = batch_size - int(round(self.dirac_ratio * batch_size))
+        if num_shuffled < 2:
+            return None
+        index = torch.arange(batch_size, device=device)
+        chosen = torch.randperm(batch_size, device=device)[:num_shuffled]
+        index[chosen] = chosen[torch.randperm(num_shuffled, device=device)]
+        return index
+
+    def forward(self,
+                preds: Tensor,
+                target: Tensor,
+                gt_labels: Optional[Tensor] = None) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            preds: per-step predictions ``(N, B, ...)``; a tensor with the shape of ``target``
+                counts as a single step.
+            target: teacher representation ``(B, ...)``.
+            gt_labels: class indices ``(B,)`` (or ``(B, K)`` scores, reduced by argmax), for
+                metrics that take them.
+
+        Returns:
+            Scalar loss.
+        """
+        if preds.shape == target.shape:
+            preds = preds.unsqueeze(0)
+        if preds.shape[1:] != target.shape:
+            raise ValueError(f'FMKTLoss: preds {tuple(preds.shape)} must be (N, ) + target shape '
+                             f'{tuple(target.shape)}')
+        index = self._pairing(target.shape[0], target.device)
+        if index is not None:
+            target = target[index]
+        kwargs = {}
+        if self.metric_needs_labels:
+            if gt_labels is None:
+                raise ValueError(f'FMKTLoss: metric {type(self.metric).__name__} needs gt_labels')
+            if gt_labels.dim() > 1:
+                gt_labels = gt_labels.argmax(dim=-1)
+            kwargs['gt_labels'] = gt_labels.long()
+        losses = [self.metric(pred, target, **kwargs) for pred in preds]
+        return self.loss_weight * torch.stack(losses).mean()

@@ -1,0 +1,4 @@
+"""Necks of FM-KT."""
+from .flow_matching_neck import FlowMatchingNeck
+
+__all__ = ['FlowMatchingNeck']

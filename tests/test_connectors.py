@@ -1,0 +1,145 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from mmrazor.models.architectures.connectors.base_connector import BaseConnector
+
+from fmkt_plugin.models.connectors import FlowMatchingConnector, TeacherProjector
+from fmkt_plugin.models.meta_encoders import (
+    ConvMetaEncoder,
+    MLPMetaEncoder,
+    TransformerMetaEncoder,
+)
+from fmkt_plugin.models.schedules import VESchedule, VPSchedule
+from fmkt_plugin.models.solvers import EulerSolver
+from fmkt_plugin.registry import MODELS
+
+SMALL = dict(type='MLPMetaEncoder', time_embed_dim=8)
+
+
+def _conn(**kwargs):
+    kwargs.setdefault('meta_encoder', SMALL)
+    return FlowMatchingConnector(in_channels=kwargs.pop('in_channels', 6), **kwargs)
+
+
+def test_build_from_registry_and_forward():
+    conn = MODELS.build(dict(type='FlowMatchingConnector', in_channels=6, num_steps=3,
+                             schedule='vp', meta_encoder=SMALL))
+    assert isinstance(conn, BaseConnector) and isinstance(conn.schedule, VPSchedule)
+    assert isinstance(conn.meta_encoder, MLPMetaEncoder) and conn.meta_encoder.in_channels == 6
+    for shape in [(4, 6), (4, 6, 3, 3)]:
+        x = torch.randn(shape)
+        est = conn(x)
+        assert est.shape == (3, ) + shape
+        assert conn.last_num_steps == 3 and conn.last_transported.shape == shape
+
+
+def test_forward_equals_solver():
+    torch.manual_seed(0)
+    conn = _conn(num_steps=4, schedule=dict(type='ve', s_min=0.05, s_max=1.0),
+                 meta_encoder=dict(type='mlp', time_embed_dim=8, zero_init_out=False))
+    x = torch.randn(3, 6)
+    est = conn(x)
+    ref = EulerSolver()(conn.meta_encoder, x, VESchedule(0.05, 1.0), 4)
+    torch.testing.assert_close(est, ref.estimates)
+    torch.testing.assert_close(conn.last_transported, ref.transported)
+
+
+def test_random_num_steps_vary_and_eval_uses_test_steps():
+    conn = _conn(num_steps=[1, 2, 4])
+    assert conn.test_num_steps == 4
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(40):
+        est = conn(torch.randn(2, 6))
+        assert est.shape[0] == conn.last_num_steps
+        seen.add(conn.last_num_steps)
+    assert seen == {1, 2, 4}
+    conn.eval()
+    assert {conn(torch.randn(2, 6)).shape[0] for _ in range(5)} == {4}
+
+
+def test_test_steps_independent_of_training_steps():
+    conn = _conn(num_steps=2, test_num_steps=5)
+    assert conn(torch.randn(2, 6)).shape[0] == 2
+    conn.eval()
+    assert conn(torch.randn(2, 6)).shape[0] == 5
+    assert conn(torch.randn(2, 6), num_steps=7).shape[0] == 7
+
+
+def test_draws_are_reproducible_under_seed():
+
+    def draws():
+        torch.manual_seed(123)
+        conn = _conn(num_steps=(1, 2, 4, 8, 16))
+        return [conn.draw_num_steps() for _ in range(20)]
+
+    assert draws() == draws()
+
+
+@pytest.mark.parametrize('cfg, cls', [
+    ('mlp', MLPMetaEncoder),
+    (dict(type='conv', variant='mobile'), ConvMetaEncoder),
+    (dict(type='ConvMetaEncoder', variant='residual'), ConvMetaEncoder),
+    (dict(type='transformer', num_heads=2, head_dim=4, window_size=2), TransformerMetaEncoder),
+])
+def test_meta_encoder_names(cfg, cls):
+    conn = FlowMatchingConnector(in_channels=6, meta_encoder=cfg, num_steps=2)
+    assert type(conn.meta_encoder) is cls
+    assert conn(torch.randn(2, 6, 3, 3)).shape == (2, 2, 6, 3, 3)
+
+
+def test_gradients_reach_encoder_and_student_through_all_steps():
+    torch.manual_seed(0)
+    conn = _conn(num_steps=4, meta_encoder=dict(type='mlp', time_embed_dim=8,
+                                                  zero_init_out=False))
+    x = torch.randn(3, 6, requires_grad=True)
+    est = conn(x)
+    est.pow(2).mean().backward()
+    assert x.grad.abs().sum() > 0
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in conn.parameters())
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(num_steps=0), 'num_steps'),
+    (dict(num_steps=-3), 'num_steps'),
+    (dict(num_steps=[]), 'num_steps'),
+    (dict(num_steps=[2, 0]), 'num_steps'),
+    (dict(num_steps=2.5), 'num_steps'),
+    (dict(num_steps='8'), 'num_steps'),
+    (dict(num_steps=True), 'num_steps'),
+    (dict(test_num_steps=0), 'test_num_steps'),
+    (dict(schedule='cosine'), 'schedule'),
+    (dict(schedule=dict(type='Nope')), 'schedule'),
+    (dict(meta_encoder=dict(type='unet')), 'meta_encoder'),
+    (dict(meta_encoder=dict(type='KLDivergence')), 'meta_encoder'),
+    (dict(meta_encoder=dict(type='mlp', in_channels=5)), 'meta_encoder.in_channels'),
+    (dict(meta_encoder=dict(type='mlp', depth=3)), 'meta_encoder'),
+    (dict(in_channels=0), 'in_channels'),
+])
+def test_bad_config_raises_at_build(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        _conn(**kwargs)
+
+
+def test_zero_init_makes_rectified_estimates_equal_student():
+    conn = _conn(num_steps=3)
+    x = torch.randn(2, 6)
+    torch.testing.assert_close(conn(x), x.expand(3, 2, 6))
+    torch.testing.assert_close(conn.last_transported, x)
+
+
+def test_teacher_projector_maths_and_shapes():
+    torch.manual_seed(0)
+    proj = MODELS.build(dict(type='TeacherProjector', in_channels=5, out_channels=3, stride=2))
+    feat = torch.randn(4, 5, 8, 8)
+    out = proj(feat)
+    assert out.shape == (4, 3, 4, 4)
+    # Training mode: per-channel batch statistics, then a strided 1x1 conv.
+    mean = feat.mean(dim=(0, 2, 3), keepdim=True)
+    var = feat.var(dim=(0, 2, 3), keepdim=True, unbiased=False)
+    ref = F.conv2d((feat - mean) / torch.sqrt(var + proj.bn.eps), proj.conv.weight,
+                   proj.conv.bias, stride=2)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    assert proj(torch.randn(4, 5)).shape == (4, 3)
+    with pytest.raises(ValueError, match='stride'):
+        TeacherProjector(5, 3, stride=0)
