@@ -33,4 +33,8 @@ def teacher_ckpts(tmp_path_factory):
         path = out / f'{name}.pth'
         torch.save({'state_dict': model.state_dict(), 'meta': {'source': 'test'}}, path)
         paths[name] = str(path)
+    torch.manual_seed(0)
+    cifar = get_model('mmpretrain::resnet/resnet50_8xb16_cifar100.py', pretrained=False)
+    paths['resnet50_8xb16_cifar100'] = str(out / 'resnet50_8xb16_cifar100.pth')
+    torch.save({'state_dict': cifar.state_dict()}, paths['resnet50_8xb16_cifar100'])
     return paths

@@ -23,8 +23,12 @@ def config_path(rel: str) -> str:
 
 
 def tiny_cls_options(data_root: str, size: int = 32, batch_size: int = 2,
-                     epochs: int = 1) -> Dict:
-    """cfg-options that turn an ImageNet config into a CPU smoke run on a tiny folder."""
+                     epochs: int = 1, replace_dataset: bool = False) -> Dict:
+    """cfg-options that turn an ImageNet config into a CPU smoke run on a tiny folder.
+
+    With ``replace_dataset`` the config's dataset (e.g. CIFAR-100) is replaced by a
+    ``CustomDataset`` on the same ImageNet-format folder; model and recipe stay as shipped.
+    """
     train_pipeline = [
         dict(type='LoadImageFromFile'),
         dict(type='RandomResizedCrop', scale=size),
@@ -51,10 +55,12 @@ def tiny_cls_options(data_root: str, size: int = 32, batch_size: int = 2,
                              ('test', test_pipeline, 'meta/val.txt')):
         key = f'{split}_dataloader'
         opts.update({f'{key}.{k}': v for k, v in loader.items()})
-        opts[f'{key}.dataset.data_root'] = data_root
-        opts[f'{key}.dataset.ann_file'] = ann
-        opts[f'{key}.dataset.data_prefix'] = 'train' if split == 'train' else 'val'
-        opts[f'{key}.dataset.pipeline'] = pipe
+        dataset = dict(data_root=data_root, ann_file=ann,
+                       data_prefix='train' if split == 'train' else 'val', pipeline=pipe)
+        if replace_dataset:
+            opts[f'{key}.dataset'] = dict(_delete_=True, type='CustomDataset', **dataset)
+        else:
+            opts.update({f'{key}.dataset.{k}': v for k, v in dataset.items()})
     return opts
 
 

@@ -3,49 +3,66 @@ import glob
 import os.path as osp
 
 import pytest
-from helpers import (
-    REPO,
-    all_finite,
-    changed_params,
-    load_tool,
-    scalar_history,
-    snapshot,
-    tiny_cls_options,
-    write_child_config,
-)
+from helpers import (REPO, all_finite, changed_params, load_tool, scalar_history, snapshot,
+                     tiny_cls_options, write_child_config)
 
 CLS_CONFIGS = sorted(
     p for p in glob.glob(osp.join(REPO, 'configs', 'fmkt', '*.py'))
-    if p.endswith('_in1k.py'))
+    if p.endswith(('_in1k.py', '_cifar100.py')))
+CIFAR_BASELINES = sorted(glob.glob(osp.join(REPO, 'configs', 'baselines', '*_cifar100.py')))
 
 TEACHER = {'resnet34': 'resnet34_8xb32_in1k', 'resnet50': 'resnet50_8xb32_in1k'}
 
 
-def test_all_imagenet_configs_are_collected():
+def test_all_classification_configs_are_collected():
     names = {osp.basename(p) for p in CLS_CONFIGS}
-    assert {'resnet50_res18_in1k.py', 'resnet34_res18_in1k.py', 'resnet50_mbv2_in1k.py'} <= names
+    assert {'resnet50_res18_in1k.py', 'resnet34_res18_in1k.py', 'resnet50_mbv2_in1k.py',
+            'resnet50_res18_cifar100.py', 'ofmkt_res18_in1k.py',
+            'ofmkt_res18_cifar100.py'} <= names
+    assert len(CIFAR_BASELINES) == 3
+
+
+def _run(config, tiny_imagenet, teacher_ckpts, tmp_path):
+    name = osp.basename(config)
+    cifar = name.endswith('_cifar100.py')
+    options = tiny_cls_options(tiny_imagenet, batch_size=4, replace_dataset=cifar)
+    if cifar:  # the CIFAR teacher is a ResNet_CIFAR: write its local checkpoint here
+        options['model.teacher_ckpt'] = teacher_ckpts.get('resnet50_8xb16_cifar100')
+    elif not name.startswith('ofmkt'):
+        stem = name.split('_')[0] if not name.startswith(('kd', 'dkd', 'dist')) \
+            else name.split('_')[1]
+        options['model.teacher_ckpt'] = teacher_ckpts[TEACHER[stem]]
+    if name.startswith('ofmkt'):
+        options.pop('model.teacher_ckpt', None)
+    cfg = write_child_config(tmp_path, config, options)
+    runner = load_tool('train').build_runner([cfg, '--work-dir', str(tmp_path / 'work')])
+    runner.model.init_weights()
+    before = snapshot(runner.model.architecture)
+    runner.train()
+    assert runner.iter == 2
+    assert changed_params(before, runner.model.architecture) > 0
+    assert 'val/accuracy/top1' in runner.message_hub.log_scalars
+    return runner, before
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('config', CLS_CONFIGS, ids=osp.basename)
 def test_fmkt_config_trains_and_validates(config, tiny_imagenet, teacher_ckpts, tmp_path):
-    teacher = TEACHER[osp.basename(config).split('_')[0]]
-    options = tiny_cls_options(tiny_imagenet, batch_size=4)
-    options['model.teacher_ckpt'] = teacher_ckpts[teacher]
-    cfg = write_child_config(tmp_path, config, options)
-
-    runner = load_tool('train').build_runner([cfg, '--work-dir', str(tmp_path / 'work')])
-    assert type(runner.model).__name__ == 'FMKTDistill'
-    runner.model.init_weights()
-    before = snapshot(runner.model.architecture)
-    runner.train()
-
-    assert runner.iter == 2
-    fmkt = scalar_history(runner, 'train/distill.loss_fmkt')
-    ce = scalar_history(runner, 'train/student.loss_ce')
-    assert all_finite(fmkt) and all_finite(ce)
-    assert changed_params(before, runner.model.architecture) > 0
-    flow_params = [n for n in before if '.flow.' in n and n.startswith('head.')]
+    runner, before = _run(config, tiny_imagenet, teacher_ckpts, tmp_path)
+    online = osp.basename(config).startswith('ofmkt')
+    assert type(runner.model).__name__ == ('OFMKT' if online else 'FMKTDistill')
+    prefix = 'train/' if online else 'train/distill.'
+    ce_key = 'train/loss_ce' if online else 'train/student.loss_ce'
+    assert all_finite(scalar_history(runner, prefix + 'loss_fmkt'))
+    assert all_finite(scalar_history(runner, ce_key))
+    flow_params = [n for n in before if n.startswith('head.flow.')]
     assert flow_params and changed_params(
         {n: before[n] for n in flow_params}, runner.model.architecture) > 0
-    assert 'val/accuracy/top1' in runner.message_hub.log_scalars
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('config', CIFAR_BASELINES, ids=osp.basename)
+def test_cifar_baseline_trains_and_validates(config, tiny_imagenet, teacher_ckpts, tmp_path):
+    runner, _ = _run(config, tiny_imagenet, teacher_ckpts, tmp_path)
+    distill = [k for k in runner.message_hub.log_scalars if k.startswith('train/distill.loss')]
+    assert distill and all(all_finite(scalar_history(runner, k)) for k in distill)

@@ -9,5 +9,5 @@ distiller = dict(
             loss_weight=2)),
     loss_forward_mappings=dict(
         loss_dist=dict(
-            preds_S=dict(from_student=True, recorder='fc'),
-            preds_T=dict(from_student=False, recorder='fc'))))
+            logits_S=dict(from_student=True, recorder='fc'),
+            logits_T=dict(from_student=False, recorder='fc'))))

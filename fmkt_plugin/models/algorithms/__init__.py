@@ -1,4 +1,5 @@
 """FM-KT algorithms."""
 from .fmkt_distill import FMKTDistill
+from .ofmkt import OFMKT
 
-__all__ = ['FMKTDistill']
+__all__ = ['FMKTDistill', 'OFMKT']

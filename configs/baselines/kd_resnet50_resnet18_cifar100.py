@@ -1,0 +1,2 @@
+_base_ = ['../_base_/pairs/resnet50_resnet18_cifar100.py', '../_base_/methods/kd.py']
+model = dict(distiller={{_base_.distiller}})

@@ -1,0 +1,73 @@
+"""OFM-KT: online FM-KT, no pretrained teacher."""
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmrazor.models.algorithms.base import BaseAlgorithm
+
+from ...registry import MODELS, register_model
+from .checks import check_finite_losses
+
+__all__ = ['OFMKT']
+
+
+@register_model()
+class OFMKT(BaseAlgorithm):
+    """Online FM-KT: the flow's own implicit ensemble is the teacher.
+
+    The student carries a ``FlowMatchingClsHead``. Every step's logits get a label-smoothed
+    cross-entropy, and the detached mean of the N step logits is the target every step is
+    scored against with ``distill_loss`` (``FMKTLoss`` with any metric):
+    ``loss = ce_weight * mean_i CE_ls(o_i, y) + FMKTLoss(o, stopgrad(mean_i o_i))``.
+    Validation and test evaluate the ensemble, as for :class:`FMKTDistill`.
+
+    Args:
+        architecture: the student config (its head must be a ``FlowMatchingClsHead``).
+        distill_loss: ``FMKTLoss`` config. Defaults to KL divergence (tau = 1).
+        label_smoothing: label smoothing of the per-step CE. Defaults to 0.1.
+        ce_weight: weight of the per-step CE. Defaults to 1.0.
+        **kwargs: the arguments of MMRazor's ``BaseAlgorithm`` (``data_preprocessor``, ...).
+    """
+
+    def __init__(self,
+                 architecture: Union[dict, torch.nn.Module],
+                 distill_loss: Optional[dict] = None,
+                 label_smoothing: float = 0.1,
+                 ce_weight: float = 1.0,
+                 **kwargs) -> None:
+        super().__init__(architecture, **kwargs)
+        from ..heads import FlowMatchingClsHead
+        head = getattr(self.architecture, 'head', None)
+        if not isinstance(head, FlowMatchingClsHead):
+            raise ValueError('model.architecture.head: OFMKT needs a FlowMatchingClsHead, got '
+                             f'{type(head).__name__}')
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f'OFMKT: label_smoothing must be in [0, 1), got {label_smoothing}')
+        if ce_weight < 0:
+            raise ValueError(f'OFMKT: ce_weight must be >= 0, got {ce_weight}')
+        self.label_smoothing = float(label_smoothing)
+        self.ce_weight = float(ce_weight)
+        self.distill_loss = MODELS.build(distill_loss or dict(
+            type='FMKTLoss', metric=dict(type='KLDivergence', tau=1, loss_weight=1.0)))
+
+    @property
+    def student(self) -> torch.nn.Module:
+        return self.architecture
+
+    def loss(self, batch_inputs: torch.Tensor,
+             data_samples: Optional[List] = None) -> Dict[str, torch.Tensor]:
+        """Per-step label-smoothed CE plus every step against the detached ensemble."""
+        feats = self.architecture.extract_feat(batch_inputs)
+        steps = self.architecture.head.step_logits(feats)  # (N, B, K)
+        labels = torch.cat([s.gt_label for s in data_samples]).to(steps.device)
+        ce = torch.stack([
+            F.cross_entropy(step, labels, label_smoothing=self.label_smoothing)
+            for step in steps
+        ]).mean()
+        target = steps.mean(dim=0).detach()
+        return {'loss_ce': self.ce_weight * ce, 'loss_fmkt': self.distill_loss(steps, target)}
+
+    def parse_losses(self, losses: Dict) -> Tuple[torch.Tensor, Dict]:
+        loss, log_vars = super().parse_losses(losses)
+        check_finite_losses(log_vars, loss)
+        return loss, log_vars
