@@ -88,11 +88,12 @@ if ! "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '$MMCV_VERSION'
 fi
 
 # 5. the rest of the stack, test tools and the plugin itself (editable, no dependency resolution surprises)
-if ! "$PY" -c "import mmpretrain, mmdet, mmrazor, pytest, ruff, matplotlib, pycocotools, fmkt_plugin" 2>/dev/null; then
+# (checked from / so that a checkout in the current directory does not count as installed)
+if ! (cd / && "$PY" -c "import mmpretrain, mmdet, mmrazor, pytest, ruff, matplotlib, pycocotools, fmkt_plugin") 2>/dev/null; then
   run_step "install OpenMMLab packages" pip_install -r "$REPO/requirements/runtime.txt" -r "$REPO/requirements/tests.txt" -r "$REPO/requirements/torch.txt" "mmcv==$MMCV_VERSION"
   run_step "install fmkt_plugin" pip_install --no-deps --no-build-isolation -e "$REPO"
 fi
-run_step "check imports" "$PY" -c "import fmkt_plugin, mmcv.ops, mmdet.models, mmrazor.models"
+run_step "check imports" bash -c "cd / && '$PY' -c 'import fmkt_plugin, mmcv.ops, mmdet.models, mmrazor.models'"
 
 # 6. Fashion-MNIST (Debian package)
 if [ ! -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ] && [ "${FMKT_SKIP_APT:-0}" != 1 ]; then
