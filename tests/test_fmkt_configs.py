@@ -3,8 +3,16 @@ import glob
 import os.path as osp
 
 import pytest
-from helpers import (REPO, all_finite, changed_params, load_tool, scalar_history, snapshot,
-                     tiny_cls_options, write_child_config)
+from helpers import (
+    REPO,
+    all_finite,
+    changed_params,
+    load_tool,
+    scalar_history,
+    snapshot,
+    tiny_cls_options,
+    write_child_config,
+)
 
 CLS_CONFIGS = sorted(
     p for p in glob.glob(osp.join(REPO, 'configs', 'fmkt', '*.py'))
