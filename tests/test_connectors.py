@@ -22,8 +22,8 @@ def _conn(**kwargs):
 
 
 def test_build_from_registry_and_forward():
-    conn = MODELS.build(dict(type='FlowMatchingConnector', in_channels=6, num_steps=3,
-                             schedule='vp', meta_encoder=SMALL))
+    conn = MODELS.build(dict(_scope_='mmrazor', type='FlowMatchingConnector', in_channels=6,
+                             num_steps=3, schedule='vp', meta_encoder=SMALL))
     assert isinstance(conn, BaseConnector) and isinstance(conn.schedule, VPSchedule)
     assert isinstance(conn.meta_encoder, MLPMetaEncoder) and conn.meta_encoder.in_channels == 6
     for shape in [(4, 6), (4, 6, 3, 3)]:
@@ -130,7 +130,8 @@ def test_zero_init_makes_rectified_estimates_equal_student():
 
 def test_teacher_projector_maths_and_shapes():
     torch.manual_seed(0)
-    proj = MODELS.build(dict(type='TeacherProjector', in_channels=5, out_channels=3, stride=2))
+    proj = MODELS.build(dict(_scope_='mmrazor', type='TeacherProjector', in_channels=5,
+                             out_channels=3, stride=2))
     feat = torch.randn(4, 5, 8, 8)
     out = proj(feat)
     assert out.shape == (4, 3, 4, 4)

@@ -13,6 +13,12 @@ from fmkt_plugin.registry import MODELS as RAZOR_MODELS
 K, C, B = 5, 6, 4
 
 
+def _pbuild(cfg):
+    """Build in the mmpretrain scope, whatever scope earlier tests left as default."""
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return PRETRAIN_MODELS.build(cfg)
+
+
 def _cfg(**kwargs):
     cfg = dict(type='FlowMatchingClsHead', num_classes=K, in_channels=C,
                flow=dict(num_steps=3, meta_encoder=dict(type='mlp', time_embed_dim=8,
@@ -42,7 +48,7 @@ def test_builds_in_both_registries(registry, scope):
 
 def test_forward_is_mean_of_step_logits():
     torch.manual_seed(0)
-    head = PRETRAIN_MODELS.build(_cfg())
+    head = _pbuild(_cfg())
     feats = _feats()
     steps = head.step_logits(feats)
     assert steps.shape == (3, B, K)
@@ -54,7 +60,7 @@ def test_forward_is_mean_of_step_logits():
 
 def test_loss_entries_and_values():
     torch.manual_seed(0)
-    head = PRETRAIN_MODELS.build(_cfg(ce_weight=0.5, cal_acc=True))
+    head = _pbuild(_cfg(ce_weight=0.5, cal_acc=True))
     feats, samples = _feats(), _samples()
     losses = head.loss(feats, samples)
     assert set(losses) == {'loss_ce', 'accuracy_top-1'}
@@ -68,7 +74,7 @@ def test_loss_entries_and_values():
 
 
 def test_loss_with_soft_targets():
-    head = PRETRAIN_MODELS.build(_cfg(loss=dict(type='CrossEntropyLoss', use_soft=True)))
+    head = _pbuild(_cfg(loss=dict(type='CrossEntropyLoss', use_soft=True)))
     samples = [DataSample().set_gt_score(torch.softmax(torch.randn(K), 0)) for _ in range(B)]
     losses = head.loss(_feats(), samples)
     assert torch.isfinite(losses['loss_ce'])
@@ -76,7 +82,7 @@ def test_loss_with_soft_targets():
 
 def test_predict_is_softmax_of_ensemble():
     torch.manual_seed(0)
-    head = PRETRAIN_MODELS.build(_cfg())
+    head = _pbuild(_cfg())
     head.eval()
     feats = _feats()
     preds = head.predict(feats)
@@ -90,7 +96,7 @@ def test_predict_is_softmax_of_ensemble():
 def test_recorder_on_step_head_gets_per_step_logits():
     torch.manual_seed(0)
     model = torch.nn.Module()
-    model.head = PRETRAIN_MODELS.build(_cfg())
+    model.head = _pbuild(_cfg())
     recorder = ModuleOutputsRecorder('head.step_head')
     recorder.initialize(model)
     feats = _feats()
@@ -103,7 +109,7 @@ def test_recorder_on_step_head_gets_per_step_logits():
 
 def test_theta_head():
     torch.manual_seed(0)
-    head = PRETRAIN_MODELS.build(_cfg(theta=dict(tau=2.0, kd_weight=3.0)))
+    head = _pbuild(_cfg(theta=dict(tau=2.0, kd_weight=3.0)))
     x = torch.randn(B, C, requires_grad=True)
     losses = head.loss((x, ), _samples())
     assert set(losses) == {'loss_ce', 'loss_theta_kd', 'loss_theta_ce'}
@@ -121,10 +127,10 @@ def test_theta_head():
     assert all(p.grad is None for p in head.flow.parameters())
     assert head.step_head.fc.weight.grad is None
     # Deployment with theta: eval forward is the plain linear head.
-    head = PRETRAIN_MODELS.build(_cfg(theta=dict(use_for_inference=True)))
+    head = _pbuild(_cfg(theta=dict(use_for_inference=True)))
     head.eval()
     torch.testing.assert_close(head(_feats()), head.theta_fc(_feats()[0][None])[0])
-    assert PRETRAIN_MODELS.build(_cfg()).theta_fc is None
+    assert _pbuild(_cfg()).theta_fc is None
 
 
 @pytest.mark.parametrize('kwargs, match', [
@@ -141,11 +147,11 @@ def test_theta_head():
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        PRETRAIN_MODELS.build(_cfg(**kwargs))
+        _pbuild(_cfg(**kwargs))
 
 
 def test_init_weights_keeps_zero_velocity():
-    head = PRETRAIN_MODELS.build(dict(type='FlowMatchingClsHead', num_classes=K, in_channels=C,
+    head = _pbuild(dict(type='FlowMatchingClsHead', num_classes=K, in_channels=C,
                                       init_cfg=dict(type='Normal', layer='Linear', std=1.0)))
     head.init_weights()
     # RF + zero velocity: every step's estimate is the student feature.
@@ -156,7 +162,7 @@ def test_init_weights_keeps_zero_velocity():
 
 def test_inside_image_classifier():
     torch.manual_seed(0)
-    model = PRETRAIN_MODELS.build(dict(
+    model = _pbuild(dict(
         type='ImageClassifier',
         backbone=dict(type='LeNet5'),
         neck=dict(type='GlobalAveragePooling'),

@@ -61,7 +61,8 @@ def test_pkd_on_feature_maps():
 
 
 def test_build_from_registry():
-    fm = MODELS.build(dict(type='FMKTLoss', metric=dict(type='MSEMetric'), dirac_ratio=0.5))
+    fm = MODELS.build(dict(_scope_='mmrazor', type='FMKTLoss', metric=dict(type='MSEMetric'),
+                           dirac_ratio=0.5))
     assert isinstance(fm.metric, MSEMetric) and fm.dirac_ratio == 0.5
 
 

@@ -101,7 +101,8 @@ def test_zero_init_survives_mmengine_init_cfg():
 
 
 def test_registered_and_buildable():
-    enc = MODELS.build(dict(type='ConvMetaEncoder', in_channels=4, variant='mobile'))
+    enc = MODELS.build(
+        dict(_scope_='mmrazor', type='ConvMetaEncoder', in_channels=4, variant='mobile'))
     assert isinstance(enc, ConvMetaEncoder)
     assert MODELS.get('TransformerMetaEncoder') is TransformerMetaEncoder
 

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS as PRETRAIN_MODELS
 from mmpretrain.structures import DataSample
 from mmrazor.models.task_modules import ModuleOutputsRecorder
@@ -14,9 +15,16 @@ FLOW = dict(num_steps=[1, 2, 4], meta_encoder=dict(type='conv', variant='mobile'
                                                    time_embed_dim=8, zero_init_out=False))
 
 
+def _pbuild(cfg):
+    """Build in the mmpretrain scope, whatever scope earlier tests left as default."""
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return PRETRAIN_MODELS.build(cfg)
+
+
 def test_builds_in_both_registries_with_default_flow():
-    for registry in (PRETRAIN_MODELS, RAZOR_MODELS):
-        neck = registry.build(dict(type='FlowMatchingNeck', in_channels=C))
+    for registry, scope in ((PRETRAIN_MODELS, 'mmpretrain'), (RAZOR_MODELS, 'mmrazor')):
+        with DefaultScope.overwrite_default_scope(scope):
+            neck = registry.build(dict(type='FlowMatchingNeck', in_channels=C))
         assert isinstance(neck, FlowMatchingNeck)
         assert neck.flow.num_steps_choices == (1, 2, 4, 8, 16)
 
@@ -72,7 +80,7 @@ def test_bad_config():
 
 def test_inside_image_classifier():
     torch.manual_seed(0)
-    model = PRETRAIN_MODELS.build(dict(
+    model = _pbuild(dict(
         type='ImageClassifier',
         backbone=dict(type='LeNet5'),
         neck=dict(type='FlowMatchingNeck', in_channels=120, with_pool=True,

@@ -41,6 +41,7 @@ class _WindowAttentionBlock(nn.Module):
         self.head_dim = head_dim
         self.window_size = window_size
         self.shift = shift
+        self._mask_cache = {}
         inner = num_heads * head_dim
         self.norm1 = nn.LayerNorm(channels)
         self.qkv = nn.Linear(channels, 3 * inner)
@@ -94,7 +95,11 @@ class _WindowAttentionBlock(nn.Module):
         q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)  # each (B, nW, heads, L, d)
         mask = None
         if sh or sw or hp != h or wp != w:
-            mask = self._mask(h, w, geo_h, geo_w, x.device)[None, :, None]
+            # The mask depends only on the map size: build it once per size (N steps reuse it).
+            key = (h, w, str(x.device))
+            if key not in self._mask_cache:
+                self._mask_cache[key] = self._mask(h, w, geo_h, geo_w, x.device)
+            mask = self._mask_cache[key][None, :, None]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         out = self.proj(out.transpose(2, 3).reshape(b, nw, length, -1))
         out = _window_merge(out, hp, wp, wh, ww)
