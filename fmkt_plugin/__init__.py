@@ -7,7 +7,7 @@ from . import compat
 
 compat.apply_all()
 
-from . import models  # noqa: E402,F401  (registers components)
+from . import engine, models  # noqa: E402,F401  (registers components)
 
 __version__ = '0.1.0'
-__all__ = ['compat', 'models', '__version__']
+__all__ = ['compat', 'engine', 'models', '__version__']

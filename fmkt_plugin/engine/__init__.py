@@ -1,0 +1,4 @@
+"""Training-loop components (hooks) of FM-KT."""
+from .flow_ema_hook import FlowEMAHook
+
+__all__ = ['FlowEMAHook']
