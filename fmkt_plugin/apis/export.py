@@ -53,6 +53,13 @@ def _student_state(checkpoint: str) -> Tuple[Dict[str, torch.Tensor], dict]:
     return student, meta
 
 
+def _has_flow_weights(state: Dict[str, torch.Tensor]) -> bool:
+    """Whether a student state dict holds FM-KT flow weights: those of a flow head or neck
+    (``*.flow.*``) or the per-level flows of a detection ``FlowFPN`` (``neck.flows.<level>.*``).
+    """
+    return any('.flow.' in k or '.flows.' in k for k in state)
+
+
 def _theta_head(head: ConfigDict) -> ConfigDict:
     return ConfigDict(
         type='LinearClsHead',
@@ -103,7 +110,7 @@ def export_student(config: str,
     head = student_cfg.get('head', {})
     has_flow_head = head.get('type') == _FLOW_HEAD
     is_fmkt = model_cfg.get('type') in ('FMKTDistill', 'FMKTFpnDistill', 'OFMKT')
-    if is_fmkt and not any('.flow.' in k for k in state):
+    if is_fmkt and not _has_flow_weights(state):
         raise ValueError(f'{checkpoint}: no FM-KT flow weights for the FM-KT config {config}; '
                          'was it written by another config?')
     mode = 'flow'
@@ -119,7 +126,7 @@ def export_student(config: str,
                  for k, v in state.items() if not k.startswith('head.') or
                  k.startswith('head.theta_fc.fc.')}
         mode = 'theta'
-    elif not has_flow_head:
+    elif not has_flow_head and not _has_flow_weights(state):
         mode = 'plain'
 
     scope = student_cfg.get('_scope_', cfg.get('default_scope', 'mmpretrain'))
