@@ -1,0 +1,403 @@
+"""COCO detection with FPN-level FM-KT: FlowFPN, FlowEMAHook, the detection configs end to end
+(tiny COCO-format set, mmdet's CocoDataset and CocoMetric), and the exported student."""
+import contextlib
+import glob
+import os.path as osp
+from types import SimpleNamespace
+
+import pytest
+import torch
+from helpers import (
+    REPO,
+    all_finite,
+    changed_params,
+    load_tool,
+    scalar_history,
+    snapshot,
+    write_child_config,
+)
+
+DET_CONFIGS = sorted(
+    osp.relpath(p, osp.join(REPO, 'configs'))
+    for p in glob.glob(osp.join(REPO, 'configs', 'fmkt', '*_coco.py')) +
+    glob.glob(osp.join(REPO, 'configs', 'baselines', 'pkd_*_coco.py')))
+
+# teacher family of a config name -> the teacher's mmdet config
+TEACHERS = {
+    'faster-rcnn': 'mmdet::faster_rcnn/faster-rcnn_r101_fpn_2x_coco.py',
+    'retinanet': 'mmdet::retinanet/retinanet_x101-64x4d_fpn_1x_coco.py',
+}
+IMAGE_SIZE = (128, 96)  # (w, h) of the drawn images and of the pipelines' Resize
+
+
+def _family(config: str) -> str:
+    return next(f for f in TEACHERS if f'_{f}_' in osp.basename(config))
+
+
+def _small_fpn(**kwargs):
+    from fmkt_plugin.models.necks import FlowFPN
+    neck = dict(type='FPN', in_channels=[8, 16, 32, 64], out_channels=16, num_outs=5)
+    return FlowFPN(neck=neck, **kwargs)
+
+
+def _backbone_feats(batch: int = 2, size: int = 32):
+    torch.manual_seed(0)
+    return [torch.randn(batch, c, size // 2**i, size // 2**i) for i, c in enumerate((8, 16, 32,
+                                                                                     64))]
+
+
+def _perturb_flows(neck, scale: float = 0.1) -> None:
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for flow in neck.flows.values():
+            for p in flow.parameters():
+                p.add_(scale * torch.randn_like(p))
+
+
+# ------------------------------------------------------------------------------------------
+# FlowFPN
+# ------------------------------------------------------------------------------------------
+def test_flow_fpn_starts_as_the_wrapped_fpn():
+    from mmdet.registry import MODELS as DET_MODELS
+    neck = _small_fpn()
+    neck.init_weights()
+    plain = DET_MODELS.build(dict(type='FPN', in_channels=[8, 16, 32, 64], out_channels=16,
+                                  num_outs=5))
+    plain.load_state_dict(neck.fpn.state_dict())
+    feats = _backbone_feats()
+    outs, ref = neck(feats), plain(feats)
+    assert len(outs) == 5 and sorted(neck.flows) == ['0', '1', '2', '3', '4']
+    for got, want in zip(outs, ref):
+        assert torch.equal(got, want)  # zero initial velocity: the flows start as identity
+
+
+def test_flow_fpn_transports_only_its_levels_and_exposes_step_estimates():
+    from mmrazor.models.task_modules import ModuleOutputsRecorder
+    neck = _small_fpn(flow=dict(num_steps=3, meta_encoder=dict(type='mlp')), flow_levels=(0, 2))
+    neck.init_weights()
+    _perturb_flows(neck)
+    recorders = {lv: ModuleOutputsRecorder(f'flows.{lv}') for lv in (0, 2)}
+    for r in recorders.values():
+        r.initialize(neck)
+    feats = _backbone_feats()
+    raw = neck.fpn(feats)
+    with contextlib.ExitStack() as stack:
+        for r in recorders.values():
+            stack.enter_context(r)
+        outs = neck(feats)
+    assert not torch.allclose(outs[0], raw[0]) and not torch.allclose(outs[2], raw[2])
+    for level in (1, 3, 4):
+        assert torch.equal(outs[level], raw[level])
+    for level, r in recorders.items():
+        est = r.get_record_data()
+        assert est.shape == (3, ) + tuple(raw[level].shape)
+        assert torch.equal(outs[level], neck.flows[str(level)].last_transported)
+    # the transported maps carry gradients back into the flows and the FPN
+    sum(o.sum() for o in outs).backward()
+    assert neck.flows['0'].meta_encoder.out.weight.grad is not None
+    assert neck.fpn.fpn_convs[0].conv.weight.grad is not None
+
+
+def test_flow_fpn_eval_uses_test_steps():
+    neck = _small_fpn(flow=dict(num_steps=(1, 2), test_num_steps=5), flow_levels=(1, ))
+    neck.eval()
+    with torch.no_grad():
+        neck(_backbone_feats(batch=1))
+    assert neck.flows['1'].last_num_steps == 5
+
+
+@pytest.mark.parametrize('kwargs, field', [
+    (dict(flow_levels=(0, 5)), 'flow_levels'),
+    (dict(flow_levels=(1, 1)), 'flow_levels'),
+    (dict(flow_levels=()), 'flow_levels'),
+    (dict(flow=dict(in_channels=8)), 'flow.in_channels'),
+    (dict(flow=dict(num_steps=0)), 'num_steps'),
+])
+def test_flow_fpn_rejects_bad_config(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        _small_fpn(**kwargs)
+
+
+def test_flow_fpn_is_an_mmdet_neck():
+    from mmdet.registry import MODELS as DET_MODELS
+    neck = DET_MODELS.build(dict(
+        type='FlowFPN',
+        neck=dict(type='FPN', in_channels=[8, 16, 32, 64], out_channels=16, num_outs=5)))
+    assert type(neck).__name__ == 'FlowFPN'
+    assert neck.flows['0'].num_steps_choices == (4, )  # FPN-level FM-KT default: 4 steps
+
+
+def test_fmkt_fpn_distill_is_fpn_teacher_distill_with_fmkt_checks():
+    from mmrazor.models.algorithms import FpnTeacherDistill
+
+    from fmkt_plugin.models.algorithms import FMKTDistill, FMKTFpnDistill
+    # the teacher runs backbone + neck only; construction and loss checks are FM-KT's
+    assert FMKTFpnDistill.loss is FpnTeacherDistill.loss
+    assert FMKTFpnDistill.__init__ is FMKTDistill.__init__
+    assert FMKTFpnDistill.parse_losses is FMKTDistill.parse_losses
+
+
+# ------------------------------------------------------------------------------------------
+# FlowEMAHook
+# ------------------------------------------------------------------------------------------
+class _Student(torch.nn.Module):
+
+    def __init__(self):
+        super().__init__()
+        self.neck = _small_fpn(flow_levels=(0, 1))
+        self.head = torch.nn.Conv2d(16, 1, 1)
+
+
+def _fake_runner(model, resume=False):
+    return SimpleNamespace(model=model, iter=0, epoch=0, _resume=resume)
+
+
+def test_flow_ema_hook_averages_only_the_flows_and_swaps_them_for_evaluation():
+    from fmkt_plugin.engine import FlowEMAHook
+    model = torch.nn.Module()
+    model.architecture = _Student()
+    hook = FlowEMAHook(momentum=0.5)
+    runner = _fake_runner(model)
+    hook.before_run(runner)
+    assert sorted(hook._names.values()) == ['architecture.neck.flows.0',
+                                            'architecture.neck.flows.1']
+    key = 'architecture.neck.flows.0.meta_encoder.out.weight'
+    hook.after_train_iter(runner, 0)  # first update copies
+    w0 = model.state_dict()[key].clone()
+    with torch.no_grad():
+        model.architecture.neck.flows['0'].meta_encoder.out.weight.add_(1.0)
+        model.architecture.head.weight.add_(1.0)
+    raw = snapshot(model)
+    hook.after_train_iter(runner, 1)
+    expected_ema = 0.5 * w0 + 0.5 * raw[key]
+
+    hook.before_val_epoch(runner)
+    torch.testing.assert_close(model.state_dict()[key], expected_ema)
+    assert torch.equal(model.state_dict()['architecture.head.weight'],
+                       raw['architecture.head.weight'])  # only the flows are averaged
+    hook.after_val_epoch(runner)
+    assert changed_params(raw, model) == 0
+
+    # checkpoints hold the averaged flows as weights, the raw ones in ema_state_dict
+    checkpoint = {'state_dict': {k: v.clone() for k, v in model.state_dict().items()}}
+    hook.before_save_checkpoint(runner, checkpoint)
+    torch.testing.assert_close(checkpoint['state_dict'][key], expected_ema)
+    torch.testing.assert_close(checkpoint['ema_state_dict']['module.flow0.meta_encoder.out.weight'],
+                               raw[key])
+
+    # loading (not resuming) starts a new average from the saved, averaged weights
+    fresh = torch.nn.Module()
+    fresh.architecture = _Student()
+    new_hook = FlowEMAHook(momentum=0.5)
+    new_runner = _fake_runner(fresh)
+    new_hook.before_run(new_runner)
+    new_hook.after_load_checkpoint(new_runner, checkpoint)
+    torch.testing.assert_close(
+        new_hook.ema_model.module.state_dict()['flow0.meta_encoder.out.weight'], expected_ema)
+
+    # resuming restores the raw weights and the average
+    resume_hook = FlowEMAHook(momentum=0.5)
+    resume_runner = _fake_runner(fresh, resume=True)
+    resume_hook.before_run(resume_runner)
+    resume_hook.after_load_checkpoint(resume_runner, checkpoint)
+    torch.testing.assert_close(checkpoint['state_dict'][key], raw[key])
+    torch.testing.assert_close(
+        resume_hook.ema_model.module.state_dict()['flow0.meta_encoder.out.weight'],
+        expected_ema)
+
+
+def test_flow_ema_hook_needs_a_flow():
+    from fmkt_plugin.engine import FlowEMAHook
+    with pytest.raises(ValueError, match='no FM-KT flow'):
+        FlowEMAHook().before_run(_fake_runner(torch.nn.Linear(2, 2)))
+
+
+# ------------------------------------------------------------------------------------------
+# Configs end to end on a tiny COCO-format set
+# ------------------------------------------------------------------------------------------
+@pytest.fixture(scope='module')
+def tiny_coco(tmp_path_factory):
+    from fmkt_plugin.utils import write_coco_detection
+    paths = write_coco_detection(str(tmp_path_factory.mktemp('coco')),
+                                 num_images={'train': 4, 'val': 2}, image_size=IMAGE_SIZE)
+    import json
+    with open(paths['val']) as f:
+        val = json.load(f)
+    assert len(val['images']) == 2 and len(val['annotations']) >= 2
+    return paths
+
+
+@pytest.fixture(scope='module')
+def det_teacher_ckpt(tmp_path_factory):
+    """Writes (once per family) a randomly initialised teacher checkpoint of the config's
+    teacher architecture, standing in for the published one."""
+    from mmengine.hub import get_model
+    out = tmp_path_factory.mktemp('det_teachers')
+    cache = {}
+
+    def get(family: str) -> str:
+        if family not in cache:
+            torch.manual_seed(0)
+            model = get_model(TEACHERS[family], pretrained=False)
+            path = str(out / f'{family}_teacher.pth')
+            torch.save({'state_dict': model.state_dict(), 'meta': {'source': 'test'}}, path)
+            cache[family] = path
+        return cache[family]
+
+    return get
+
+
+def _pipelines():
+    w, h = IMAGE_SIZE
+    train = [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations', with_bbox=True),
+        dict(type='Resize', scale=(w, h), keep_ratio=True),
+        dict(type='RandomFlip', prob=0.5),
+        dict(type='PackDetInputs'),
+    ]
+    test = [
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(w, h), keep_ratio=True),
+        dict(type='LoadAnnotations', with_bbox=True),
+        dict(type='PackDetInputs',
+             meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+    ]
+    return train, test
+
+
+def tiny_det_options(coco, family: str, teacher_ckpt: str):
+    """cfg-options that turn a COCO distillation config into a CPU smoke run: tiny data, one
+    epoch of 2 iterations, no pretrained download, fewer proposals/RoIs, every detection kept
+    for the metric. The architectures (depths, widths, FPN) are not changed."""
+    train_pipe, test_pipe = _pipelines()
+    opts = {
+        'model.teacher_ckpt': teacher_ckpt,
+        'model.architecture.backbone.init_cfg': None,
+        'train_cfg.max_epochs': 1,
+        'train_cfg.val_interval': 1,
+        'default_hooks.logger.interval': 1,
+        'default_hooks.checkpoint.interval': 1,
+        'randomness': dict(seed=0, deterministic=False),
+        'env_cfg.dist_cfg.backend': 'gloo',
+        'val_evaluator.ann_file': coco['val'],
+        'test_evaluator.ann_file': coco['val'],
+    }
+    for split, pipe, batch in (('train', train_pipe, 2), ('val', test_pipe, 2),
+                               ('test', test_pipe, 2)):
+        key = f'{split}_dataloader'
+        opts[f'{key}.batch_size'] = batch
+        opts[f'{key}.num_workers'] = 0
+        opts[f'{key}.persistent_workers'] = False
+        opts[f'{key}.dataset.data_root'] = coco['root'] + '/'
+        opts[f'{key}.dataset.pipeline'] = pipe
+    arch = 'model.architecture'
+    if family == 'faster-rcnn':
+        opts.update({
+            f'{arch}.train_cfg.rpn_proposal.nms_pre': 300,
+            f'{arch}.train_cfg.rpn_proposal.max_per_img': 100,
+            f'{arch}.train_cfg.rcnn.sampler.num': 64,
+            f'{arch}.test_cfg.rpn.nms_pre': 300,
+            f'{arch}.test_cfg.rpn.max_per_img': 50,
+            f'{arch}.test_cfg.rcnn.score_thr': 0.0,
+        })
+    else:
+        opts.update({f'{arch}.test_cfg.nms_pre': 300, f'{arch}.test_cfg.score_thr': 0.0})
+    return opts
+
+
+def _predict(model, batch):
+    model.eval()
+    with torch.no_grad():
+        out = model.test_step(batch)
+    return [(s.pred_instances.bboxes, s.pred_instances.scores, s.pred_instances.labels)
+            for s in out]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('config', DET_CONFIGS)
+def test_detection_config_trains_evaluates_and_exports(config, tiny_coco, det_teacher_ckpt,
+                                                       tmp_path):
+    from mmengine.runner import Runner
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    family = _family(config)
+    is_fmkt = osp.basename(config).startswith('fmkt_')
+    cfg = write_child_config(tmp_path, osp.join(REPO, 'configs', config),
+                             tiny_det_options(tiny_coco, family, det_teacher_ckpt(family)))
+    runner = load_tool('train').build_runner([cfg, '--work-dir', str(tmp_path / 'work')])
+    model = runner.model
+    assert type(model).__name__ == ('FMKTFpnDistill' if is_fmkt else 'FpnTeacherDistill')
+    model.init_weights()
+    student_before = snapshot(model.architecture)
+    teacher_before = snapshot(model.teacher)
+    runner.train()
+
+    assert runner.iter == 2  # 4 images, batch 2, one epoch
+    prefix = 'loss_fmkt_fpn' if is_fmkt else 'loss_pkd_fpn'
+    for level in range(4):
+        values = scalar_history(runner, f'train/distill.{prefix}{level}')
+        assert len(values) == 2 and all_finite(values)
+    assert all_finite(scalar_history(runner, 'train/loss'))
+    assert changed_params(student_before, model.architecture) > 0
+    assert changed_params(teacher_before, model.teacher) == 0
+    # validation ran through mmdet's CocoDataset + CocoMetric (pycocotools bbox mAP)
+    mAP = scalar_history(runner, 'val/coco/bbox_mAP')
+    assert len(mAP) == 1 and 0.0 <= mAP[0] <= 1.0
+    if not is_fmkt:
+        return
+
+    neck = model.architecture.neck
+    assert type(neck).__name__ == 'FlowFPN' and sorted(neck.flows) == ['0', '1', '2', '3']
+    ckpt_path = str(tmp_path / 'work' / 'epoch_1.pth')
+    ckpt = _load_checkpoint(ckpt_path, map_location='cpu')
+    key = 'architecture.neck.flows.0.meta_encoder.out.weight'
+    raw = ckpt['ema_state_dict']['module.flow0.meta_encoder.out.weight']
+    assert not torch.equal(ckpt['state_dict'][key], raw)  # the EMA flows are the weights
+    torch.testing.assert_close(raw, model.state_dict()[key])
+
+    result = load_tool('convert_fmkt_ckpt_to_student').main(
+        [cfg, ckpt_path, str(tmp_path / 'student')])
+    test_tool = load_tool('test')
+    student_runner = Runner.from_cfg(test_tool.build_runner_config(
+        result['config'], work_dir=str(tmp_path / 'eval'), load_from=result['checkpoint']))
+    student = student_runner.model
+    assert type(student).__name__ in ('FasterRCNN', 'RetinaNet')
+    assert type(student.neck).__name__ == 'FlowFPN'
+    student_runner.load_checkpoint(result['checkpoint'])
+
+    runner.load_checkpoint(ckpt_path)  # the distillation model as saved (EMA flows)
+    batch = next(iter(runner.build_dataloader(runner.cfg.test_dataloader)))
+    expected = _predict(model, batch)
+    got = _predict(student, batch)
+    assert sum(len(s) for _, s, _ in expected) > 0
+    for (eb, es, el), (gb, gs, gl) in zip(expected, got):
+        torch.testing.assert_close(gb, eb, atol=1e-5, rtol=0)
+        torch.testing.assert_close(gs, es, atol=1e-5, rtol=0)
+        assert torch.equal(gl, el)
+
+    metrics = test_tool.main([result['config'], result['checkpoint'],
+                              '--work-dir', str(tmp_path / 'eval2')])
+    assert 0.0 <= metrics['coco/bbox_mAP'] <= 1.0
+
+
+@pytest.mark.slow
+def test_fmkt_fpn_distill_checks_student_and_teacher(tiny_coco, det_teacher_ckpt, tmp_path):
+    from fmkt_plugin.apis import load_config
+    from fmkt_plugin.registry import MODELS
+    config = osp.join(REPO, 'configs', 'fmkt', 'fmkt_faster-rcnn_r101_r50_fpn_2x_coco.py')
+    options = {'model.architecture.backbone.init_cfg': None}
+
+    cfg = load_config(config, dict(options, **{'model.teacher_ckpt': None}))
+    cfg.model.architecture.neck = cfg.model.architecture.neck.neck  # plain FPN: no flow
+    cfg.model.distiller.student_recorders = dict(fpn=dict(type='ModuleOutputs', source='neck'))
+    cfg.model.distiller.distill_losses = {}
+    cfg.model.distiller.loss_forward_mappings = {}
+    with pytest.raises(ValueError, match='needs a student with an FM-KT flow'):
+        MODELS.build(cfg.model)
+
+    # a checkpoint of another teacher architecture is an error, not a warning
+    cfg = load_config(config, dict(options, **{'model.teacher_ckpt':
+                                               det_teacher_ckpt('retinanet')}))
+    with pytest.raises(RuntimeError, match='does not match the teacher architecture'):
+        MODELS.build(cfg.model)
