@@ -1,0 +1,202 @@
+"""Fashion-MNIST from the Debian package ``dataset-fashion-mnist``, held in memory.
+
+The package installs the four original idx files, gzip-compressed, in
+``/usr/share/datasets/fashion-mnist`` (recompressed by Debian, so the archives' md5 sums differ
+from the ones mmpretrain lists; the decompressed sizes are checked instead). They are
+decompressed into a data root and read with mmpretrain's ``FashionMNIST`` class (with
+``test_mode=True`` for the test split: in mmpretrain 1.2.0 ``split='test'`` alone still reads
+the training files). The images are then kept
+as one uint8 tensor per split, and :class:`TensorLoader` serves shuffled, randomly flipped batches
+in the ``dict(inputs=..., data_samples=[DataSample, ...])`` form that OpenMMLab models'
+``train_step``/``val_step`` take, without per-sample python transforms.
+"""
+import gzip
+import hashlib
+import math
+import os
+import os.path as osp
+import shutil
+from dataclasses import dataclass
+from typing import Dict, Iterator, Optional
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    'PACKAGE_DIR', 'DatasetMissingError', 'Split', 'prepare_fashion_mnist', 'load_fashion_mnist',
+    'TensorLoader'
+]
+
+PACKAGE_DIR = '/usr/share/datasets/fashion-mnist'
+NUM_TRAIN, NUM_TEST = 60000, 10000
+
+
+class DatasetMissingError(RuntimeError):
+    """The Fashion-MNIST files are not installed."""
+
+
+@dataclass
+class Split:
+    """One split in memory.
+
+    Attributes:
+        images: ``(N, 1, 28, 28)`` uint8.
+        labels: ``(N,)`` int64.
+        name: ``'train'`` or ``'test'``.
+    """
+
+    images: Tensor
+    labels: Tensor
+    name: str
+
+    def __len__(self) -> int:
+        return int(self.labels.numel())
+
+
+#: decompressed size of every idx file: 16/8-byte header + 28x28 pixels or one byte per label.
+IDX_BYTES = {
+    'train-images-idx3-ubyte': 16 + NUM_TRAIN * 784,
+    'train-labels-idx1-ubyte': 8 + NUM_TRAIN,
+    't10k-images-idx3-ubyte': 16 + NUM_TEST * 784,
+    't10k-labels-idx1-ubyte': 8 + NUM_TEST,
+}
+
+
+def sha256(path: str) -> str:
+    """Hex sha256 of a file (recorded in the results for provenance)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def prepare_fashion_mnist(data_root: str, package_dir: str = PACKAGE_DIR) -> str:
+    """Check the packaged archives and decompress them into ``data_root`` (once).
+
+    Args:
+        data_root: folder for the decompressed idx files (created).
+        package_dir: where the Debian package put the ``*.gz`` files.
+
+    Returns:
+        ``data_root``.
+
+    Raises:
+        DatasetMissingError: a file is missing, with the command that installs it.
+        RuntimeError: a decompressed file does not have the size of the Fashion-MNIST file.
+    """
+    os.makedirs(data_root, exist_ok=True)
+    for name, size in IDX_BYTES.items():
+        src = osp.join(package_dir, name + '.gz')
+        dst = osp.join(data_root, name)
+        if osp.isfile(dst) and osp.getsize(dst) == size:
+            continue
+        if not osp.isfile(src):
+            raise DatasetMissingError(
+                f'Fashion-MNIST file {src} not found. Install the Debian package: '
+                '`apt-get install -y dataset-fashion-mnist` (scripts/bootstrap.sh does this).')
+        with gzip.open(src, 'rb') as fin, open(dst + '.part', 'wb') as fout:
+            shutil.copyfileobj(fin, fout)
+        if osp.getsize(dst + '.part') != size:
+            raise RuntimeError(f'{src}: decompresses to {osp.getsize(dst + ".part")} bytes, '
+                               f'expected {size} for Fashion-MNIST')
+        os.replace(dst + '.part', dst)
+    return data_root
+
+
+def load_fashion_mnist(data_root: str, package_dir: str = PACKAGE_DIR) -> Dict[str, Split]:
+    """Read both splits through mmpretrain's ``FashionMNIST`` dataset class.
+
+    Returns:
+        ``{'train': Split (60000 images), 'test': Split (10000 images)}``.
+    """
+    from mmpretrain.datasets import FashionMNIST
+
+    prepare_fashion_mnist(data_root, package_dir)
+    splits = {}
+    for name, test_mode, expected in (('train', False, NUM_TRAIN), ('test', True, NUM_TEST)):
+        ds = FashionMNIST(data_root=data_root, split=name, test_mode=test_mode, download=False,
+                          serialize_data=False, lazy_init=False)
+        if len(ds) != expected:
+            raise RuntimeError(f'Fashion-MNIST {name}: {len(ds)} images, expected {expected}')
+        infos = [ds.get_data_info(i) for i in range(len(ds))]
+        images = torch.stack([torch.as_tensor(info['img']) for info in infos]).unsqueeze(1)
+        labels = torch.tensor([int(info['gt_label']) for info in infos], dtype=torch.long)
+        splits[name] = Split(images.to(torch.uint8).contiguous(), labels, name)
+    if torch.equal(splits['train'].images[:NUM_TEST], splits['test'].images):
+        raise RuntimeError('Fashion-MNIST: the test split holds the training images')
+    return splits
+
+
+def _make_samples(labels: Tensor, indices: Tensor, flips: Tensor) -> list:
+    from mmpretrain.structures import DataSample
+
+    out = []
+    for label, idx, flip in zip(labels.tolist(), indices.tolist(), flips.tolist()):
+        sample = DataSample(metainfo=dict(sample_idx=idx, flip=bool(flip)))
+        sample.set_gt_label(label)
+        out.append(sample)
+    return out
+
+
+class TensorLoader:
+    """Batches of an in-memory split, as an OpenMMLab data loader would give them.
+
+    Every batch is ``dict(inputs=uint8 (B, 1, 28, 28), data_samples=[DataSample])``; each sample
+    carries ``gt_label`` and, in its metainfo, ``sample_idx`` (row of the full split) and ``flip``.
+
+    Args:
+        split: the images and labels.
+        batch_size: images per batch (the last batch may be smaller).
+        indices: the rows of ``split`` to serve (default all).
+        shuffle: new random order every epoch.
+        flip: random horizontal flip with probability 0.5 per image.
+        seed: seed of the order and the flips (combined with the epoch).
+        with_samples: build ``DataSample`` objects (off: ``data_samples`` is None and the labels
+            come as ``labels``).
+    """
+
+    def __init__(self,
+                 split: Split,
+                 batch_size: int,
+                 indices: Optional[Tensor] = None,
+                 shuffle: bool = False,
+                 flip: bool = False,
+                 seed: int = 0,
+                 with_samples: bool = True) -> None:
+        self.split = split
+        self.batch_size = batch_size
+        self.indices = torch.arange(len(split)) if indices is None else indices.long()
+        self.shuffle = shuffle
+        self.flip = flip
+        self.seed = seed
+        self.with_samples = with_samples
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return math.ceil(self.indices.numel() / self.batch_size)
+
+    @property
+    def num_images(self) -> int:
+        return int(self.indices.numel())
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[dict]:
+        gen = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        order = self.indices
+        if self.shuffle:
+            order = order[torch.randperm(order.numel(), generator=gen)]
+        flips = (torch.rand(order.numel(), generator=gen) < 0.5) if self.flip else \
+            torch.zeros(order.numel(), dtype=torch.bool)
+        for start in range(0, order.numel(), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            fl = flips[start:start + self.batch_size]
+            images = self.split.images[idx]
+            if fl.any():
+                images[fl] = images[fl].flip(-1)
+            labels = self.split.labels[idx]
+            batch = dict(inputs=images, labels=labels, indices=idx, flips=fl)
+            batch['data_samples'] = _make_samples(labels, idx, fl) if self.with_samples else None
+            yield batch

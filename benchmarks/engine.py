@@ -1,0 +1,197 @@
+"""Training and evaluation of one benchmark run through the models' own ``train_step``/``val_step``.
+
+Each run builds its model from a config (see :mod:`benchmarks.configs`) with MMRazor's registry,
+wraps an SGD optimizer in mmengine's ``OptimWrapper`` with mmengine's ``OneCycleLR`` (stepped per
+iteration) and loops over an in-memory :class:`~benchmarks.data.TensorLoader`. Teachers are trained
+the same way and cached (checkpoint + logits of every training image in both flip states) under a
+key of their config, budget, data and seed, so reruns skip them.
+"""
+import copy
+import hashlib
+import json
+import logging
+import os
+import os.path as osp
+import time
+from typing import Callable, Dict, Optional, Sequence
+
+import torch
+from mmengine.config import Config
+from mmengine.optim import OneCycleLR, build_optim_wrapper
+from torch import nn
+
+from .configs import HPARAMS
+from .data import Split, TensorLoader
+
+__all__ = [
+    'config_key', 'build_model', 'train_model', 'evaluate', 'predict_logits', 'set_seed',
+    'flow_heads', 'cached_logits', 'save_state', 'load_state'
+]
+
+Progress = Optional[Callable[[str], None]]
+
+
+def config_key(*parts) -> str:
+    """A short stable hash of json-able parts (configs, budgets, seeds)."""
+    blob = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def set_seed(seed: int) -> None:
+    """Seed python, numpy and torch through mmengine (model init and the flow's step draws)."""
+    from mmengine.runner import set_random_seed
+    set_random_seed(seed)
+
+
+def quiet_logs() -> None:
+    """Keep mmengine's INFO messages (weight-init listings) out of the benchmark's output."""
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    logger.setLevel(logging.WARNING)
+    for handler in logger.handlers:
+        handler.setLevel(logging.WARNING)
+
+
+def build_model(cfg: Config) -> nn.Module:
+    """Build ``cfg.model`` with MMRazor's registry (which reaches mmpretrain's) and init it."""
+    from mmrazor.registry import MODELS
+
+    import fmkt_plugin  # noqa: F401  (registers FM-KT components; must precede mmrazor use)
+
+    quiet_logs()
+    from . import models  # noqa: F401  (registers the benchmark modules)
+    model = MODELS.build(copy.deepcopy(cfg.model))
+    model.init_weights()
+    return model
+
+
+def _student(model: nn.Module) -> nn.Module:
+    return getattr(model, 'student', model)
+
+
+def flow_heads(model: nn.Module) -> list:
+    """The student's flow connectors (empty for plain heads)."""
+    from fmkt_plugin.models.connectors import FlowMatchingConnector
+    return [m for m in _student(model).modules() if isinstance(m, FlowMatchingConnector)]
+
+
+def train_model(model: nn.Module,
+                loader: TensorLoader,
+                epochs: int,
+                lr_scale: float = 1.0,
+                progress: Progress = None,
+                tag: str = '') -> Dict[str, float]:
+    """Train with SGD (nesterov, gradient clipping) + one-cycle through ``model.train_step``.
+
+    Args:
+        model: an OpenMMLab model (classifier or MMRazor algorithm).
+        loader: training batches.
+        epochs: number of epochs.
+        lr_scale: multiplier of the peak learning rate in :data:`HPARAMS`.
+        progress: called with a one-line message after every epoch.
+        tag: prefix of the progress messages.
+
+    Returns:
+        ``dict(train_time_s, last_loss, iters)``.
+    """
+    optim = copy.deepcopy(HPARAMS['optimizer'])
+    optim['lr'] *= lr_scale
+    wrapper = build_optim_wrapper(model, dict(type='OptimWrapper', optimizer=optim,
+                                              clip_grad=copy.deepcopy(HPARAMS['clip_grad'])))
+    total = epochs * len(loader)
+    oc = HPARAMS['one_cycle']
+    scheduler = None
+    if total >= 4:  # mmengine's one-cycle needs >= 1 step per phase
+        scheduler = OneCycleLR(wrapper, eta_max=optim['lr'], total_steps=total, by_epoch=False,
+                               pct_start=max(oc['pct_start'], 2.0 / total),
+                               div_factor=oc['div_factor'],
+                               final_div_factor=oc['final_div_factor'])
+    model.train()
+    start = time.perf_counter()
+    loss = float('nan')
+    for epoch in range(epochs):
+        loader.set_epoch(epoch)
+        running, count = 0.0, 0
+        for batch in loader:
+            log_vars = model.train_step(batch, wrapper)
+            if scheduler is not None:
+                scheduler.step()
+            loss = float(log_vars['loss'])
+            running += loss
+            count += 1
+        if progress:
+            progress(f'{tag} epoch {epoch + 1}/{epochs} loss {running / max(count, 1):.4f} '
+                     f'({time.perf_counter() - start:.0f} s)')
+    return dict(train_time_s=time.perf_counter() - start, last_loss=loss, iters=total)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: TensorLoader, num_steps: Optional[int] = None) -> float:
+    """Top-1 accuracy (%) of the (student) model through ``val_step``.
+
+    Args:
+        model: classifier or algorithm (its ``val_step`` evaluates the student).
+        loader: test batches with data samples.
+        num_steps: inference steps of every flow in the student (None: as configured).
+    """
+    flows = flow_heads(model)
+    saved = [f.test_num_steps for f in flows]
+    if num_steps is not None:
+        for f in flows:
+            f.test_num_steps = num_steps
+    model.eval()
+    correct = total = 0
+    try:
+        for batch in loader:
+            preds = model.val_step(batch)
+            pred = torch.stack([p.pred_label for p in preds]).flatten()
+            gt = batch['labels']
+            correct += int((pred.cpu() == gt).sum())
+            total += gt.numel()
+    finally:
+        for f, n in zip(flows, saved):
+            f.test_num_steps = n
+    model.train()
+    return 100.0 * correct / max(total, 1)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Eval-mode logits (``mode='tensor'``) of a classifier on uint8 images ``(N, 1, H, W)``."""
+    model.eval()
+    device = next(model.parameters()).device
+    outs = []
+    for start in range(0, images.shape[0], batch_size):
+        data = model.data_preprocessor(dict(inputs=images[start:start + batch_size].to(device)),
+                                       False)
+        outs.append(model(data['inputs'], mode='tensor').float().cpu())
+    model.train()
+    return torch.cat(outs) if outs else torch.zeros(0, 10)
+
+
+def cached_logits(model: nn.Module, split: Split, indices: Sequence[int], path: str) -> str:
+    """Write ``(2, len(split), K)`` eval-mode logits for both flip states (rows not in
+    ``indices`` are NaN) to ``path`` and return it."""
+    idx = torch.as_tensor(indices, dtype=torch.long)
+    images = split.images[idx]
+    plain = predict_logits(model, images)
+    flipped = predict_logits(model, images.flip(-1))
+    out = torch.full((2, len(split), plain.shape[1]), float('nan'))
+    out[0, idx] = plain
+    out[1, idx] = flipped
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    torch.save(out, path + '.part')
+    os.replace(path + '.part', path)
+    return path
+
+
+def save_state(module: nn.Module, path: str, meta: Optional[dict] = None) -> None:
+    """Save a state dict atomically (mmengine checkpoint layout)."""
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    torch.save({'state_dict': module.state_dict(), 'meta': meta or {}}, path + '.part')
+    os.replace(path + '.part', path)
+
+
+def load_state(module: nn.Module, path: str) -> None:
+    state = torch.load(path, map_location='cpu', weights_only=True)
+    module.load_state_dict(state['state_dict'], strict=True)

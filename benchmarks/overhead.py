@@ -1,0 +1,242 @@
+"""Overhead of FM-KT over KD on the ImageNet pair ResNet-34 -> ResNet-18, in one process.
+
+Measured on the same random 224 px batch, every variant once per repeat in rotating order (so a
+change of machine load hits all of them alike), reporting medians:
+
+- train step (``train_step``: teacher forward + student forward/backward + SGD update) of
+  logit-level FM-KT (``FlowMatchingClsHead``, MLP meta-encoder, N=8) and of feature-level FM-KT
+  (``FlowMatchingNeck`` on the last stage, N=8, on top of the same KD loss) over vanilla KD;
+- inference latency (``mode='tensor'``, eval) of the flow-head student at N = 1, 2, 4, 8, of
+  the FM-KT^Theta deploy path of ``FlowMatchingClsHead`` (``theta.use_for_inference``) and of the
+  two-stage FM-KT^Theta student (a plain ``LinearClsHead`` ResNet-18), over the plain ResNet-18.
+
+Ratios are medians of the per-repeat ratios. The models come from the project's cluster configs
+(``configs/baselines/kd_resnet34_resnet18_in1k.py``, ``configs/fmkt/resnet34_res18_in1k.py``)
+with random weights (timing does not depend on them) and the FM-KT metric set to the KD loss.
+
+Run alone: ``python benchmarks/overhead.py [--size 224 --batch 8 --repeats 5]``.
+"""
+import argparse
+import copy
+import json
+import os.path as osp
+import statistics
+import sys
+import time
+from typing import Callable, Dict, List
+
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+import fmkt_plugin  # noqa: E402,F401  (before any mmrazor import)
+
+KD_CONFIG = osp.join(REPO, 'configs', 'baselines', 'kd_resnet34_resnet18_in1k.py')
+FMKT_CONFIG = osp.join(REPO, 'configs', 'fmkt', 'resnet34_res18_in1k.py')
+
+TARGETS = {
+    'train_logit': ('<= 1.10', lambda r: r <= 1.10),
+    'train_feature': ('<= 1.10', lambda r: r <= 1.10),
+    'infer_flow_N8': ('<= 1.12', lambda r: r <= 1.12),
+    'infer_theta_head': ('1.00 +- 0.02', lambda r: abs(r - 1.0) <= 0.02),
+    'infer_theta_2stage': ('1.00 +- 0.02', lambda r: abs(r - 1.0) <= 0.02),
+}
+
+
+def _load(path: str):
+    from fmkt_plugin.apis.config import load_config
+    cfg = load_config(path)
+    cfg.model.teacher_ckpt = None
+    return cfg
+
+
+def build_models(num_classes: int = 1000) -> Dict[str, torch.nn.Module]:
+    """KD, logit-level FM-KT and feature-level FM-KT algorithms, and inference students."""
+    from mmrazor.registry import MODELS
+
+    from benchmarks.engine import quiet_logs
+    quiet_logs()
+    kd_cfg = _load(KD_CONFIG)
+    fm_cfg = _load(FMKT_CONFIG)
+    kd_metric = copy.deepcopy(kd_cfg.model.distiller.distill_losses.loss_kl)
+    fm_cfg.model.distiller.distill_losses.loss_fmkt.metric = kd_metric
+    fm_cfg.model.distiller.distill_losses.loss_fmkt.loss_weight = 1.0
+    flow = copy.deepcopy(fm_cfg.model.architecture.head.flow)
+
+    feat_cfg = copy.deepcopy(kd_cfg)
+    feat_cfg.model.type = 'FMKTDistill'
+    feat_cfg.model.architecture.neck = dict(
+        type='FlowMatchingNeck', in_channels=512, with_pool=True,
+        flow=dict(flow, num_steps=8, test_num_steps=8))
+    d = feat_cfg.model.distiller
+    d.student_recorders['steps'] = dict(type='ModuleOutputs', source='neck.flow')
+    d.teacher_recorders['feat'] = dict(type='ModuleOutputs', source='backbone.layer4')
+    d.connectors = dict(proj=dict(type='TeacherProjector', in_channels=512, out_channels=512))
+    d.distill_losses['loss_flow'] = dict(type='FMKTLoss', metric='mse', loss_weight=1.0)
+    d.loss_forward_mappings['loss_flow'] = dict(
+        preds=dict(from_student=True, recorder='steps'),
+        target=dict(from_student=False, recorder='feat', connector='proj'))
+
+    torch.manual_seed(0)
+    models = {
+        'kd': MODELS.build(kd_cfg.model),
+        'fmkt_logit': MODELS.build(fm_cfg.model),
+        'fmkt_feature': MODELS.build(feat_cfg.model),
+    }
+    arch = copy.deepcopy(kd_cfg.model.architecture)
+    models['student_plain'] = MODELS.build(arch)
+    head = copy.deepcopy(fm_cfg.model.architecture.head)
+    models['student_flow'] = MODELS.build(dict(arch, head=head))
+    head_theta = dict(head, theta=dict(use_for_inference=True))
+    models['student_theta_head'] = MODELS.build(dict(arch, head=head_theta))
+    # the two-stage FM-KT^Theta student is a plain ResNet-18 (separate instance)
+    models['student_theta_2stage'] = MODELS.build(copy.deepcopy(arch))
+    for m in models.values():
+        m.init_weights()
+    return models
+
+
+def _time(fn: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _rotating(fns: Dict[str, Callable[[], None]], repeats: int, warmup: int,
+              progress=None) -> Dict[str, List[float]]:
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    times = {n: [] for n in names}
+    for r in range(repeats):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            times[name].append(_time(fns[name]))
+        if progress:
+            progress(f'overhead: repeat {r + 1}/{repeats}')
+    return times
+
+
+def _paired_ratio(times: Dict[str, List[float]], num: str, den: str) -> float:
+    return statistics.median(a / b for a, b in zip(times[num], times[den]))
+
+
+def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int = 2,
+                 threads: int = 0, progress=None) -> dict:
+    """Measure and return the timings, ratios and the setting.
+
+    Args:
+        size: image side (px).
+        batch: batch size of the train step and of inference.
+        repeats: timed repeats per variant (medians are reported).
+        warmup: untimed repeats first.
+        threads: torch threads (0: leave as is).
+        progress: callable receiving progress lines.
+    """
+    from mmengine.optim import build_optim_wrapper
+    from mmpretrain.structures import DataSample
+
+    if threads:
+        torch.set_num_threads(threads)
+    say = progress or (lambda msg: None)
+    say('overhead: building ResNet-34 -> ResNet-18 models')
+    models = build_models()
+    gen = torch.Generator().manual_seed(0)
+    images = (torch.rand(batch, 3, size, size, generator=gen) * 255).to(torch.uint8)
+    labels = torch.randint(0, 1000, (batch, ), generator=gen)
+    batch_data = dict(inputs=images, data_samples=[
+        DataSample().set_gt_label(int(y)) for y in labels])
+
+    train_fns = {}
+    for name in ('kd', 'fmkt_logit', 'fmkt_feature'):
+        model = models[name]
+        model.train()
+        wrapper = build_optim_wrapper(model, dict(type='OptimWrapper', optimizer=dict(
+            type='SGD', lr=1e-4, momentum=0.9, weight_decay=1e-4)))
+
+        def step(model=model, wrapper=wrapper):
+            model.train_step(copy.copy(batch_data), wrapper)
+        train_fns[name] = step
+    train_times = _rotating(train_fns, repeats, warmup,
+                            lambda m: say(m.replace('overhead', 'overhead train steps')))
+
+    infer_fns = {}
+    with torch.no_grad():
+        data = models['student_plain'].data_preprocessor(dict(inputs=images), False)['inputs']
+    for name in ('student_plain', 'student_flow', 'student_theta_head', 'student_theta_2stage'):
+        models[name].eval()
+
+    def infer(model, steps=None):
+        flows = [m for m in model.modules() if hasattr(m, 'test_num_steps')]
+        for f in flows:
+            f.test_num_steps = steps or f.test_num_steps
+
+        def fn():
+            with torch.no_grad():
+                model(data, mode='tensor')
+        return fn
+
+    infer_fns['plain'] = infer(models['student_plain'])
+    for n in (1, 2, 4, 8):
+        flow_model = models['student_flow'] if n == 8 else copy.deepcopy(models['student_flow'])
+        infer_fns[f'flow_N{n}'] = infer(flow_model, n)
+    infer_fns['theta_head'] = infer(models['student_theta_head'])
+    infer_fns['theta_2stage'] = infer(models['student_theta_2stage'])
+    infer_times = _rotating(infer_fns, repeats * 2, warmup,
+                            lambda m: say(m.replace('overhead', 'overhead inference')))
+
+    ratios = []
+
+    def add(key, name, times, num, den):
+        ratio = _paired_ratio(times, num, den)
+        target = TARGETS.get(key)
+        ratios.append(dict(key=key, name=name, ratio=ratio,
+                           target=target[0] if target else 'analysis',
+                           met=bool(target[1](ratio)) if target else True))
+
+    add('train_logit', 'train step, FM-KT logit level (MLP, N=8) / KD', train_times,
+        'fmkt_logit', 'kd')
+    add('train_feature', 'train step, FM-KT feature level (FlowMatchingNeck, N=8) + KD / KD',
+        train_times, 'fmkt_feature', 'kd')
+    for n in (1, 2, 4):
+        add(f'infer_flow_N{n}', f'inference, flow-head student N={n} / plain ResNet-18',
+            infer_times, f'flow_N{n}', 'plain')
+    add('infer_flow_N8', 'inference, flow-head student N=8 / plain ResNet-18', infer_times,
+        'flow_N8', 'plain')
+    add('infer_theta_head', 'inference, FlowMatchingClsHead theta path / plain ResNet-18',
+        infer_times, 'theta_head', 'plain')
+    add('infer_theta_2stage', 'inference, FM-KT^Theta 2-stage student (LinearClsHead) / plain',
+        infer_times, 'theta_2stage', 'plain')
+    med = {k: statistics.median(v) for k, v in {**train_times, **infer_times}.items()}
+    return dict(
+        setting=(f'ResNet-34 -> ResNet-18, {size} px, batch {batch}, '
+                 f'{torch.get_num_threads()} CPU thread(s), torch {torch.__version__}'),
+        size=size, batch=batch, repeats=repeats, warmup=warmup,
+        threads=torch.get_num_threads(), median_s=med,
+        times_s={k: v for k, v in {**train_times, **infer_times}.items()}, ratios=ratios)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--size', type=int, default=224)
+    parser.add_argument('--batch', type=int, default=8)
+    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--threads', type=int, default=0)
+    parser.add_argument('--out', default=None, help='write the result JSON here')
+    args = parser.parse_args(argv)
+    result = run_overhead(args.size, args.batch, args.repeats, args.warmup, args.threads,
+                          progress=lambda m: print(m, flush=True))
+    from benchmarks.report import overhead_markdown
+    print(overhead_markdown(result))
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(result, f, indent=1)
+    return result
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,134 @@
+"""The embedded Fashion-MNIST benchmark, end to end on a tiny slice (profile ``smoke``).
+
+Needs the Debian package ``dataset-fashion-mnist`` (``scripts/bootstrap.sh`` installs it); without
+it these tests fail with the install command instead of being skipped.
+"""
+import json
+import math
+import os.path as osp
+import sys
+
+import pytest
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from benchmarks import configs as C  # noqa: E402
+from benchmarks.data import IDX_BYTES, PACKAGE_DIR  # noqa: E402
+
+
+def _require_dataset():
+    missing = [n for n in IDX_BYTES if not osp.isfile(osp.join(PACKAGE_DIR, n + '.gz'))]
+    if missing:
+        pytest.fail(f'Fashion-MNIST is not installed ({PACKAGE_DIR}/{missing[0]}.gz missing): run '
+                    '`bash scripts/bootstrap.sh` or `apt-get install -y dataset-fashion-mnist`',
+                    pytrace=False)
+
+
+@pytest.fixture(scope='module')
+def fmnist_root(tmp_path_factory):
+    _require_dataset()
+    from benchmarks.data import prepare_fashion_mnist
+    return prepare_fashion_mnist(str(tmp_path_factory.mktemp('fmnist')))
+
+
+def test_dataset_is_real_fashion_mnist(fmnist_root):
+    from benchmarks.jobs import _data
+    data = _data(fmnist_root)
+    assert data['train'].images.shape == (60000, 1, 28, 28)
+    assert data['test'].images.shape == (10000, 1, 28, 28)
+    assert data['test'].labels.bincount().tolist() == [1000] * 10
+    assert not torch.equal(data['train'].images[:10000], data['test'].images)
+
+
+def test_plan_default_profile():
+    from benchmarks.run import plan_jobs
+    prof = C.profile('default')
+    jobs = plan_jobs(prof, dict(epochs=prof['epochs']))
+    ids = [j['id'] for j in jobs]
+    assert len(ids) == len(set(ids))
+    assert ids[:2] == ['teacher-wide', 'teacher-deep']
+    # per seed: 2 teacher-free runs + 6 teacher-based methods x 2 pairs
+    assert len(jobs) == 2 + 3 * (2 + 6 * 2)
+    theta = next(j for j in jobs if j['id'] == 'fmkt_theta-deep-s2')
+    assert theta['after'] == ['teacher-deep', 'fmkt_kd-deep-s2']
+    for job in jobs:
+        assert all(ids.index(dep) < ids.index(job['id']) for dep in job['after'])
+
+
+def test_every_method_config_builds(tmp_path):
+    from benchmarks.engine import build_model
+    cache = str(tmp_path / 'logits.pt')
+    torch.save(torch.randn(2, 4, 10), cache)
+    for method in C.METHODS:
+        model = build_model(C.method_cfg(method, 'deep', teacher_cache=cache))
+        assert type(model).__name__ == {
+            'student': 'ImageClassifier', 'ofmkt': 'OFMKT', 'fmkt_kd': 'FMKTDistill',
+            'fmkt_dist': 'FMKTDistill'}.get(method, 'SingleTeacherDistill')
+
+
+def test_cached_teacher_equals_live_teacher(fmnist_root, tmp_path):
+    """The cache holds exactly what the live teacher outputs on the same (flipped) batch."""
+    from mmpretrain.structures import DataSample
+
+    from benchmarks.data import TensorLoader
+    from benchmarks.engine import build_model, cached_logits, predict_logits
+    from benchmarks.jobs import _data
+    from benchmarks.models import CachedLogitsTeacher
+    split = _data(fmnist_root)['train']
+    torch.manual_seed(0)
+    teacher = build_model(C.teacher_cfg('wide'))
+    rows = list(range(0, 600, 7))
+    path = cached_logits(teacher, split, rows, str(tmp_path / 'cache.pt'))
+    cached = CachedLogitsTeacher(path)
+    batch = next(iter(TensorLoader(split, 32, indices=torch.tensor(rows), shuffle=True,
+                                   flip=True, seed=3)))
+    assert 0 < int(batch['flips'].sum()) < 32
+    live = predict_logits(teacher, batch['inputs'])
+    samples = [DataSample(metainfo=dict(sample_idx=int(i), flip=bool(f)))
+               for i, f in zip(batch['indices'], batch['flips'])]
+    torch.testing.assert_close(cached(batch['inputs'], samples), live)
+
+
+@pytest.mark.slow
+def test_smoke_profile_end_to_end(fmnist_root, tmp_path):
+    from benchmarks.run import main
+    out = tmp_path / 'out'
+    payload = main(['--profile', 'smoke', '--out', str(out), '--threads', '1',
+                    '--cache-dir', str(tmp_path / 'cache'), '--skip-overhead'])
+    res = out / 'smoke'
+    for name in ('results.json', 'results.md', 'accuracy.png', 'fmkt_steps.png'):
+        assert (res / name).is_file() and (res / name).stat().st_size > 0, name
+    data = json.loads((res / 'results.json').read_text())
+    runs = data['runs']
+    prof = C.profile('smoke')
+    assert {r['method'] for r in runs} == set(prof['methods'])
+    assert {r['seed'] for r in runs} == set(prof['seeds'])
+    for r in runs:
+        assert math.isfinite(r['top1']) and 0 <= r['top1'] <= 100
+        assert r['train_time_s'] > 0
+        assert r['test_images'] == prof['test_size'] and r['train_images'] == prof['train_size']
+    fmkt = next(r for r in runs if r['method'] == 'fmkt_kd')
+    assert sorted(fmkt['top1_by_steps'], key=int) == ['1', '2', '4', '8']
+    assert all(math.isfinite(v) for v in fmkt['top1_by_steps'].values())
+    assert fmkt['top1'] == fmkt['top1_by_steps']['8']
+    text = (res / 'results.md').read_text()
+    assert 'FM-KT (KD metric)' in text and '| KD |' in text
+    assert payload['summary']['wide']['rows']['kd']['seeds'] == [0]
+
+    # a rerun finds the teacher and every run in the cache
+    again = main(['--profile', 'smoke', '--out', str(out), '--threads', '1',
+                  '--cache-dir', str(tmp_path / 'cache'), '--skip-overhead'])
+    assert all(r['cached'] for r in again['runs'] + again['teachers'])
+
+
+@pytest.mark.slow
+def test_overhead_benchmark_runs():
+    from benchmarks.overhead import run_overhead
+    result = run_overhead(size=32, batch=2, repeats=1, warmup=0, threads=1)
+    keys = {r['key'] for r in result['ratios']}
+    assert {'train_logit', 'train_feature', 'infer_flow_N8', 'infer_theta_head',
+            'infer_theta_2stage'} <= keys
+    assert all(math.isfinite(r['ratio']) and r['ratio'] > 0 for r in result['ratios'])
