@@ -49,11 +49,12 @@ def test_random_num_steps_vary_and_eval_uses_test_steps():
     assert conn.test_num_steps == 4
     torch.manual_seed(0)
     seen = set()
-    for _ in range(40):
+    for _ in range(8):
         est = conn(torch.randn(2, 6))
         assert est.shape[0] == conn.last_num_steps
         seen.add(conn.last_num_steps)
-    assert seen == {1, 2, 4}
+    assert len(seen) > 1
+    assert {conn.draw_num_steps() for _ in range(60)} == {1, 2, 4}
     conn.eval()
     assert {conn(torch.randn(2, 6)).shape[0] for _ in range(5)} == {4}
 
