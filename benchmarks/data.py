@@ -16,6 +16,7 @@ import math
 import os
 import os.path as osp
 import shutil
+import warnings
 from dataclasses import dataclass
 from typing import Dict, Iterator, Optional
 
@@ -115,8 +116,11 @@ def load_fashion_mnist(data_root: str, package_dir: str = PACKAGE_DIR) -> Dict[s
     prepare_fashion_mnist(data_root, package_dir)
     splits = {}
     for name, test_mode, expected in (('train', False, NUM_TRAIN), ('test', True, NUM_TEST)):
-        ds = FashionMNIST(data_root=data_root, split=name, test_mode=test_mode, download=False,
-                          serialize_data=False, lazy_init=False)
+        with warnings.catch_warnings():  # one numpy deprecation warning per image upstream
+            warnings.simplefilter('ignore', DeprecationWarning)
+            warnings.simplefilter('ignore', UserWarning)
+            ds = FashionMNIST(data_root=data_root, split=name, test_mode=test_mode,
+                              download=False, serialize_data=False, lazy_init=False)
         if len(ds) != expected:
             raise RuntimeError(f'Fashion-MNIST {name}: {len(ds)} images, expected {expected}')
         infos = [ds.get_data_info(i) for i in range(len(ds))]

@@ -79,6 +79,7 @@ def train_model(model: nn.Module,
                 loader: TensorLoader,
                 epochs: int,
                 lr_scale: float = 1.0,
+                flow_lr_mult: float = 1.0,
                 progress: Progress = None,
                 tag: str = '') -> Dict[str, float]:
     """Train with SGD (nesterov, gradient clipping) + one-cycle through ``model.train_step``.
@@ -88,6 +89,7 @@ def train_model(model: nn.Module,
         loader: training batches.
         epochs: number of epochs.
         lr_scale: multiplier of the peak learning rate in :data:`HPARAMS`.
+        flow_lr_mult: learning-rate multiplier of the parameters of the student's flow head.
         progress: called with a one-line message after every epoch.
         tag: prefix of the progress messages.
 
@@ -96,13 +98,17 @@ def train_model(model: nn.Module,
     """
     optim = copy.deepcopy(HPARAMS['optimizer'])
     optim['lr'] *= lr_scale
-    wrapper = build_optim_wrapper(model, dict(type='OptimWrapper', optimizer=optim,
-                                              clip_grad=copy.deepcopy(HPARAMS['clip_grad'])))
+    wrapper_cfg = dict(type='OptimWrapper', optimizer=optim,
+                       clip_grad=copy.deepcopy(HPARAMS['clip_grad']))
+    if flow_heads(model) and flow_lr_mult != 1.0:
+        wrapper_cfg['paramwise_cfg'] = dict(custom_keys={'head.flow': dict(lr_mult=flow_lr_mult)})
+    wrapper = build_optim_wrapper(model, wrapper_cfg)
     total = epochs * len(loader)
     oc = HPARAMS['one_cycle']
     scheduler = None
     if total >= 4:  # mmengine's one-cycle needs >= 1 step per phase
-        scheduler = OneCycleLR(wrapper, eta_max=optim['lr'], total_steps=total, by_epoch=False,
+        peaks = [group['lr'] for group in wrapper.param_groups]  # keeps lr_mult
+        scheduler = OneCycleLR(wrapper, eta_max=peaks, total_steps=total, by_epoch=False,
                                pct_start=max(oc['pct_start'], 2.0 / total),
                                div_factor=oc['div_factor'],
                                final_div_factor=oc['final_div_factor'])
@@ -116,7 +122,8 @@ def train_model(model: nn.Module,
             log_vars = model.train_step(batch, wrapper)
             if scheduler is not None:
                 scheduler.step()
-            loss = float(log_vars['loss'])
+            loss = log_vars['loss']
+            loss = float(loss.detach() if isinstance(loss, torch.Tensor) else loss)
             running += loss
             count += 1
         if progress:

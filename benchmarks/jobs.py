@@ -69,6 +69,7 @@ def test_indices(size: Optional[int]) -> torch.Tensor:
 def teacher_key(job: dict) -> str:
     cfg = C.teacher_cfg(job['pair'])
     return config_key('teacher', cfg.to_dict(), C.HPARAMS['optimizer'], C.HPARAMS['one_cycle'],
+                      C.HPARAMS['clip_grad'], C.HPARAMS['batch_size'],
                       job['teacher_epochs'], job['train_size'], job['test_size'], job['seed'],
                       job.get('holdout', 0))
 
@@ -174,8 +175,9 @@ def run_student(job: dict, progress: Callable[[str], None]) -> dict:
         if C.HPARAMS['theta']['init_from_stage1']:
             _init_theta_student(model, job['stage1']['ckpt'])
     model.to(job.get('device', 'cpu'))
-    stats = train_model(model, train, epochs, lr_scale=lr_scale, progress=progress,
-                        tag=f'{method} {pair} s{seed}')
+    flow_lr_mult = C.HPARAMS['flow_lr_mult']['ofmkt' if method == 'ofmkt' else 'fmkt']
+    stats = train_model(model, train, epochs, lr_scale=lr_scale, flow_lr_mult=flow_lr_mult,
+                        progress=progress, tag=f'{method} {pair} s{seed}')
 
     t0 = time.perf_counter()
     by_steps = {}

@@ -80,7 +80,8 @@ def write_markdown(path: str, summary: dict, meta: dict) -> str:
     """Write the results table (one block per pair) and return the markdown text."""
     lines = [f'### Fashion-MNIST, profile `{meta["profile"]}`', '']
     lines.append(
-        f'Top-1 (%) on the {meta["test_images"]} test images, mean +- std over seeds '
+        f'Top-1 (%) on the {meta["test_images"]} images of the {meta["evaluated_on"]}, '
+        f'mean +- std over seeds '
         f'{", ".join(map(str, meta["seeds"]))}; student {meta["student_epochs"]} epochs on '
         f'{meta["train_images"]} training images (FM-KT^Theta: + {meta["theta_epochs"]} '
         f'stage-2 epoch(s)); FM-KT headline at N={HPARAMS["headline_steps"]} inference steps '

@@ -276,8 +276,8 @@ def main(argv=None) -> dict:
     first = runs[0] if runs else {}
     meta = dict(
         profile=args.profile, holdout=args.holdout,
-        evaluated_on=('validation split (%d held-out training images)' % args.holdout
-                      if args.holdout else 'test split'),
+        evaluated_on=('validation split held out of the training images' if args.holdout
+                      else 'test split'),
         seeds=list(prof['seeds']), pairs=list(prof['pairs']), methods=list(prof['methods']),
         student_epochs=prof['epochs'], theta_epochs=prof['theta_epochs'],
         teacher_epochs=prof['teacher_epochs'], train_images=first.get('train_images'),
