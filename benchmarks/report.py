@@ -11,6 +11,13 @@ from .configs import HPARAMS, METHOD_LABELS, METHODS, PAIRS
 __all__ = ['summarize', 'write_markdown', 'write_json', 'write_plots', 'mean_std']
 
 
+SHORT_LABELS = {
+    'student': 'student\nalone', 'kd': 'KD', 'dkd': 'DKD', 'dist': 'DIST',
+    'fmkt_kd': 'FM-KT\n(KD)', 'fmkt_dist': 'FM-KT\n(DIST)', 'fmkt_theta': 'FM-KT^Theta\n(2-stage)',
+    'ofmkt': 'OFM-KT\n(online)'
+}
+
+
 def mean_std(values: List[float]) -> tuple:
     """Mean and sample standard deviation (0 for a single value)."""
     if not values:
@@ -178,9 +185,11 @@ def write_plots(out_dir: str, summary: dict, runs: List[dict],
         lo = min(min(rows[m]['top1']) for m in methods)
         hi = max(max(rows[m]['top1']) for m in methods)
         ax.set_ylim(lo - 1.0, hi + 0.6)
+        for x, m in zip(xs, methods):
+            ax.text(x, rows[m]['mean'] + rows[m]['std'] + 0.05, f'{rows[m]["mean"]:.2f}',
+                    ha='center', va='bottom', fontsize=7)
         ax.set_xticks(list(xs))
-        ax.set_xticklabels([METHOD_LABELS[m].split(' (')[0] + ('\n(' + METHOD_LABELS[m].split(
-            ' (')[1] if ' (' in METHOD_LABELS[m] else '') for m in methods], fontsize=7)
+        ax.set_xticklabels([SHORT_LABELS[m] for m in methods], fontsize=7)
         t = summary[pair]['teacher']
         ax.set_title(f'{pair}: {PAIRS[pair]["label"]}'
                      + (f' (teacher {t["top1"]:.2f})' if t else ''))
@@ -222,3 +231,22 @@ def write_plots(out_dir: str, summary: dict, runs: List[dict],
     plt.close(fig)
     paths.append(path)
     return paths
+
+
+def main(argv=None) -> None:
+    """Re-render ``results.md`` and the plots next to a ``results.json``."""
+    import argparse
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument('results', help='path of a results.json written by benchmarks/run.py')
+    args = parser.parse_args(argv)
+    with open(args.results) as f:
+        payload = json.load(f)
+    out_dir = osp.dirname(args.results)
+    meta = payload['meta']
+    summary = summarize(payload['runs'], payload['teachers'], meta['pairs'], meta['methods'])
+    print(write_markdown(osp.join(out_dir, 'results.md'), summary, meta))
+    write_plots(out_dir, summary, payload['runs'])
+
+
+if __name__ == '__main__':
+    main()
