@@ -252,7 +252,7 @@ def main(argv=None) -> dict:
                 holdout=args.holdout, device=device)
     jobs = plan_jobs(prof, base)
     ov_cfg = prof['overhead']
-    ov_prior = 0.0 if args.skip_overhead else 30.0 * ov_cfg['repeats']
+    ov_prior = 0.0 if args.skip_overhead else 15.0 + 5.0 * ov_cfg['repeats']
     progress = Progress(jobs, workers, extra_s=ov_prior)
     started = time.time()
     results = execute(jobs, workers, progress)
