@@ -61,8 +61,9 @@ def test_flow_fpn_starts_as_the_wrapped_fpn():
     from mmdet.registry import MODELS as DET_MODELS
     neck = _small_fpn()
     neck.init_weights()
-    plain = DET_MODELS.build(dict(type='FPN', in_channels=[8, 16, 32, 64], out_channels=16,
-                                  num_outs=5))
+    # _scope_: build in mmdet whatever default scope earlier tests left current
+    plain = DET_MODELS.build(dict(_scope_='mmdet', type='FPN', in_channels=[8, 16, 32, 64],
+                                  out_channels=16, num_outs=5))
     plain.load_state_dict(neck.fpn.state_dict())
     feats = _backbone_feats()
     outs, ref = neck(feats), plain(feats)
@@ -121,6 +122,7 @@ def test_flow_fpn_rejects_bad_config(kwargs, field):
 def test_flow_fpn_is_an_mmdet_neck():
     from mmdet.registry import MODELS as DET_MODELS
     neck = DET_MODELS.build(dict(
+        _scope_='mmdet',
         type='FlowFPN',
         neck=dict(type='FPN', in_channels=[8, 16, 32, 64], out_channels=16, num_outs=5)))
     assert type(neck).__name__ == 'FlowFPN'
