@@ -22,6 +22,16 @@ def _batch(runner):
     return next(iter(loader))
 
 
+def _exported_runner(result, work_dir):
+    """An mmengine Runner built from the exported config, with the exported weights loaded."""
+    from mmengine.runner import Runner
+    cfg = load_tool('test').build_runner_config(result['config'], work_dir=str(work_dir),
+                                                load_from=result['checkpoint'])
+    runner = Runner.from_cfg(cfg)
+    runner.load_checkpoint(result['checkpoint'])
+    return runner
+
+
 def _predict_scores(model, batch):
     model.eval()
     with torch.no_grad():
@@ -40,17 +50,11 @@ def test_exported_flow_student_predicts_like_the_distilled_student(tiny_imagenet
     batch = _batch(runner)
     expected = _predict_scores(runner.model, batch)  # the student inside FMKTDistill
 
-    test_tool = load_tool('test')
-    student_runner_cfg = test_tool.build_runner_config(result['config'],
-                                                       work_dir=str(tmp_path / 'eval'),
-                                                       load_from=result['checkpoint'])
-    from mmengine.runner import Runner
-    student_runner = Runner.from_cfg(student_runner_cfg)
-    student_runner.load_checkpoint(result['checkpoint'])
-    got = _predict_scores(student_runner.model, batch)
-    assert type(student_runner.model).__name__ == 'ImageClassifier'
-    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+    student = _exported_runner(result, tmp_path / 'eval').model
+    assert type(student).__name__ == 'ImageClassifier'
+    torch.testing.assert_close(_predict_scores(student, batch), expected, atol=1e-5, rtol=0)
 
+    test_tool = load_tool('test')
     metrics = test_tool.main([result['config'], result['checkpoint'],
                               '--work-dir', str(tmp_path / 'eval2')])
     assert 'accuracy/top1' in metrics
@@ -79,6 +83,36 @@ def test_theta_export_is_a_plain_student(tiny_imagenet, teacher_ckpts, tmp_path)
     state = torch.load(result['checkpoint'], map_location='cpu', weights_only=True)['state_dict']
     trained = runner.model.architecture.head.theta_fc.fc.weight.detach()
     torch.testing.assert_close(state['head.fc.weight'], trained)
+
+
+@pytest.mark.slow
+def test_theta_fold_export_is_a_plain_student_with_the_ensemble_predictions(
+        tiny_imagenet, teacher_ckpts, tmp_path):
+    """An affine meta-encoder: the exported plain student predicts exactly like the flow head."""
+    cfg, ckpt, runner = _train(tmp_path, tiny_imagenet, teacher_ckpts, {
+        'model.architecture.head.flow.meta_encoder': dict(_delete_=True,
+                                                          type='LinearMetaEncoder')})
+    flow = runner.model.architecture.head.flow
+    assert flow.meta_encoder.out.weight.abs().sum() > 0  # trained: the flow is not the identity
+    result = load_tool('convert_fmkt_ckpt_to_student').main(
+        [cfg, ckpt, str(tmp_path / 'fold'), '--theta'])
+    assert result['mode'] == 'theta-fold'
+
+    from mmengine.hub import get_model
+    from mmengine.registry import DefaultScope
+
+    from fmkt_plugin.apis import load_config
+    from fmkt_plugin.registry import MODELS
+    plain = get_model('mmpretrain::resnet/resnet18_8xb32_in1k.py', pretrained=False)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        exported = MODELS.build(load_config(result['config']).model)
+    assert str(exported) == str(plain)
+    assert result['num_params'] == sum(p.numel() for p in plain.parameters())
+
+    batch = _batch(runner)
+    expected = _predict_scores(runner.model, batch)  # the N-step ensemble inside FMKTDistill
+    got = _predict_scores(_exported_runner(result, tmp_path / 'eval').model, batch)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
 
 
 def test_converter_rejects_non_distillation_checkpoint(tmp_path):

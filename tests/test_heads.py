@@ -7,7 +7,7 @@ from mmpretrain.registry import MODELS as PRETRAIN_MODELS
 from mmpretrain.structures import DataSample
 from mmrazor.models.task_modules import ModuleOutputsRecorder
 
-from fmkt_plugin.models.heads import FlowMatchingClsHead
+from fmkt_plugin.models.heads import FlowMatchingClsHead, fold_flow_head
 from fmkt_plugin.registry import MODELS as RAZOR_MODELS
 
 K, C, B = 5, 6, 4
@@ -174,3 +174,33 @@ def test_inside_image_classifier():
     model.eval()
     preds = model.predict(inputs)
     assert preds[0].pred_score.shape == (K, )
+
+
+@pytest.mark.parametrize('schedule', ['rectified', 'vp', 've'])
+def test_affine_flow_folds_into_one_linear_layer(schedule):
+    torch.manual_seed(0)
+    head = _pbuild(_cfg(flow=dict(num_steps=4, test_num_steps=5, schedule=schedule,
+                                  meta_encoder=dict(type='linear', time_embed_dim=8,
+                                                    zero_init_out=False))))
+    head.eval()
+    weight, bias = fold_flow_head(head)
+    assert weight.shape == (K, C) and bias.shape == (K, )
+    x = torch.randn(32, C) * 2
+    with torch.no_grad():
+        torch.testing.assert_close(x @ weight.t() + bias, head((x, )), atol=1e-5, rtol=0)
+        # other N: another linear layer, still exact
+        w3, b3 = fold_flow_head(head, num_steps=3)
+        torch.testing.assert_close(x @ w3.t() + b3,
+                                   head.step_head(head.flow(x, num_steps=3)).mean(0),
+                                   atol=1e-5, rtol=0)
+    assert not torch.allclose(w3, weight)
+
+
+def test_non_affine_flow_is_not_folded():
+    head = _pbuild(_cfg())  # MLP meta-encoder (ReLU, LayerNorm)
+    with pytest.raises(ValueError, match='MLPMetaEncoder is not affine'):
+        fold_flow_head(head)
+    # a class that claims affinity but is not: the numerical check refuses it
+    head.flow.meta_encoder.affine = True
+    with pytest.raises(ValueError, match='not affine in its input'):
+        fold_flow_head(head)

@@ -6,6 +6,7 @@ from torch import nn
 
 from fmkt_plugin.models.meta_encoders import (
     ConvMetaEncoder,
+    LinearMetaEncoder,
     MLPMetaEncoder,
     SinusoidalTimeEmbedding,
     TransformerMetaEncoder,
@@ -14,6 +15,7 @@ from fmkt_plugin.models.meta_encoders.transformer import _WindowAttentionBlock
 
 C = 8
 ENCODERS = {
+    'linear': lambda **kw: LinearMetaEncoder(C, time_embed_dim=16, **kw),
     'mlp1': lambda **kw: MLPMetaEncoder(C, num_blocks=1, time_embed_dim=16, **kw),
     'mlp2': lambda **kw: MLPMetaEncoder(C, num_blocks=2, hidden_channels=12, time_embed_dim=16,
                                         **kw),
@@ -182,3 +184,17 @@ def test_transformer_is_cheap_and_configurable():
     assert enc.blocks[0].qkv.out_features == 3 * 3 * 5
     assert not enc.blocks[0].shift
     assert isinstance(enc.out, nn.Linear)
+
+
+def test_only_the_linear_encoder_is_affine():
+    """affine=True must mean v(a x1 + b x2, t) = a v(x1, t) + b v(x2, t) - (a + b - 1) v(0, t)."""
+    torch.manual_seed(0)
+    x1, x2, t = torch.randn(3, C), torch.randn(3, C), torch.rand(3)
+    zero = torch.zeros(3, C)
+    for name, make in ENCODERS.items():
+        enc = make(zero_init_out=False)
+        mixed = enc(2.0 * x1 - 0.5 * x2, t)
+        affine_mix = 2.0 * enc(x1, t) - 0.5 * enc(x2, t) - 0.5 * enc(zero, t)
+        assert enc.affine == torch.allclose(mixed, affine_mix, atol=1e-5), name
+    assert LinearMetaEncoder.affine and not MLPMetaEncoder.affine
+    assert MODELS.build(dict(_scope_='mmrazor', type='LinearMetaEncoder', in_channels=4)).affine

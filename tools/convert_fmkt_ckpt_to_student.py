@@ -6,7 +6,9 @@ Usage:
 
 Writes OUT_DIR/student_config.py and OUT_DIR/student.pth, which ``tools/test.py`` evaluates
 without the teacher. By default the student keeps its flow head (the implicit ensemble);
-``--theta`` exports the FM-KT^Theta student, an ordinary classifier with a linear head.
+``--theta`` exports the FM-KT^Theta student, an ordinary classifier with a linear head: the
+flow head folded into it when its meta-encoder is affine (``LinearMetaEncoder``, exact), else
+the trained ``theta_fc`` head (``model.architecture.head.theta=True``).
 """
 import argparse
 import os.path as osp
@@ -26,7 +28,8 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='a checkpoint written by training that config')
     parser.add_argument('out_dir', help='folder for student_config.py and student.pth')
     parser.add_argument('--theta', action='store_true',
-                        help='export the FM-KT^Theta student (plain linear head)')
+                        help='export the FM-KT^Theta student (plain linear head: the folded '
+                        'flow of an affine meta-encoder, else the trained theta_fc)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings in the config')
     return parser.parse_args(argv)

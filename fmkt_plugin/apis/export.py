@@ -1,4 +1,5 @@
 """Turn a distillation checkpoint into a standalone student (config + checkpoint)."""
+import copy
 import os
 import os.path as osp
 import tempfile
@@ -7,6 +8,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from mmengine.config import Config, ConfigDict
 
+from ..models.heads import fold_flow_head
 from .config import load_config
 
 __all__ = ['export_student', 'StudentExport']
@@ -69,6 +71,22 @@ def _theta_head(head: ConfigDict) -> ConfigDict:
         topk=head.get('topk', (1, )))
 
 
+def _build_student(student_cfg: ConfigDict, scope: str, state: Dict[str, torch.Tensor],
+                   checkpoint: str, config: str) -> torch.nn.Module:
+    """Build the student and load ``state`` strictly (a mismatch names both files)."""
+    from mmengine.registry import DefaultScope
+
+    from ..registry import MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        model = MODELS.build(copy.deepcopy(student_cfg))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise RuntimeError(f'{checkpoint}: student weights do not match '
+                           f'model.architecture of {config}: missing {missing[:5]}, '
+                           f'unexpected {unexpected[:5]}')
+    return model
+
+
 def export_student(config: str,
                    checkpoint: str,
                    out_dir: str,
@@ -80,9 +98,11 @@ def export_student(config: str,
         config: the distillation config (FM-KT or a baseline).
         checkpoint: a checkpoint written by training that config.
         out_dir: output folder (created).
-        theta: export the FM-KT^Theta student: the flow head is replaced by a plain
-            ``LinearClsHead`` carrying the trained ``theta_fc`` weights, so the student is an
-            ordinary mmpretrain classifier with no inference overhead.
+        theta: export the FM-KT^Theta student, an ordinary mmpretrain classifier with a plain
+            ``LinearClsHead`` and no inference overhead. With an affine meta-encoder
+            (``LinearMetaEncoder``) the flow head is folded into that linear head, which gives
+            the N-step ensemble's logits exactly (mode ``'theta-fold'``); otherwise the head
+            carries the trained ``theta_fc`` weights (mode ``'theta'``).
         cfg_options: overrides applied to the config first.
 
     Returns:
@@ -92,10 +112,6 @@ def export_student(config: str,
         FileNotFoundError / ValueError / RuntimeError naming the file or field at fault.
         Nothing is written unless the student loads the exported weights strictly.
     """
-    from mmengine.registry import DefaultScope
-
-    from ..registry import MODELS
-
     cfg = load_config(config, cfg_options)
     model_cfg = cfg.get('model', None)
     if model_cfg is None or 'architecture' not in model_cfg:
@@ -113,30 +129,35 @@ def export_student(config: str,
     if is_fmkt and not _has_flow_weights(state):
         raise ValueError(f'{checkpoint}: no FM-KT flow weights for the FM-KT config {config}; '
                          'was it written by another config?')
+    scope = student_cfg.get('_scope_', cfg.get('default_scope', 'mmpretrain'))
+    model = _build_student(student_cfg, scope, state, checkpoint, config)
     mode = 'flow'
     if theta:
         if not has_flow_head:
             raise ValueError(f'--theta: {config} has no {_FLOW_HEAD} (model.architecture.head)')
-        if not any(k.startswith('head.theta_fc.') for k in state):
-            raise ValueError(f'--theta: {checkpoint} has no head.theta_fc weights; train with '
-                             'model.architecture.head.theta=True')
+        flow_head = model.head
+        if getattr(flow_head.flow.meta_encoder, 'affine', False):
+            # exact: the ensemble of an affine flow is one linear layer
+            weight, bias = fold_flow_head(flow_head)
+            head_state = {'head.fc.weight': weight, 'head.fc.bias': bias}
+            mode = 'theta-fold'
+        elif flow_head.theta_fc is not None:
+            head_state = {'head.fc.' + k: v for k, v in flow_head.theta_fc.fc.state_dict().items()}
+            mode = 'theta'
+        else:
+            raise ValueError(f'--theta: the flow head of {config} can neither be folded (its '
+                             f'meta_encoder {type(flow_head.flow.meta_encoder).__name__} is not '
+                             'affine; use meta_encoder=dict(type="LinearMetaEncoder")) nor has '
+                             'a trained theta_fc (model.architecture.head.theta=True)')
         student_cfg['head'] = _theta_head(head)
-        state = {('head.fc.' + k[len('head.theta_fc.fc.'):] if k.startswith('head.theta_fc.fc.')
-                  else k): v
-                 for k, v in state.items() if not k.startswith('head.') or
-                 k.startswith('head.theta_fc.fc.')}
-        mode = 'theta'
+        if student_cfg.get('neck') is None:
+            # a flow on the feature map pools each step; the plain head needs pooled features
+            student_cfg['neck'] = ConfigDict(type='GlobalAveragePooling')
+        state = {k: v for k, v in model.state_dict().items() if not k.startswith('head.')}
+        state.update(head_state)
+        model = _build_student(student_cfg, scope, state, checkpoint, config)
     elif not has_flow_head and not _has_flow_weights(state):
         mode = 'plain'
-
-    scope = student_cfg.get('_scope_', cfg.get('default_scope', 'mmpretrain'))
-    with DefaultScope.overwrite_default_scope(scope):
-        model = MODELS.build(student_cfg)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise RuntimeError(f'{checkpoint}: student weights do not match '
-                           f'model.architecture of {config}: missing {missing[:5]}, '
-                           f'unexpected {unexpected[:5]}')
 
     out_cfg = Config(cfg.to_dict() if hasattr(cfg, 'to_dict') else cfg._cfg_dict.to_dict())
     out_cfg.model = student_cfg

@@ -40,6 +40,9 @@ class BaseMetaEncoder(nn.Module):
     """
 
     short_name: str = ''
+    #: True when ``v(x, t)`` is affine in ``x`` for every ``t``: a flow of such an encoder on a
+    #: pooled feature folds into one linear layer (see :func:`fold_flow_head`).
+    affine: bool = False
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
