@@ -2,9 +2,11 @@
 
 Every fix here names the upstream problem it works around and has a test in
 ``tests/test_compat.py`` that fails without it. Nothing in site-packages is edited: fixes are
-stand-in modules placed in ``sys.modules`` before the broken import, or allow-lists handed to
-PyTorch.
+stand-in modules placed in ``sys.modules`` before the broken import, allow-lists handed to
+PyTorch, or a method replaced on an upstream class at import.
 """
+import os
+import os.path as osp
 import sys
 import types
 from typing import List
@@ -112,12 +114,112 @@ def _fix_mmengine_checkpoint_weights_only() -> None:
     _APPLIED.append('mmengine-checkpoint-weights-only')
 
 
+# ---------------------------------------------------------------------------------------------
+# Fix 3: mmengine 0.10.x writes checkpoints in place.
+# Upstream: ``save_checkpoint`` serialises to memory and hands the bytes to
+# ``LocalBackend.put``, which opens the final path with ``'wb'`` and writes into it. A process
+# killed during that write (SIGKILL, OOM killer, node pre-emption, a file-size limit) leaves a
+# truncated file under the final name, e.g. ``epoch_12.pth``, and when the name already existed
+# the complete old file is gone too. We make ``put`` atomic: write a temporary file next to the
+# target, flush and fsync it, then ``os.replace`` it onto the target (atomic on POSIX within one
+# file system). A killed write leaves only a hidden ``.<name>.tmp-<pid>`` file; the target is
+# either absent or still the previous complete file.
+# ---------------------------------------------------------------------------------------------
+def _atomic_local_put(self, obj: bytes, filepath) -> None:
+    """``LocalBackend.put`` that never leaves a partly written file under ``filepath``."""
+    filepath = str(filepath)
+    directory, name = osp.split(osp.abspath(filepath))
+    os.makedirs(directory, exist_ok=True)
+    tmp = osp.join(directory, f'.{name}.tmp-{os.getpid()}')
+    try:
+        with open(tmp, 'wb') as f:
+            f.write(obj)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, filepath)
+    except BaseException:
+        if osp.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _fix_mmengine_atomic_checkpoint_write() -> None:
+    from mmengine.fileio.backends import LocalBackend
+
+    if getattr(LocalBackend.put, '__fmkt_fix__', False):
+        return
+    _atomic_local_put.__fmkt_fix__ = True
+    LocalBackend.put = _atomic_local_put
+    _APPLIED.append('mmengine-atomic-checkpoint-write')
+
+
+# ---------------------------------------------------------------------------------------------
+# Fix 4: mmengine 0.10.x cannot run DDP on CPU (``--launcher pytorch`` without a GPU).
+# Upstream: ``mmengine.dist.utils._init_dist_pytorch`` calls ``torch.cuda.set_device`` for every
+# process that has no MLU/NPU/MUSA device, which raises without a CUDA device, and
+# ``Runner.wrap_model`` always passes ``device_ids=[LOCAL_RANK]`` to DistributedDataParallel,
+# which PyTorch rejects for a module on the CPU (``device_ids ... only work with ... GPU
+# modules``). Without a CUDA device we start the process group without ``set_device`` (with
+# gloo: NCCL needs GPUs, so a config's default ``nccl`` is switched, with a warning), and
+# ``MMDistributedDataParallel`` drops ``device_ids`` for CPU modules. Nothing changes when CUDA
+# (or another accelerator) is available.
+# ---------------------------------------------------------------------------------------------
+def _accelerator_available() -> bool:
+    from mmengine.device import (
+        is_cuda_available,
+        is_mlu_available,
+        is_musa_available,
+        is_npu_available,
+    )
+    return (is_cuda_available() or is_mlu_available() or is_npu_available()
+            or is_musa_available())
+
+
+def _fix_mmengine_ddp_on_cpu() -> None:
+    import mmengine.dist.utils as dist_utils
+    from mmengine.model.wrappers import MMDistributedDataParallel
+
+    if getattr(dist_utils._init_dist_pytorch, '__fmkt_fix__', False):
+        return
+    upstream_init = dist_utils._init_dist_pytorch
+
+    def _init_dist_pytorch(backend, init_backend='torch', **kwargs) -> None:
+        if _accelerator_available() or init_backend != 'torch':
+            return upstream_init(backend, init_backend=init_backend, **kwargs)
+        import logging
+
+        import torch.distributed as torch_dist
+        from mmengine.logging import print_log
+        if backend == 'nccl':
+            print_log('no CUDA device: using the gloo backend instead of nccl', 'current',
+                      logging.WARNING)
+            backend = 'gloo'
+        torch_dist.init_process_group(backend=backend, **kwargs)
+
+    _init_dist_pytorch.__fmkt_fix__ = True
+    dist_utils._init_dist_pytorch = _init_dist_pytorch
+
+    upstream_ddp_init = MMDistributedDataParallel.__init__
+
+    def __init__(self, module, *args, **kwargs) -> None:
+        params = list(module.parameters())
+        if kwargs.get('device_ids') and params and all(p.device.type == 'cpu' for p in params):
+            kwargs['device_ids'] = None
+            kwargs.pop('output_device', None)
+        upstream_ddp_init(self, module, *args, **kwargs)
+
+    MMDistributedDataParallel.__init__ = __init__
+    _APPLIED.append('mmengine-ddp-on-cpu')
+
+
 def apply_all() -> None:
     """Apply every fix once (idempotent)."""
     if _APPLIED:
         return
     _fix_mmrazor_quantization_import()
     _fix_mmengine_checkpoint_weights_only()
+    _fix_mmengine_atomic_checkpoint_write()
+    _fix_mmengine_ddp_on_cpu()
 
 
 def applied_fixes() -> List[str]:

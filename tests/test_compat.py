@@ -21,7 +21,8 @@ def _run(code: str) -> subprocess.CompletedProcess:
 
 def test_fixes_are_applied_on_import():
     assert set(compat.applied_fixes()) == {
-        'mmrazor-quantization-import', 'mmengine-checkpoint-weights-only'}
+        'mmrazor-quantization-import', 'mmengine-checkpoint-weights-only',
+        'mmengine-atomic-checkpoint-write', 'mmengine-ddp-on-cpu'}
 
 
 def test_mmrazor_models_import_fails_without_fix_and_works_with_it():
@@ -107,3 +108,114 @@ def test_restricted_getattr_refuses_other_attributes(tmp_path):
     torch.save({'payload': _GetattrExploit()}, path)
     with pytest.raises(pickle.UnpicklingError, match='only mmengine HistoryBuffer'):
         _load_checkpoint(str(path), map_location='cpu')
+
+
+# A process killed by the kernel in the middle of writing a checkpoint: the file-size limit
+# makes the write stop after 64 KiB and SIGXFSZ (default action restored; Python ignores it)
+# kills the process there, like a SIGKILL would.
+_KILLED_SAVE = """
+import resource, signal, sys
+{imports}
+import torch
+from mmengine.runner.checkpoint import save_checkpoint
+if len(sys.argv) > 2:  # first a complete checkpoint, under the limit
+    save_checkpoint({{'state_dict': {{'w': torch.ones(4)}}}}, sys.argv[1])
+hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, hard))
+signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+save_checkpoint({{'state_dict': {{'w': torch.zeros(1 << 20)}}}}, sys.argv[1])
+"""
+
+
+def _killed_save(path, plugin: bool, existing: bool) -> subprocess.CompletedProcess:
+    code = _KILLED_SAVE.format(imports='import fmkt_plugin' if plugin else '')
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(
+        [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))] + sys.path)
+    argv = [sys.executable, '-c', code, str(path)] + (['existing'] if existing else [])
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_killed_checkpoint_write_leaves_truncated_file_without_fix(tmp_path):
+    import signal
+    path = tmp_path / 'epoch_2.pth'
+    out = _killed_save(path, plugin=False, existing=True)
+    assert out.returncode == -signal.SIGXFSZ, out.stderr[-2000:]
+    assert 0 < path.stat().st_size <= 1 << 16  # the previous checkpoint is gone, a stub is left
+    with pytest.raises(Exception):
+        torch.load(path, map_location='cpu')
+
+
+@pytest.mark.parametrize('existing', [False, True])
+def test_killed_checkpoint_write_leaves_target_intact_with_fix(tmp_path, existing):
+    import signal
+    path = tmp_path / 'epoch_2.pth'
+    out = _killed_save(path, plugin=True, existing=existing)
+    assert out.returncode == -signal.SIGXFSZ, out.stderr[-2000:]
+    if existing:
+        assert torch.equal(torch.load(path, map_location='cpu')['state_dict']['w'],
+                           torch.ones(4))
+    else:
+        assert not path.exists()
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != path.name]
+    assert len(leftovers) == 1 and leftovers[0].startswith('.epoch_2.pth.tmp-')
+
+
+def test_atomic_checkpoint_write_round_trip_and_failure_cleanup(tmp_path):
+    from mmengine.fileio.backends import LocalBackend
+    from mmengine.runner.checkpoint import save_checkpoint
+    path = tmp_path / 'sub' / 'epoch_1.pth'
+    save_checkpoint({'state_dict': {'w': torch.arange(3.)}}, str(path))
+    save_checkpoint({'state_dict': {'w': torch.arange(5.)}}, str(path))  # overwrite
+    assert torch.equal(torch.load(path)['state_dict']['w'], torch.arange(5.))
+    assert os.listdir(path.parent) == ['epoch_1.pth']
+
+    with pytest.raises(TypeError):  # a write that fails with an ordinary exception
+        LocalBackend().put(object(), str(path))
+    assert os.listdir(path.parent) == ['epoch_1.pth']
+    assert torch.equal(torch.load(path)['state_dict']['w'], torch.arange(5.))
+
+
+# One gloo process (world size 1) as torchrun starts it, with CUDA hidden: mmengine's own
+# launcher code path, without the cost of a multi-process run (tests/test_distributed.py).
+_DDP_ON_CPU = """
+import sys
+{imports}
+import torch
+import torch.distributed as torch_dist
+from mmengine.dist import init_dist
+from mmengine.model.wrappers import MMDistributedDataParallel
+if sys.argv[1] == 'init':
+    init_dist('pytorch', backend='nccl')  # mmpretrain's default_runtime asks for nccl
+else:
+    torch_dist.init_process_group(backend='gloo')
+model = MMDistributedDataParallel(module=torch.nn.Linear(3, 1), device_ids=[0])
+model(torch.ones(2, 3)).sum().backward()
+print('ok', torch_dist.get_backend(), torch_dist.get_world_size())
+"""
+
+
+def _ddp_on_cpu(step: str, plugin: bool) -> subprocess.CompletedProcess:
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', RANK='0', LOCAL_RANK='0', WORLD_SIZE='1',
+               MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    env['PYTHONPATH'] = os.pathsep.join(
+        [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))] + sys.path)
+    code = _DDP_ON_CPU.format(imports='import fmkt_plugin' if plugin else '')
+    return subprocess.run([sys.executable, '-c', code, step], env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_ddp_on_cpu_needs_fix():
+    init = _ddp_on_cpu('init', plugin=False)
+    assert init.returncode != 0 and 'set_device' in init.stderr, init.stderr[-2000:]
+    wrap = _ddp_on_cpu('wrap', plugin=False)
+    assert wrap.returncode != 0 and 'device_ids' in wrap.stderr, wrap.stderr[-2000:]
+    for step in ('init', 'wrap'):
+        fixed = _ddp_on_cpu(step, plugin=True)
+        assert fixed.returncode == 0, fixed.stderr[-3000:]
+        assert fixed.stdout.strip().splitlines()[-1].split() == ['ok', 'gloo', '1']
+        assert ('instead of nccl' in fixed.stdout) == (step == 'init')
