@@ -77,6 +77,48 @@ def test_draws_are_reproducible_under_seed():
     assert draws() == draws()
 
 
+def test_draws_continue_after_state_dict_round_trip():
+    """A resumed run continues the same sequence of N, whatever the global RNG did."""
+    torch.manual_seed(0)
+    conn = _conn(num_steps=(1, 2, 4, 8))
+    first = [conn.draw_num_steps() for _ in range(10)]
+    saved = {k: v.clone() for k, v in conn.state_dict().items()}
+    expected = [conn.draw_num_steps() for _ in range(30)]
+    assert len(set(first + expected)) > 2
+
+    torch.manual_seed(1)  # another initial seed: the fresh connector draws another sequence
+    resumed = _conn(num_steps=(1, 2, 4, 8))
+    assert [resumed.draw_num_steps() for _ in range(30)] != expected
+    resumed.load_state_dict(saved, strict=True)
+    torch.rand(100)  # e.g. validation or data loading in between
+    assert [resumed.draw_num_steps() for _ in range(30)] == expected
+    assert int(resumed.draw_count) == 40
+
+
+def test_draws_leave_the_global_rng_alone():
+    conn = _conn(num_steps=[1, 2, 4])
+    state = torch.get_rng_state()
+    for _ in range(5):
+        conn(torch.zeros(2, 6))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert int(conn.draw_count) == 5
+    conn(torch.zeros(2, 6), num_steps=3)  # explicit N and eval mode do not draw
+    conn.eval()
+    conn(torch.zeros(2, 6))
+    assert int(conn.draw_count) == 5
+
+
+def test_draw_buffers_only_with_random_n_and_checkpoints_load_both_ways():
+    fixed, random_n = _conn(num_steps=4), _conn(num_steps=(2, 4))
+    assert not any(k.startswith('draw_') for k in fixed.state_dict())
+    assert {'draw_seed', 'draw_count'} <= set(random_n.state_dict())
+    # A checkpoint without the buffers (older, or fixed N) loads strictly, and the other way.
+    seed = int(random_n.draw_seed)
+    random_n.load_state_dict(fixed.state_dict(), strict=True)
+    assert int(random_n.draw_seed) == seed
+    fixed.load_state_dict(random_n.state_dict(), strict=True)
+
+
 @pytest.mark.parametrize('cfg, cls', [
     ('mlp', MLPMetaEncoder),
     (dict(type='conv', variant='mobile'), ConvMetaEncoder),

@@ -14,6 +14,17 @@ from ..solvers import EulerSolver
 __all__ = ['FlowMatchingConnector']
 
 
+_MASK64 = (1 << 64) - 1
+
+
+def _mix64(value: int) -> int:
+    """SplitMix64 finaliser: a cheap, well-spread hash of a 64-bit integer."""
+    value = (value + 0x9E3779B97F4A7C15) & _MASK64
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return value ^ (value >> 31)
+
+
 def _check_steps(value, field: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f'FlowMatchingConnector: {field} must be an int >= 1, got {value!r}')
@@ -29,6 +40,14 @@ class FlowMatchingConnector(BaseConnector):
     this module therefore records the per-step predictions. The transported representation
     (the state at t=0) of the last call is kept in ``last_transported`` and the number of steps
     used in ``last_num_steps``.
+
+    With several ``num_steps`` choices, the draw of a training forward is a hash of two
+    buffers, ``draw_seed`` (drawn from torch's generator when the connector is built, so it
+    follows mmengine's seeding) and ``draw_count`` (the number of draws so far). Both are in
+    the ``state_dict``: a run resumed from a checkpoint continues the same sequence of N, and
+    the draws neither consume nor depend on the global RNG (validation, data loading...).
+    DDP copies rank 0's buffers to every rank when it wraps the model, and the counters then
+    advance together, so every rank unrolls the same N.
 
     Args:
         in_channels: channels of the student representation (``(B, C)`` or ``(B, C, H, W)``).
@@ -69,6 +88,10 @@ class FlowMatchingConnector(BaseConnector):
         else:
             choices = (_check_steps(num_steps, 'num_steps'), )
         self.num_steps_choices: Tuple[int, ...] = choices
+        if len(choices) > 1:
+            seed = int(torch.randint(2**62, (), dtype=torch.int64).item())
+            self.register_buffer('draw_seed', torch.tensor(seed, dtype=torch.int64))
+            self.register_buffer('draw_count', torch.zeros((), dtype=torch.int64))
         self.test_num_steps = (max(choices) if test_num_steps is None else
                                _check_steps(test_num_steps, 'test_num_steps'))
 
@@ -96,9 +119,20 @@ class FlowMatchingConnector(BaseConnector):
             return self.test_num_steps
         if len(self.num_steps_choices) == 1:
             return self.num_steps_choices[0]
-        # torch's generator so that mmengine's seeding makes the draw reproducible.
-        idx = int(torch.randint(len(self.num_steps_choices), ()).item())
-        return self.num_steps_choices[idx]
+        count = int(self.draw_count.item())
+        self.draw_count.fill_(count + 1)
+        mixed = _mix64(_mix64(int(self.draw_seed.item()) & _MASK64) ^ count)
+        return self.num_steps_choices[mixed % len(self.num_steps_choices)]
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs) -> None:
+        # Checkpoints written before the draw buffers existed, or with a fixed N, still load:
+        # the sequence of N then starts from this connector's own seed.
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+        draw_keys = {prefix + 'draw_seed', prefix + 'draw_count'}
+        missing_keys[:] = [k for k in missing_keys if k not in draw_keys]
+        unexpected_keys[:] = [k for k in unexpected_keys if k not in draw_keys]
 
     def forward(self, feature: Tensor, num_steps: Optional[int] = None) -> Tensor:
         """Same as :meth:`forward_train` (train/eval differ only in the number of steps)."""
