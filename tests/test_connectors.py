@@ -187,3 +187,17 @@ def test_teacher_projector_maths_and_shapes():
     assert proj(torch.randn(4, 5)).shape == (4, 3)
     with pytest.raises(ValueError, match='stride'):
         TeacherProjector(5, 3, stride=0)
+
+
+def test_copy_after_training_forward_leaves_the_activation_behind():
+    import copy
+    import pickle
+    conn = FlowMatchingConnector(4, meta_encoder=dict(type='mlp', zero_init_out=False),
+                                 num_steps=2)
+    x = torch.randn(3, 4, requires_grad=True)
+    conn(x)
+    assert conn.last_transported.grad_fn is not None  # a graph-attached activation
+    twin = copy.deepcopy(conn)
+    assert twin.last_transported is None and conn.last_transported is not None
+    assert pickle.loads(pickle.dumps(conn)).last_transported is None
+    torch.testing.assert_close(twin(x), conn(x))

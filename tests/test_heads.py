@@ -182,6 +182,7 @@ def test_affine_flow_folds_into_one_linear_layer(schedule):
     head = _pbuild(_cfg(flow=dict(num_steps=4, test_num_steps=5, schedule=schedule,
                                   meta_encoder=dict(type='linear', time_embed_dim=8,
                                                     zero_init_out=False))))
+    head.loss(_feats(), _samples())  # a training forward first: the head holds activations
     head.eval()
     weight, bias = fold_flow_head(head)
     assert weight.shape == (K, C) and bias.shape == (K, )

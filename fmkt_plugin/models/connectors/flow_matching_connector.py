@@ -134,6 +134,13 @@ class FlowMatchingConnector(BaseConnector):
         missing_keys[:] = [k for k in missing_keys if k not in draw_keys]
         unexpected_keys[:] = [k for k in unexpected_keys if k not in draw_keys]
 
+    def __getstate__(self) -> dict:
+        # The last call's transported map is an activation (in training, attached to the
+        # autograd graph, which cannot be deep-copied): copies and pickles leave it behind.
+        state = self.__dict__.copy()
+        state['last_transported'] = None
+        return state
+
     def forward(self, feature: Tensor, num_steps: Optional[int] = None) -> Tensor:
         """Same as :meth:`forward_train` (train/eval differ only in the number of steps)."""
         return self.forward_train(feature, num_steps)
