@@ -1,11 +1,24 @@
 """Fold a flow head with an affine velocity model into one linear classifier (FM-KT^Theta)."""
-import copy
-from typing import Optional, Tuple
+from typing import Iterator, Optional, Tuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.func import functional_call
 
 __all__ = ['fold_flow_head']
+
+
+def _tensor_names(module: nn.Module) -> Iterator[str]:
+    yield from (name for name, _ in module.named_parameters())
+    yield from (name for name, _ in module.named_buffers())
+
+
+def _float64(module: nn.Module, name: str) -> Tensor:
+    """A CPU copy of a parameter or buffer, floating point ones in float64."""
+    tensor = module.get_parameter(name) if name in dict(module.named_parameters()) else \
+        module.get_buffer(name)
+    tensor = tensor.detach().cpu()
+    return tensor.double() if tensor.is_floating_point() else tensor.clone()
 
 
 def fold_flow_head(head, num_steps: Optional[int] = None,
@@ -38,22 +51,33 @@ def fold_flow_head(head, num_steps: Optional[int] = None,
                          f'"LinearMetaEncoder")) folds into a linear head')
     steps = head.flow.test_num_steps if num_steps is None else num_steps
     device = next(head.parameters()).device
-    work = copy.deepcopy(head).to(device='cpu', dtype=torch.float64).eval()
-    channels = head.in_channels
+    flow, step_head = head.flow, head.step_head
+    # Evaluate with float64 copies of the weights through functional_call rather than on a deep
+    # copy: a head in use carries recorder hooks holding graph-attached activations.
+    params = {name: _float64(flow, name) for name in _tensor_names(flow)}
+    head_params = {name: _float64(step_head, name) for name in _tensor_names(step_head)}
+    saved = flow.training, flow.last_transported, flow.last_num_steps
+    flow.eval()  # eval: the fixed step count, no draw
 
     def ensemble(z: Tensor) -> Tensor:
-        return work.step_head(work.flow(z, num_steps=steps)).mean(dim=0)
+        estimates = functional_call(flow, params, (z, ), dict(num_steps=steps))
+        return functional_call(step_head, head_params, (estimates, )).mean(dim=0)
 
-    with torch.no_grad():
-        probes = torch.cat([torch.zeros(1, channels), torch.eye(channels)]).double()
-        out = ensemble(probes)
-        bias = out[0]
-        weight = (out[1:] - bias).t().contiguous()
-        gen = torch.Generator().manual_seed(0)
-        z = torch.randn(16, channels, generator=gen, dtype=torch.float64) * 3.0
-        want = ensemble(z)
-        err = (z @ weight.t() + bias - want).abs().max().item()
-        scale = want.abs().max().item() + 1e-12
+    try:
+        with torch.no_grad():
+            channels = head.in_channels
+            probes = torch.cat([torch.zeros(1, channels), torch.eye(channels)]).double()
+            out = ensemble(probes)
+            bias = out[0]
+            weight = (out[1:] - bias).t().contiguous()
+            gen = torch.Generator().manual_seed(0)
+            z = torch.randn(16, channels, generator=gen, dtype=torch.float64) * 3.0
+            want = ensemble(z)
+            err = (z @ weight.t() + bias - want).abs().max().item()
+            scale = want.abs().max().item() + 1e-12
+    finally:
+        flow.train(saved[0])
+        flow.last_transported, flow.last_num_steps = saved[1], saved[2]
     if err > rtol * scale:
         raise ValueError(f'fold: the flow head is not affine in its input (max error {err:.3g} '
                          f'for logits up to {scale:.3g}); it cannot be folded')
