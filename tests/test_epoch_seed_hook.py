@@ -1,4 +1,5 @@
 """EpochSeedHook: an epoch's randomness depends on (seed, epoch) only, so resuming is exact."""
+import glob
 import os.path as osp
 import random
 
@@ -95,7 +96,10 @@ def test_hook_is_registered_and_checks_its_argument():
         EpochSeedHook(seed='3')
 
 
-def test_shipped_fmkt_classification_configs_enable_it():
-    for name in ('resnet34_res18_in1k.py', 'resnet50_res18_cifar100.py', 'ofmkt_res18_in1k.py'):
-        hooks = Config.fromfile(config_path(f'fmkt/{name}')).get('custom_hooks', [])
-        assert [h['type'] for h in hooks].count('EpochSeedHook') == 1, name
+def test_every_shipped_config_enables_it():
+    """Baselines too: FM-KT and the methods it is compared with resume alike."""
+    configs = sorted(glob.glob(config_path('fmkt/*.py')) + glob.glob(config_path('baselines/*.py')))
+    assert len(configs) >= 20
+    for path in configs:
+        hooks = Config.fromfile(path).get('custom_hooks', [])
+        assert [h['type'] for h in hooks].count('EpochSeedHook') == 1, path

@@ -41,4 +41,4 @@ model = dict(
         }))
 
 optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))
-custom_hooks = [dict(type='FlowEMAHook', momentum=0.001)]
+custom_hooks = [dict(type='EpochSeedHook'), dict(type='FlowEMAHook', momentum=0.001)]

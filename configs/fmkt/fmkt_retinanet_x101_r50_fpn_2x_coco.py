@@ -40,4 +40,4 @@ model = dict(
             for i in levels
         }))
 
-custom_hooks = [dict(type='FlowEMAHook', momentum=0.001)]
+custom_hooks = [dict(type='EpochSeedHook'), dict(type='FlowEMAHook', momentum=0.001)]

@@ -25,7 +25,3 @@ distiller = dict(
         loss_fmkt=dict(
             preds=dict(from_student=True, recorder='steps'),
             target=dict(from_student=False, recorder='fc'))))
-
-# Reseed python/numpy/torch from (seed, epoch) before every training epoch: an epoch's random
-# augmentations do not depend on what ran before it, so --resume is exact (see EpochSeedHook).
-custom_hooks = [dict(type='EpochSeedHook')]

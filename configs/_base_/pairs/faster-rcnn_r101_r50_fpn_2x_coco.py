@@ -25,3 +25,7 @@ model = dict(
     teacher_ckpt=teacher_ckpt)
 
 find_unused_parameters = True
+
+# Reseed python/numpy/torch from (seed, epoch) before every training epoch: an epoch's random
+# augmentations do not depend on what ran before it, so --resume is exact (see EpochSeedHook).
+custom_hooks = [dict(type='EpochSeedHook')]

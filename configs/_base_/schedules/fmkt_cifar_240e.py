@@ -5,3 +5,7 @@ optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_dec
 param_scheduler = dict(type='MultiStepLR', by_epoch=True, milestones=[150, 180, 210], gamma=0.1)
 train_cfg = dict(by_epoch=True, max_epochs=240, val_interval=1)
 auto_scale_lr = dict(base_batch_size=128)
+
+# Reseed python/numpy/torch from (seed, epoch) before every training epoch: an epoch's random
+# augmentations do not depend on what ran before it, so --resume is exact (see EpochSeedHook).
+custom_hooks = [dict(type='EpochSeedHook')]

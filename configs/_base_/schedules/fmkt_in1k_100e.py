@@ -7,3 +7,7 @@ optim_wrapper = dict(
 param_scheduler = dict(type='MultiStepLR', by_epoch=True, milestones=[30, 60, 90], gamma=0.1)
 train_cfg = dict(by_epoch=True, max_epochs=100, val_interval=1)
 auto_scale_lr = dict(base_batch_size=512)
+
+# Reseed python/numpy/torch from (seed, epoch) before every training epoch: an epoch's random
+# augmentations do not depend on what ran before it, so --resume is exact (see EpochSeedHook).
+custom_hooks = [dict(type='EpochSeedHook')]
