@@ -2,7 +2,7 @@
 from torch import Tensor, nn
 
 from ...registry import register_model
-from .base import BaseMetaEncoder
+from .base import BaseMetaEncoder, pointwise
 
 __all__ = ['LinearMetaEncoder']
 
@@ -35,6 +35,9 @@ class LinearMetaEncoder(BaseMetaEncoder):
 
     def velocity(self, h: Tensor) -> Tensor:
         return self.out(h)
+
+    def velocity_vector(self, h: Tensor) -> Tensor:
+        return pointwise(self.out, h)
 
     def output_layer(self) -> nn.Module:
         return self.out

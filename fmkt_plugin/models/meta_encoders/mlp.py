@@ -4,7 +4,7 @@ from typing import Optional
 from torch import Tensor, nn
 
 from ...registry import register_model
-from .base import BaseMetaEncoder, LayerNorm2d
+from .base import BaseMetaEncoder, LayerNorm2d, pointwise
 
 __all__ = ['MLPMetaEncoder']
 
@@ -21,6 +21,11 @@ class _PointwiseResBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.fc2(self.act(self.fc1(self.norm(x))))
+
+    def forward_vector(self, x: Tensor) -> Tensor:
+        """The same block on ``(B, C)`` vectors."""
+        h = nn.LayerNorm.forward(self.norm, x)
+        return x + pointwise(self.fc2, self.act(pointwise(self.fc1, h)))
 
 
 @register_model()
@@ -56,6 +61,11 @@ class MLPMetaEncoder(BaseMetaEncoder):
 
     def velocity(self, h: Tensor) -> Tensor:
         return self.out(self.blocks(h))
+
+    def velocity_vector(self, h: Tensor) -> Tensor:
+        for block in self.blocks:
+            h = block.forward_vector(h)
+        return pointwise(self.out, h)
 
     def output_layer(self) -> nn.Module:
         return self.out
