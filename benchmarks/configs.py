@@ -35,7 +35,8 @@ PAIRS: Dict[str, dict] = {
 }
 
 #: Methods in table order. ``student`` and ``ofmkt`` use no teacher.
-METHODS = ['student', 'kd', 'dkd', 'dist', 'fmkt_kd', 'fmkt_dist', 'fmkt_theta', 'ofmkt']
+METHODS = ['student', 'kd', 'dkd', 'dist', 'fmkt_kd', 'fmkt_dist', 'fmkt_theta', 'fmkt_fold',
+           'ofmkt']
 METHOD_LABELS = {
     'student': 'student alone',
     'kd': 'KD',
@@ -44,6 +45,7 @@ METHOD_LABELS = {
     'fmkt_kd': 'FM-KT (KD metric)',
     'fmkt_dist': 'FM-KT (DIST metric)',
     'fmkt_theta': 'FM-KT^Theta (2-stage, plain head)',
+    'fmkt_fold': 'FM-KT^Theta (linear flow, folded)',
     'ofmkt': 'OFM-KT (online, no teacher)',
 }
 TEACHER_FREE = ('student', 'ofmkt')
@@ -78,6 +80,10 @@ HPARAMS = dict(
     # FM-KT^Theta stage 2: KD (as the KD baseline) from the frozen FM-KT (KD metric) student's
     # N=8 ensemble into a plain student initialised from that student's backbone and step head.
     theta=dict(lr_scale=0.5, init_from_stage1=True),
+    # FM-KT^Theta by folding: FM-KT (KD metric) whose meta-encoder is affine (LinearMetaEncoder),
+    # trained as FM-KT (KD metric) otherwise; the N=8 ensemble is folded into the plain
+    # student's linear head after training and the folded plain student is what is evaluated.
+    fold=dict(meta_encoder=dict(type='linear')),
     # inference step counts reported for FM-KT (analysis; the headline is fixed at N=8).
     eval_steps=(1, 2, 4, 8),
     headline_steps=8,
@@ -85,7 +91,8 @@ HPARAMS = dict(
 
 #: Budgets per profile. ``train_size``/``test_size`` None = the full 60k/10k.
 PROFILES = {
-    'smoke': dict(seeds=(0, ), pairs=('wide', ), methods=('kd', 'fmkt_kd'), teacher_epochs=1,
+    'smoke': dict(seeds=(0, ), pairs=('wide', ), methods=('kd', 'fmkt_kd', 'fmkt_fold'),
+                  teacher_epochs=1,
                   epochs=1, theta_epochs=1, train_size=1024, test_size=500, jobs=1,
                   overhead=dict(size=32, batch=2, repeats=1, warmup=1)),
     'quick': dict(seeds=(0, ), pairs=('wide', 'deep'), methods=tuple(METHODS), teacher_epochs=1,
@@ -112,7 +119,7 @@ def _preprocessor() -> dict:
 
 
 def classifier_cfg(arch: dict, head: str = 'linear', ce_weight: float = 1.0,
-                   loss: Optional[dict] = None) -> dict:
+                   loss: Optional[dict] = None, flow: Optional[dict] = None) -> dict:
     """An mmpretrain ``ImageClassifier`` on ``FMNISTConvNet``.
 
     Args:
@@ -122,6 +129,7 @@ def classifier_cfg(arch: dict, head: str = 'linear', ce_weight: float = 1.0,
             feature map and each step is pooled, else after GAP on the pooled feature).
         ce_weight: weight of the classification loss.
         loss: classification loss config (default cross-entropy).
+        flow: flow config of the flow head (default ``HPARAMS['flow']``).
     """
     channels = arch['widths'][-1]
     loss = loss or dict(type='CrossEntropyLoss', loss_weight=1.0)
@@ -131,7 +139,8 @@ def classifier_cfg(arch: dict, head: str = 'linear', ce_weight: float = 1.0,
         neck = dict(type='GlobalAveragePooling')
     elif head == 'flow':
         head_cfg = dict(type='FlowMatchingClsHead', num_classes=10, in_channels=channels,
-                        flow=copy.deepcopy(HPARAMS['flow']), ce_weight=ce_weight, loss=loss)
+                        flow=copy.deepcopy(flow or HPARAMS['flow']), ce_weight=ce_weight,
+                        loss=loss)
         neck = None if HPARAMS['flow_on'] == 'map' else dict(type='GlobalAveragePooling')
     else:
         raise ValueError(f'head must be linear or flow, got {head!r}')
@@ -230,8 +239,11 @@ def method_cfg(method: str,
             'loss_dist', dict(type='DISTLoss', tau=d['tau'], inter_loss_weight=d['inter'],
                               intra_loss_weight=d['intra'], loss_weight=1.0),
             keys=('logits_S', 'logits_T'))  # DISTLoss.forward(logits_S, logits_T)
-    elif method == 'fmkt_kd':
-        student = classifier_cfg(arch, head='flow', ce_weight=kd['ce_weight'])
+    elif method in ('fmkt_kd', 'fmkt_fold'):
+        flow = None
+        if method == 'fmkt_fold':
+            flow = dict(copy.deepcopy(hp['flow']), **copy.deepcopy(hp['fold']))
+        student = classifier_cfg(arch, head='flow', ce_weight=kd['ce_weight'], flow=flow)
         distiller = _flow_distiller(
             dict(type='KLDivergence', tau=kd['tau'], loss_weight=kd['kd_weight']))
     elif method == 'fmkt_dist':

@@ -21,6 +21,7 @@ from .engine import (
     config_key,
     evaluate,
     flow_heads,
+    predict_logits,
     save_state,
     set_seed,
     train_model,
@@ -148,6 +149,19 @@ def _init_theta_student(model: torch.nn.Module, stage1_ckpt: str) -> None:
         raise RuntimeError(f'FM-KT^Theta init: missing {missing}, unexpected {unexpected}')
 
 
+def _folded_student(model: torch.nn.Module, pair: str) -> torch.nn.Module:
+    """The plain student (``LinearClsHead``) carrying the trained backbone and the folded flow
+    head of an FM-KT student with an affine meta-encoder."""
+    from fmkt_plugin.models.heads import fold_flow_head
+    student = getattr(model, 'student', model)
+    weight, bias = fold_flow_head(student.head)
+    plain = build_model(C.method_cfg('student', pair))
+    state = {k: v for k, v in student.state_dict().items() if not k.startswith('head.')}
+    state.update({'head.fc.weight': weight, 'head.fc.bias': bias})
+    plain.load_state_dict(state, strict=True)
+    return plain.to(weight.device)
+
+
 def run_student(job: dict, progress: Callable[[str], None]) -> dict:
     """Train and evaluate one method on one pair with one seed (or return the cached result)."""
     method, pair, seed = job['method'], job['pair'], job['seed']
@@ -187,14 +201,24 @@ def run_student(job: dict, progress: Callable[[str], None]) -> dict:
         top1 = by_steps[str(C.HPARAMS['headline_steps'])]
     else:
         top1 = evaluate(model, test)
-    eval_time = time.perf_counter() - t0
     student = getattr(model, 'student', model)
+    folded = {}
+    if method == 'fmkt_fold':
+        # the deployed student: plain classifier with the N=8 ensemble folded into its head
+        plain = _folded_student(model, pair)
+        top1 = evaluate(plain, test)
+        images = test.split.images[test.indices[:1000]]
+        gap = (predict_logits(plain, images) - predict_logits(student, images)).abs().max()
+        folded = dict(ensemble_top1=by_steps[str(C.HPARAMS['headline_steps'])],
+                      fold_max_abs_logit_diff=float(gap),
+                      deployed_params=sum(p.numel() for p in plain.parameters()))
+    eval_time = time.perf_counter() - t0
     record = dict(
         kind='run', method=method, pair=pair, seed=seed, key=key, top1=top1,
         top1_by_steps=by_steps, epochs=epochs, train_time_s=stats['train_time_s'],
         eval_time_s=eval_time, last_loss=stats['last_loss'], iters=stats['iters'],
         student_params=sum(p.numel() for p in student.parameters()),
-        train_images=train.num_images, test_images=test.num_images, cached=False)
+        train_images=train.num_images, test_images=test.num_images, cached=False, **folded)
     if method == 'fmkt_kd':
         # Stage 1 of FM-KT^Theta: keep the student and its N=8 ensemble on all training images.
         save_state(model, base + '.pth', dict(method=method, pair=pair, seed=seed))

@@ -7,8 +7,10 @@ change of machine load hits all of them alike), reporting medians:
   logit-level FM-KT (``FlowMatchingClsHead``, MLP meta-encoder, N=8) and of feature-level FM-KT
   (``FlowMatchingNeck`` on the last stage, N=8, on top of the same KD loss) over vanilla KD;
 - inference latency (``mode='tensor'``, eval) of the flow-head student at N = 1, 2, 4, 8, of
-  the FM-KT^Theta deploy path of ``FlowMatchingClsHead`` (``theta.use_for_inference``) and of the
-  two-stage FM-KT^Theta student (a plain ``LinearClsHead`` ResNet-18), over the plain ResNet-18.
+  the FM-KT^Theta deploy path of ``FlowMatchingClsHead`` (``theta.use_for_inference``), of the
+  two-stage FM-KT^Theta student (a plain ``LinearClsHead`` ResNet-18) and of the folded
+  FM-KT^Theta student (a linear-flow head folded into a ``LinearClsHead``), over the plain
+  ResNet-18.
 
 Ratios are medians of the per-repeat ratios. The models come from the project's cluster configs
 (``configs/baselines/kd_resnet34_resnet18_in1k.py``, ``configs/fmkt/resnet34_res18_in1k.py``)
@@ -42,6 +44,7 @@ TARGETS = {
     'infer_flow_N8': ('<= 1.12', lambda r: r <= 1.12),
     'infer_theta_head': ('1.00 +- 0.02', lambda r: abs(r - 1.0) <= 0.02),
     'infer_theta_2stage': ('1.00 +- 0.02', lambda r: abs(r - 1.0) <= 0.02),
+    'infer_theta_fold': ('1.00 +- 0.02', lambda r: abs(r - 1.0) <= 0.02),
 }
 
 
@@ -95,12 +98,37 @@ def build_models(num_classes: int = 1000) -> Dict[str, torch.nn.Module]:
     models['student_theta_2stage'] = MODELS.build(copy.deepcopy(arch))
     for m in models.values():
         m.init_weights()
+    models['student_theta_fold'] = _folded_student(MODELS, arch, head)
     return models
 
 
+def _folded_student(registry, arch: dict, head: dict) -> torch.nn.Module:
+    """FM-KT^Theta by folding: a ResNet-18 with a linear-flow head (its meta-encoder perturbed
+    so the flow is not the identity), folded into a plain ResNet-18."""
+    from fmkt_plugin.models.heads import fold_flow_head
+    linear = dict(head, flow=dict(head['flow'], meta_encoder=dict(type='LinearMetaEncoder')))
+    flow_student = registry.build(dict(arch, head=linear))
+    flow_student.init_weights()
+    with torch.no_grad():
+        flow_student.head.flow.meta_encoder.out.weight.normal_(std=0.01)
+    weight, bias = fold_flow_head(flow_student.head)
+    folded = registry.build(copy.deepcopy(arch))
+    state = {k: v for k, v in flow_student.state_dict().items() if not k.startswith('head.')}
+    state.update({'head.fc.weight': weight, 'head.fc.bias': bias})
+    folded.load_state_dict(state, strict=True)
+    return folded
+
+
+def _sync() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def _time(fn: Callable[[], None]) -> float:
+    _sync()
     start = time.perf_counter()
     fn()
+    _sync()  # CUDA kernels run asynchronously: wait for them inside the timed span
     return time.perf_counter() - start
 
 
@@ -125,7 +153,7 @@ def _paired_ratio(times: Dict[str, List[float]], num: str, den: str) -> float:
 
 
 def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int = 2,
-                 threads: int = 0, progress=None) -> dict:
+                 threads: int = 0, progress=None, device: str = 'cpu') -> dict:
     """Measure and return the timings, ratios and the setting.
 
     Args:
@@ -135,6 +163,7 @@ def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int 
         warmup: untimed repeats first.
         threads: torch threads (0: leave as is).
         progress: callable receiving progress lines.
+        device: ``'cpu'`` or ``'cuda'``.
     """
     from mmengine.optim import build_optim_wrapper
     from mmpretrain.structures import DataSample
@@ -143,7 +172,7 @@ def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int 
         torch.set_num_threads(threads)
     say = progress or (lambda msg: None)
     say('overhead: building ResNet-34 -> ResNet-18 models')
-    models = build_models()
+    models = {k: m.to(device) for k, m in build_models().items()}
     gen = torch.Generator().manual_seed(0)
     images = (torch.rand(batch, 3, size, size, generator=gen) * 255).to(torch.uint8)
     labels = torch.randint(0, 1000, (batch, ), generator=gen)
@@ -165,8 +194,10 @@ def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int 
 
     infer_fns = {}
     with torch.no_grad():
-        data = models['student_plain'].data_preprocessor(dict(inputs=images), False)['inputs']
-    for name in ('student_plain', 'student_flow', 'student_theta_head', 'student_theta_2stage'):
+        data = models['student_plain'].data_preprocessor(dict(inputs=images.to(device)),
+                                                         False)['inputs']
+    for name in ('student_plain', 'student_flow', 'student_theta_head', 'student_theta_2stage',
+                 'student_theta_fold'):
         models[name].eval()
 
     def infer(model, steps=None):
@@ -185,6 +216,7 @@ def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int 
         infer_fns[f'flow_N{n}'] = infer(flow_model, n)
     infer_fns['theta_head'] = infer(models['student_theta_head'])
     infer_fns['theta_2stage'] = infer(models['student_theta_2stage'])
+    infer_fns['theta_fold'] = infer(models['student_theta_fold'])
     infer_times = _rotating(infer_fns, repeats * 2, warmup,
                             lambda m: say(m.replace('overhead', 'overhead inference')))
 
@@ -210,10 +242,14 @@ def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int 
         infer_times, 'theta_head', 'plain')
     add('infer_theta_2stage', 'inference, FM-KT^Theta 2-stage student (LinearClsHead) / plain',
         infer_times, 'theta_2stage', 'plain')
+    add('infer_theta_fold', 'inference, FM-KT^Theta folded student (linear flow folded into '
+        'LinearClsHead) / plain', infer_times, 'theta_fold', 'plain')
     med = {k: statistics.median(v) for k, v in {**train_times, **infer_times}.items()}
+    where = (torch.cuda.get_device_name() if device == 'cuda' else
+             f'{torch.get_num_threads()} CPU thread(s)')
     return dict(
-        setting=(f'ResNet-34 -> ResNet-18, {size} px, batch {batch}, '
-                 f'{torch.get_num_threads()} CPU thread(s), torch {torch.__version__}'),
+        setting=(f'ResNet-34 -> ResNet-18, {size} px, batch {batch}, {where}, '
+                 f'torch {torch.__version__}'),
         size=size, batch=batch, repeats=repeats, warmup=warmup,
         threads=torch.get_num_threads(), median_s=med,
         times_s={k: v for k, v in {**train_times, **infer_times}.items()}, ratios=ratios)
@@ -226,10 +262,11 @@ def main(argv=None) -> dict:
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--threads', type=int, default=0)
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--out', default=None, help='write the result JSON here')
     args = parser.parse_args(argv)
     result = run_overhead(args.size, args.batch, args.repeats, args.warmup, args.threads,
-                          progress=lambda m: print(m, flush=True))
+                          progress=lambda m: print(m, flush=True), device=args.device)
     from benchmarks.report import overhead_markdown
     print(overhead_markdown(result))
     if args.out:

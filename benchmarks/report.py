@@ -14,7 +14,7 @@ __all__ = ['summarize', 'write_markdown', 'write_json', 'write_plots', 'mean_std
 SHORT_LABELS = {
     'student': 'student\nalone', 'kd': 'KD', 'dkd': 'DKD', 'dist': 'DIST',
     'fmkt_kd': 'FM-KT\n(KD)', 'fmkt_dist': 'FM-KT\n(DIST)', 'fmkt_theta': 'FM-KT^Theta\n(2-stage)',
-    'ofmkt': 'OFM-KT\n(online)'
+    'fmkt_fold': 'FM-KT^Theta\n(folded)', 'ofmkt': 'OFM-KT\n(online)'
 }
 
 
@@ -71,12 +71,14 @@ def _checks(rows: Dict[str, dict]) -> dict:
     if 'ofmkt' in rows and 'student' in rows:
         margin = rows['ofmkt']['mean'] - rows['student']['mean']
         checks['ofmkt_vs_student'] = dict(margin=margin, met=bool(margin > 0))
-    if {'fmkt_theta', 'fmkt_kd', 'kd'} <= set(rows):
-        gain = rows['fmkt_kd']['mean'] - rows['kd']['mean']
-        kept = rows['fmkt_theta']['mean'] - rows['kd']['mean']
-        checks['theta_retention'] = dict(
-            retention=kept / gain if gain > 0 else float('nan'), theta_minus_kd=kept,
-            fmkt_minus_kd=gain)
+    # share of FM-KT's gain over KD that a plain-cost (FM-KT^Theta) student keeps
+    for method in ('fmkt_theta', 'fmkt_fold'):
+        if {method, 'fmkt_kd', 'kd'} <= set(rows):
+            gain = rows['fmkt_kd']['mean'] - rows['kd']['mean']
+            kept = rows[method]['mean'] - rows['kd']['mean']
+            checks[f'{method}_retention'] = dict(
+                method=method, retention=kept / gain if gain > 0 else float('nan'),
+                theta_minus_kd=kept, fmkt_minus_kd=gain)
     return checks
 
 
@@ -126,11 +128,11 @@ def write_markdown(path: str, summary: dict, meta: dict) -> str:
             x = c['ofmkt_vs_student']
             notes.append(f'OFM-KT - student alone = {x["margin"]:+.2f}: target '
                          f'{"met" if x["met"] else "NOT met"}')
-        if 'theta_retention' in c:
-            x = c['theta_retention']
+        for x in (c[k] for k in ('fmkt_theta_retention', 'fmkt_fold_retention') if k in c):
             ret = x['retention']
-            notes.append(f'FM-KT^Theta retention (Theta - KD) / (FM-KT - KD) = '
-                         f'{x["theta_minus_kd"]:+.2f} / {x["fmkt_minus_kd"]:+.2f} = '
+            notes.append(f'{METHOD_LABELS[x["method"]]} retention (Theta - KD) / '
+                         f'(FM-KT (KD metric) - KD) = {x["theta_minus_kd"]:+.2f} / '
+                         f'{x["fmkt_minus_kd"]:+.2f} = '
                          + ('n/a (no FM-KT gain)' if math.isnan(ret) else f'{ret:.2f}'))
         if notes:
             lines += [''] + [f'- {n}' for n in notes]
@@ -205,7 +207,7 @@ def write_plots(out_dir: str, summary: dict, runs: List[dict],
     steps = list(HPARAMS['eval_steps'])
     for ax, pair in zip(axes[0], pairs):
         rows = summary[pair]['rows']
-        for method in ('fmkt_kd', 'fmkt_dist', 'ofmkt'):
+        for method in ('fmkt_kd', 'fmkt_dist', 'fmkt_fold', 'ofmkt'):
             row = rows.get(method)
             if not row or not row['by_steps']:
                 continue

@@ -40,7 +40,7 @@ from benchmarks.report import summarize, write_json, write_markdown, write_plots
 #: Relative cost of one epoch of each kind of job (student alone = 1), a prior for the ETA that
 #: is rescaled by the measured speed as runs finish.
 COST = dict(student=1.0, kd=1.1, dkd=1.1, dist=1.1, fmkt_kd=2.0, fmkt_dist=2.0, fmkt_theta=1.1,
-            ofmkt=2.0, teacher_wide=4.0, teacher_deep=3.5)
+            fmkt_fold=2.0, ofmkt=2.0, teacher_wide=4.0, teacher_deep=3.5)
 
 
 def _fmt_time(seconds: float) -> str:
@@ -74,8 +74,8 @@ def plan_jobs(prof: dict, base: dict) -> List[dict]:
                                  pair=pair, seed=seed, after=after,
                                  cost=COST[method] * epochs))
     # long jobs first among the ready ones; stage 1 of Theta early so stage 2 is not left last
-    order = {m: i for i, m in enumerate(['fmkt_kd', 'fmkt_dist', 'ofmkt', 'dkd', 'dist', 'kd',
-                                         'student', 'fmkt_theta'])}
+    order = {m: i for i, m in enumerate(['fmkt_kd', 'fmkt_dist', 'fmkt_fold', 'ofmkt', 'dkd',
+                                         'dist', 'kd', 'student', 'fmkt_theta'])}
     jobs.sort(key=lambda j: (j['kind'] != 'teacher', j.get('seed', 0),
                              order.get(j.get('method'), 0)))
     return jobs

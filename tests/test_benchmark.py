@@ -50,8 +50,8 @@ def test_plan_default_profile():
     ids = [j['id'] for j in jobs]
     assert len(ids) == len(set(ids))
     assert ids[:2] == ['teacher-wide', 'teacher-deep']
-    # per seed: 2 teacher-free runs + 6 teacher-based methods x 2 pairs
-    assert len(jobs) == 2 + 3 * (2 + 6 * 2)
+    # per seed: 2 teacher-free runs + 7 teacher-based methods x 2 pairs
+    assert len(jobs) == 2 + 3 * (2 + 7 * 2)
     theta = next(j for j in jobs if j['id'] == 'fmkt_theta-deep-s2')
     assert theta['after'] == ['teacher-deep', 'fmkt_kd-deep-s2']
     for job in jobs:
@@ -66,7 +66,10 @@ def test_every_method_config_builds(tmp_path):
         model = build_model(C.method_cfg(method, 'deep', teacher_cache=cache))
         assert type(model).__name__ == {
             'student': 'ImageClassifier', 'ofmkt': 'OFMKT', 'fmkt_kd': 'FMKTDistill',
-            'fmkt_dist': 'FMKTDistill'}.get(method, 'SingleTeacherDistill')
+            'fmkt_dist': 'FMKTDistill', 'fmkt_fold': 'FMKTDistill'}.get(method,
+                                                                        'SingleTeacherDistill')
+        if method == 'fmkt_fold':
+            assert model.student.head.flow.meta_encoder.affine
 
 
 def test_cached_teacher_equals_live_teacher(fmnist_root, tmp_path):
@@ -114,6 +117,12 @@ def test_smoke_profile_end_to_end(fmnist_root, tmp_path):
     assert sorted(fmkt['top1_by_steps'], key=int) == ['1', '2', '4', '8']
     assert all(math.isfinite(v) for v in fmkt['top1_by_steps'].values())
     assert fmkt['top1'] == fmkt['top1_by_steps']['8']
+    # FM-KT^Theta by folding: the deployed plain student is the N=8 ensemble, exactly
+    fold = next(r for r in runs if r['method'] == 'fmkt_fold')
+    assert fold['fold_max_abs_logit_diff'] < 1e-4
+    assert fold['deployed_params'] < fold['student_params']  # no flow left
+    assert abs(fold['top1'] - fold['ensemble_top1']) <= 0.2  # 1 of 500 images: a tie at most
+    assert 'FM-KT^Theta (linear flow, folded) retention' in (res / 'results.md').read_text()
     text = (res / 'results.md').read_text()
     assert 'FM-KT (KD metric)' in text and '| KD |' in text
     assert payload['summary']['wide']['rows']['kd']['seeds'] == [0]
@@ -130,5 +139,5 @@ def test_overhead_benchmark_runs():
     result = run_overhead(size=32, batch=2, repeats=1, warmup=0, threads=1)
     keys = {r['key'] for r in result['ratios']}
     assert {'train_logit', 'train_feature', 'infer_flow_N8', 'infer_theta_head',
-            'infer_theta_2stage'} <= keys
+            'infer_theta_2stage', 'infer_theta_fold'} <= keys
     assert all(math.isfinite(r['ratio']) and r['ratio'] > 0 for r in result['ratios'])
