@@ -5,7 +5,8 @@ change of machine load hits all of them alike), reporting medians:
 
 - train step (``train_step``: teacher forward + student forward/backward + SGD update) of
   logit-level FM-KT (``FlowMatchingClsHead``, MLP meta-encoder, N=8) and of feature-level FM-KT
-  (``FlowMatchingNeck`` on the last stage, N=8, on top of the same KD loss) over vanilla KD;
+  (``FlowMatchingNeck`` on the last stage, MSE to the projected teacher map, N=8, on top of
+  the same KD loss) over vanilla KD;
 - inference latency (``mode='tensor'``, eval) of the flow-head student at N = 1, 2, 4, 8, of
   the FM-KT^Theta deploy path of ``FlowMatchingClsHead`` (``theta.use_for_inference``), of the
   two-stage FM-KT^Theta student (a plain ``LinearClsHead`` ResNet-18) and of the folded
@@ -13,8 +14,9 @@ change of machine load hits all of them alike), reporting medians:
   ResNet-18.
 
 Ratios are medians of the per-repeat ratios. The models come from the project's cluster configs
-(``configs/baselines/kd_resnet34_resnet18_in1k.py``, ``configs/fmkt/resnet34_res18_in1k.py``)
-with random weights (timing does not depend on them) and the FM-KT metric set to the KD loss.
+(``configs/baselines/kd_resnet34_resnet18_in1k.py``, ``configs/fmkt/resnet34_res18_in1k.py``,
+``configs/fmkt/resnet34_res18_feat_in1k.py``) with random weights (timing does not depend on
+them), the logit-level FM-KT metric set to the KD loss and the feature-level N fixed at 8.
 
 Run alone: ``python benchmarks/overhead.py [--size 224 --batch 8 --repeats 5]``.
 """
@@ -37,6 +39,7 @@ import fmkt_plugin  # noqa: E402,F401  (before any mmrazor import)
 
 KD_CONFIG = osp.join(REPO, 'configs', 'baselines', 'kd_resnet34_resnet18_in1k.py')
 FMKT_CONFIG = osp.join(REPO, 'configs', 'fmkt', 'resnet34_res18_in1k.py')
+FEAT_CONFIG = osp.join(REPO, 'configs', 'fmkt', 'resnet34_res18_feat_in1k.py')
 
 TARGETS = {
     'train_logit': ('<= 1.10', lambda r: r <= 1.10),
@@ -66,21 +69,9 @@ def build_models(num_classes: int = 1000) -> Dict[str, torch.nn.Module]:
     kd_metric = copy.deepcopy(kd_cfg.model.distiller.distill_losses.loss_kl)
     fm_cfg.model.distiller.distill_losses.loss_fmkt.metric = kd_metric
     fm_cfg.model.distiller.distill_losses.loss_fmkt.loss_weight = 1.0
-    flow = copy.deepcopy(fm_cfg.model.architecture.head.flow)
 
-    feat_cfg = copy.deepcopy(kd_cfg)
-    feat_cfg.model.type = 'FMKTDistill'
-    feat_cfg.model.architecture.neck = dict(
-        type='FlowMatchingNeck', in_channels=512, with_pool=True,
-        flow=dict(flow, num_steps=8, test_num_steps=8))
-    d = feat_cfg.model.distiller
-    d.student_recorders['steps'] = dict(type='ModuleOutputs', source='neck.flow')
-    d.teacher_recorders['feat'] = dict(type='ModuleOutputs', source='backbone.layer4')
-    d.connectors = dict(proj=dict(type='TeacherProjector', in_channels=512, out_channels=512))
-    d.distill_losses['loss_flow'] = dict(type='FMKTLoss', metric='mse', loss_weight=1.0)
-    d.loss_forward_mappings['loss_flow'] = dict(
-        preds=dict(from_student=True, recorder='steps'),
-        target=dict(from_student=False, recorder='feat', connector='proj'))
+    feat_cfg = _load(FEAT_CONFIG)
+    feat_cfg.model.architecture.neck.flow.num_steps = 8  # fixed N, as the logit level
 
     torch.manual_seed(0)
     models = {

@@ -25,6 +25,7 @@ TEACHER = {'resnet34': 'resnet34_8xb32_in1k', 'resnet50': 'resnet50_8xb32_in1k'}
 def test_all_classification_configs_are_collected():
     names = {osp.basename(p) for p in CLS_CONFIGS}
     assert {'resnet50_res18_in1k.py', 'resnet34_res18_in1k.py', 'resnet50_mbv2_in1k.py',
+            'resnet34_res18_feat_in1k.py', 'resnet50_res18_theta_in1k.py',
             'resnet50_res18_cifar100.py', 'ofmkt_res18_in1k.py',
             'ofmkt_res18_cifar100.py'} <= names
     assert len(CIFAR_BASELINES) == 3
@@ -61,9 +62,12 @@ def test_fmkt_config_trains_and_validates(config, tiny_imagenet, teacher_ckpts, 
     assert type(runner.model).__name__ == ('OFMKT' if online else 'FMKTDistill')
     prefix = 'train/' if online else 'train/distill.'
     ce_key = 'train/loss_ce' if online else 'train/student.loss_ce'
+    if osp.basename(config).endswith('_feat_in1k.py'):  # flow neck, plain LinearClsHead
+        ce_key = 'train/student.loss'
+        assert all_finite(scalar_history(runner, 'train/distill.loss_kl'))
     assert all_finite(scalar_history(runner, prefix + 'loss_fmkt'))
     assert all_finite(scalar_history(runner, ce_key))
-    flow_params = [n for n in before if n.startswith('head.flow.')]
+    flow_params = [n for n in before if n.startswith(('head.flow.', 'neck.flow.'))]
     assert flow_params and changed_params(
         {n: before[n] for n in flow_params}, runner.model.architecture) > 0
 
