@@ -13,8 +13,8 @@ __all__ = ['summarize', 'write_markdown', 'write_json', 'write_plots', 'mean_std
 
 SHORT_LABELS = {
     'student': 'student\nalone', 'kd': 'KD', 'dkd': 'DKD', 'dist': 'DIST',
-    'fmkt_kd': 'FM-KT\n(KD)', 'fmkt_dist': 'FM-KT\n(DIST)', 'fmkt_theta': 'FM-KT^Theta\n(2-stage)',
-    'fmkt_fold': 'FM-KT^Theta\n(folded)', 'ofmkt': 'OFM-KT\n(online)'
+    'fmkt_kd': 'FM-KT\n(KD)', 'fmkt_dist': 'FM-KT\n(DIST)', 'fmkt_theta': 'Theta\n(2-stage)',
+    'fmkt_fold': 'Theta\n(folded)', 'ofmkt': 'OFM-KT\n(online)'
 }
 
 
@@ -203,7 +203,7 @@ def write_plots(out_dir: str, summary: dict, runs: List[dict],
     plt.close(fig)
     paths.append(path)
 
-    fig, axes = plt.subplots(1, len(pairs), figsize=(5.0 * len(pairs), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(pairs), figsize=(5.0 * len(pairs), 4.4), squeeze=False)
     steps = list(HPARAMS['eval_steps'])
     for ax, pair in zip(axes[0], pairs):
         rows = summary[pair]['rows']
@@ -226,8 +226,10 @@ def write_plots(out_dir: str, summary: dict, runs: List[dict],
         ax.set_ylabel('top-1 (%)')
         ax.set_title(f'{pair}: accuracy vs N')
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+    # one legend below the panels, where it hides no curve
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc='lower center', ncol=3, fontsize=7)
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
     path = osp.join(out_dir, f'{prefix or ""}fmkt_steps.png')
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -48,6 +48,18 @@ def _fmt_time(seconds: float) -> str:
     return f'{seconds // 60:d}m{seconds % 60:02d}s'
 
 
+def portable(obj, cache_dir: str):
+    """``obj`` (nested dicts/lists) with every path inside the cache folder written as
+    ``cache/...``, so that a published results.json names no path of the machine that made it."""
+    if isinstance(obj, dict):
+        return {k: portable(v, cache_dir) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [portable(v, cache_dir) for v in obj]
+    if isinstance(obj, str) and osp.isabs(obj) and obj.startswith(osp.abspath(cache_dir) + os.sep):
+        return osp.join('cache', osp.relpath(obj, cache_dir))
+    return obj
+
+
 def plan_jobs(prof: dict, base: dict) -> List[dict]:
     """All jobs of a profile, teachers first, with their dependencies (``after``)."""
     jobs: List[dict] = []
@@ -292,7 +304,7 @@ def main(argv=None) -> dict:
         command=' '.join(['python', 'benchmarks/run.py'] + (argv if argv is not None
                                                              else sys.argv[1:])),
         overhead=overhead)
-    payload = dict(meta=meta, teachers=teachers, runs=runs, summary=summary)
+    payload = portable(dict(meta=meta, teachers=teachers, runs=runs, summary=summary), cache_dir)
     write_json(osp.join(out_dir, 'results.json'), payload)
     text = write_markdown(osp.join(out_dir, 'results.md'), summary, meta)
     plots = write_plots(out_dir, summary, runs)

@@ -32,6 +32,20 @@ def _exported_runner(result, work_dir):
     return runner
 
 
+def _assert_plain_resnet18(result):
+    """The exported student is mmpretrain's plain ResNet-18, module for module."""
+    from mmengine.hub import get_model
+    from mmengine.registry import DefaultScope
+
+    from fmkt_plugin.apis import load_config
+    from fmkt_plugin.registry import MODELS
+    plain = get_model('mmpretrain::resnet/resnet18_8xb32_in1k.py', pretrained=False)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        exported = MODELS.build(load_config(result['config']).model)
+    assert str(exported) == str(plain)
+    assert result['num_params'] == sum(p.numel() for p in plain.parameters())
+
+
 def _predict_scores(model, batch):
     model.eval()
     with torch.no_grad():
@@ -67,17 +81,7 @@ def test_theta_export_is_a_plain_student(tiny_imagenet, teacher_ckpts, tmp_path)
     result = load_tool('convert_fmkt_ckpt_to_student').main(
         [cfg, ckpt, str(tmp_path / 'theta'), '--theta'])
     assert result['mode'] == 'theta'
-
-    from mmengine.hub import get_model
-    plain = get_model('mmpretrain::resnet/resnet18_8xb32_in1k.py', pretrained=False)
-    from mmengine.registry import DefaultScope
-
-    from fmkt_plugin.apis import load_config
-    from fmkt_plugin.registry import MODELS
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        exported = MODELS.build(load_config(result['config']).model)
-    assert result['num_params'] == sum(p.numel() for p in plain.parameters())
-    assert str(exported) == str(plain)  # same architecture, module for module
+    _assert_plain_resnet18(result)
 
     # the exported linear head carries the trained theta_fc weights
     state = torch.load(result['checkpoint'], map_location='cpu', weights_only=True)['state_dict']
@@ -97,17 +101,7 @@ def test_theta_fold_export_is_a_plain_student_with_the_ensemble_predictions(
     result = load_tool('convert_fmkt_ckpt_to_student').main(
         [cfg, ckpt, str(tmp_path / 'fold'), '--theta'])
     assert result['mode'] == 'theta-fold'
-
-    from mmengine.hub import get_model
-    from mmengine.registry import DefaultScope
-
-    from fmkt_plugin.apis import load_config
-    from fmkt_plugin.registry import MODELS
-    plain = get_model('mmpretrain::resnet/resnet18_8xb32_in1k.py', pretrained=False)
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        exported = MODELS.build(load_config(result['config']).model)
-    assert str(exported) == str(plain)
-    assert result['num_params'] == sum(p.numel() for p in plain.parameters())
+    _assert_plain_resnet18(result)
 
     batch = _batch(runner)
     expected = _predict_scores(runner.model, batch)  # the N-step ensemble inside FMKTDistill
