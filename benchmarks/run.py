@@ -10,7 +10,7 @@ Usage::
     python benchmarks/run.py --profile quick|default|full [--jobs 2] [--skip-overhead]
 
 Profiles (see ``benchmarks/configs.py``): ``smoke`` (CI, a few hundred images), ``quick``
-(1 seed, 1 epoch, about 5 minutes on 2 cores), ``default`` (3 seeds, 3 epochs, about 30 minutes
+(1 seed, 1 epoch, about 3 minutes on 2 cores), ``default`` (3 seeds, 3 epochs, about 12 minutes
 on 2 cores), ``full`` (more epochs, for a GPU). ``--holdout 5000`` trains on 55k images and
 reports on the 5k held out (a validation split for tuning; the test split is then not read).
 """

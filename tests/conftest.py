@@ -21,6 +21,15 @@ def tiny_imagenet(tmp_path_factory):
 
 
 @pytest.fixture(scope='session')
+def tiny_cifar(tmp_path_factory):
+    """A CIFAR-100-format folder (``cifar-100-python`` pickles): 4 of the 100 classes, 2 train
+    and 1 test image each."""
+    from fmkt_plugin.utils import write_cifar_folder
+    return write_cifar_folder(str(tmp_path_factory.mktemp('cifar')), num_classes=4,
+                              train_per_class=2, test_per_class=1)
+
+
+@pytest.fixture(scope='session')
 def teacher_ckpts(tmp_path_factory):
     """Locally written teacher checkpoints (random weights) standing in for the published ones."""
     import torch

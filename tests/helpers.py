@@ -23,12 +23,8 @@ def config_path(rel: str) -> str:
 
 
 def tiny_cls_options(data_root: str, size: int = 32, batch_size: int = 2,
-                     epochs: int = 1, replace_dataset: bool = False) -> Dict:
-    """cfg-options that turn an ImageNet config into a CPU smoke run on a tiny folder.
-
-    With ``replace_dataset`` the config's dataset (e.g. CIFAR-100) is replaced by a
-    ``CustomDataset`` on the same ImageNet-format folder; model and recipe stay as shipped.
-    """
+                     epochs: int = 1) -> Dict:
+    """cfg-options that turn an ImageNet config into a CPU smoke run on a tiny folder."""
     train_pipeline = [
         dict(type='LoadImageFromFile'),
         dict(type='RandomResizedCrop', scale=size),
@@ -42,14 +38,7 @@ def tiny_cls_options(data_root: str, size: int = 32, batch_size: int = 2,
         dict(type='PackInputs'),
     ]
     loader = dict(batch_size=batch_size, num_workers=0, persistent_workers=False)
-    opts = {
-        'train_cfg.max_epochs': epochs,
-        'train_cfg.val_interval': epochs,
-        'default_hooks.logger.interval': 1,
-        'default_hooks.checkpoint.interval': epochs,
-        'randomness': dict(seed=0, deterministic=False),
-        'env_cfg.dist_cfg.backend': 'gloo',
-    }
+    opts = _runtime_options(epochs)
     for split, pipe, ann in (('train', train_pipeline, 'meta/train.txt'),
                              ('val', test_pipeline, 'meta/val.txt'),
                              ('test', test_pipeline, 'meta/val.txt')):
@@ -57,10 +46,48 @@ def tiny_cls_options(data_root: str, size: int = 32, batch_size: int = 2,
         opts.update({f'{key}.{k}': v for k, v in loader.items()})
         dataset = dict(data_root=data_root, ann_file=ann,
                        data_prefix='train' if split == 'train' else 'val', pipeline=pipe)
-        if replace_dataset:
-            opts[f'{key}.dataset'] = dict(_delete_=True, type='CustomDataset', **dataset)
-        else:
-            opts.update({f'{key}.dataset.{k}': v for k, v in dataset.items()})
+        opts.update({f'{key}.dataset.{k}': v for k, v in dataset.items()})
+    return opts
+
+
+def _runtime_options(epochs: int) -> Dict:
+    return {
+        'train_cfg.max_epochs': epochs,
+        'train_cfg.val_interval': epochs,
+        'default_hooks.logger.interval': 1,
+        'default_hooks.checkpoint.interval': epochs,
+        'randomness': dict(seed=0, deterministic=False),
+        'env_cfg.dist_cfg.backend': 'gloo',
+    }
+
+
+def register_toy_cifar100() -> str:
+    """Register ``ToyCIFAR100``: mmpretrain's ``CIFAR100`` without the md5 check of the
+    published archive, so that it reads the CIFAR-100-format folders the tests write
+    (:func:`fmkt_plugin.utils.write_cifar_folder`) exactly as it reads the real one."""
+    from mmpretrain.datasets import CIFAR100
+    from mmpretrain.registry import DATASETS
+    if 'ToyCIFAR100' not in DATASETS.module_dict:
+
+        class ToyCIFAR100(CIFAR100):
+            train_list = [[name, None] for name, _ in CIFAR100.train_list]
+            test_list = [[name, None] for name, _ in CIFAR100.test_list]
+            meta = dict(CIFAR100.meta, md5=None)
+
+        DATASETS.register_module(module=ToyCIFAR100)
+    return 'ToyCIFAR100'
+
+
+def tiny_cifar_options(data_root: str, batch_size: int = 2, epochs: int = 1) -> Dict:
+    """cfg-options that run a CIFAR-100 config on a CIFAR-100-format folder, with the config's
+    own pipelines (CIFAR images are read from the pickles, no resizing needed)."""
+    opts = _runtime_options(epochs)
+    dataset_type = register_toy_cifar100()
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        opts.update({f'{key}.batch_size': batch_size, f'{key}.num_workers': 0,
+                     f'{key}.persistent_workers': False,
+                     f'{key}.dataset.type': dataset_type,
+                     f'{key}.dataset.data_root': data_root})
     return opts
 
 

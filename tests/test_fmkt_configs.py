@@ -10,6 +10,7 @@ from helpers import (
     load_tool,
     scalar_history,
     snapshot,
+    tiny_cifar_options,
     tiny_cls_options,
     write_child_config,
 )
@@ -31,10 +32,13 @@ def test_all_classification_configs_are_collected():
     assert len(CIFAR_BASELINES) == 3
 
 
-def _run(config, tiny_imagenet, teacher_ckpts, tmp_path):
+def _run(config, tiny_imagenet, tiny_cifar, teacher_ckpts, tmp_path):
     name = osp.basename(config)
     cifar = name.endswith('_cifar100.py')
-    options = tiny_cls_options(tiny_imagenet, batch_size=4, replace_dataset=cifar)
+    if cifar:  # mmpretrain's CIFAR100 reader and the config's own pipelines
+        options = tiny_cifar_options(tiny_cifar, batch_size=4)
+    else:
+        options = tiny_cls_options(tiny_imagenet, batch_size=4)
     if cifar:  # the CIFAR teacher is a ResNet_CIFAR: write its local checkpoint here
         options['model.teacher_ckpt'] = teacher_ckpts.get('resnet50_8xb16_cifar100')
     elif not name.startswith('ofmkt'):
@@ -45,6 +49,9 @@ def _run(config, tiny_imagenet, teacher_ckpts, tmp_path):
         options.pop('model.teacher_ckpt', None)
     cfg = write_child_config(tmp_path, config, options)
     runner = load_tool('train').build_runner([cfg, '--work-dir', str(tmp_path / 'work')])
+    if cifar:  # the pickles were read by mmpretrain's CIFAR100 loader
+        dataset = runner.train_dataloader.dataset
+        assert type(dataset).__mro__[1].__name__ == 'CIFAR100' and len(dataset) == 8
     runner.model.init_weights()
     before = snapshot(runner.model.architecture)
     runner.train()
@@ -56,8 +63,9 @@ def _run(config, tiny_imagenet, teacher_ckpts, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('config', CLS_CONFIGS, ids=osp.basename)
-def test_fmkt_config_trains_and_validates(config, tiny_imagenet, teacher_ckpts, tmp_path):
-    runner, before = _run(config, tiny_imagenet, teacher_ckpts, tmp_path)
+def test_fmkt_config_trains_and_validates(config, tiny_imagenet, tiny_cifar, teacher_ckpts,
+                                          tmp_path):
+    runner, before = _run(config, tiny_imagenet, tiny_cifar, teacher_ckpts, tmp_path)
     online = osp.basename(config).startswith('ofmkt')
     assert type(runner.model).__name__ == ('OFMKT' if online else 'FMKTDistill')
     prefix = 'train/' if online else 'train/distill.'
@@ -74,7 +82,8 @@ def test_fmkt_config_trains_and_validates(config, tiny_imagenet, teacher_ckpts, 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('config', CIFAR_BASELINES, ids=osp.basename)
-def test_cifar_baseline_trains_and_validates(config, tiny_imagenet, teacher_ckpts, tmp_path):
-    runner, _ = _run(config, tiny_imagenet, teacher_ckpts, tmp_path)
+def test_cifar_baseline_trains_and_validates(config, tiny_imagenet, tiny_cifar, teacher_ckpts,
+                                             tmp_path):
+    runner, _ = _run(config, tiny_imagenet, tiny_cifar, teacher_ckpts, tmp_path)
     distill = [k for k in runner.message_hub.log_scalars if k.startswith('train/distill.loss')]
     assert distill and all(all_finite(scalar_history(runner, k)) for k in distill)

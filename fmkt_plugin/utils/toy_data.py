@@ -80,8 +80,9 @@ def write_cifar_folder(root: str,
             _class_image(rng, c, num_classes, 32).transpose(2, 0, 1).reshape(-1) for c in labels
         ])
         with open(osp.join(base, split), 'wb') as f:
-            pickle.dump({b'data': data, b'fine_labels': labels,
-                         b'coarse_labels': [c // 5 for c in labels]}, f)
+            # str keys: what the real (Python 2) pickles give under encoding='latin1'
+            pickle.dump({'data': data, 'fine_labels': labels,
+                         'coarse_labels': [c // 5 for c in labels]}, f)
     with open(osp.join(base, 'meta'), 'wb') as f:
         pickle.dump({'fine_label_names': [f'class_{i}' for i in range(num_classes)],
                      'coarse_label_names': [f'super_{i}' for i in range(20)]}, f)
