@@ -100,7 +100,7 @@ PROFILES = {
                   overhead=dict(size=224, batch=8, repeats=2, warmup=1)),
     'default': dict(seeds=(0, 1, 2), pairs=('wide', 'deep'), methods=tuple(METHODS),
                     teacher_epochs=4, epochs=3, theta_epochs=2, train_size=None, test_size=None,
-                    jobs=2, overhead=dict(size=224, batch=8, repeats=5, warmup=2)),
+                    jobs=2, overhead=dict(size=224, batch=8, repeats=15, warmup=2)),
     'full': dict(seeds=(0, 1, 2), pairs=('wide', 'deep'), methods=tuple(METHODS),
                  teacher_epochs=20, epochs=15, theta_epochs=5, train_size=None, test_size=None,
                  jobs=1, overhead=dict(size=224, batch=8, repeats=20, warmup=5)),

@@ -10,7 +10,7 @@ Usage::
     python benchmarks/run.py --profile quick|default|full [--jobs 2] [--skip-overhead]
 
 Profiles (see ``benchmarks/configs.py``): ``smoke`` (CI, a few hundred images), ``quick``
-(1 seed, 1 epoch, about 3 minutes on 2 cores), ``default`` (3 seeds, 3 epochs, about 12 minutes
+(1 seed, 1 epoch, about 3-4 minutes on 2 cores), ``default`` (3 seeds, 3 epochs, about 16 minutes
 on 2 cores), ``full`` (more epochs, for a GPU). ``--holdout 5000`` trains on 55k images and
 reports on the 5k held out (a validation split for tuning; the test split is then not read).
 """
@@ -58,6 +58,22 @@ def portable(obj, cache_dir: str):
     if isinstance(obj, str) and osp.isabs(obj) and obj.startswith(osp.abspath(cache_dir) + os.sep):
         return osp.join('cache', osp.relpath(obj, cache_dir))
     return obj
+
+
+def det_overhead_rows(repeats: int, say, size: int = 256, batch_size: int = 2) -> List[dict]:
+    """Train-step time of FPN-level FM-KT over PKD for both COCO pairs (CPU), as rows of the
+    overhead table. Runs last: it sets mmdet as the default scope."""
+    from benchmarks.overhead_det import det_overhead_ratio
+    rows = []
+    for family in ('retinanet', 'faster-rcnn'):
+        say(f'overhead: FM-KT (FPN) / PKD train step, {family}')
+        result = det_overhead_ratio(family, size=size, batch_size=batch_size, repeats=repeats,
+                                    warmup=1, verbose=False)
+        rows.append(dict(key=f'train_fpn_{family}', ratio=result['ratio'], target='<= 1.25',
+                         met=bool(result['ratio'] <= 1.25),
+                         name=f'train step, FM-KT FPN level / PKD, {family} R-50 student '
+                         f'({size} px, batch {batch_size})'))
+    return rows
 
 
 def plan_jobs(prof: dict, base: dict) -> List[dict]:
@@ -264,7 +280,7 @@ def main(argv=None) -> dict:
                 holdout=args.holdout, device=device)
     jobs = plan_jobs(prof, base)
     ov_cfg = prof['overhead']
-    ov_prior = 0.0 if args.skip_overhead else 15.0 + 5.0 * ov_cfg['repeats']
+    ov_prior = 0.0 if args.skip_overhead else 60.0 + 20.0 * ov_cfg['repeats']
     progress = Progress(jobs, workers, extra_s=ov_prior)
     started = time.time()
     results = execute(jobs, workers, progress)
@@ -277,6 +293,7 @@ def main(argv=None) -> dict:
         overhead = run_overhead(ov_cfg['size'], ov_cfg['batch'], ov_cfg['repeats'],
                                 ov_cfg['warmup'], threads=min(cores, 2) if device == 'cpu'
                                 else 0, progress=progress.say)
+        overhead['ratios'] += det_overhead_rows(ov_cfg['repeats'], progress.say)
     runs = [r for r in results.values() if r['kind'] == 'run']
     teachers = [r for r in results.values() if r['kind'] == 'teacher']
     # teacher-free runs were trained once per seed; list them under every pair

@@ -144,3 +144,14 @@ def test_overhead_benchmark_runs():
     assert {'train_logit', 'train_feature', 'infer_flow_N8', 'infer_theta_head',
             'infer_theta_2stage', 'infer_theta_fold'} <= keys
     assert all(math.isfinite(r['ratio']) and r['ratio'] > 0 for r in result['ratios'])
+
+
+@pytest.mark.slow
+def test_detection_rows_of_the_overhead_table():
+    from benchmarks.run import det_overhead_rows
+    said = []
+    rows = det_overhead_rows(repeats=1, say=said.append, size=128, batch_size=2)
+    assert [r['key'] for r in rows] == ['train_fpn_retinanet', 'train_fpn_faster-rcnn']
+    assert all(math.isfinite(r['ratio']) and r['ratio'] > 0 and r['target'] == '<= 1.25'
+               for r in rows)
+    assert len(said) == 2
