@@ -1,5 +1,6 @@
 """Fold a flow head with an affine velocity model into one linear classifier (FM-KT^Theta)."""
-from typing import Iterator, Optional, Tuple
+import itertools
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -8,17 +9,11 @@ from torch.func import functional_call
 __all__ = ['fold_flow_head']
 
 
-def _tensor_names(module: nn.Module) -> Iterator[str]:
-    yield from (name for name, _ in module.named_parameters())
-    yield from (name for name, _ in module.named_buffers())
-
-
-def _float64(module: nn.Module, name: str) -> Tensor:
-    """A CPU copy of a parameter or buffer, floating point ones in float64."""
-    tensor = module.get_parameter(name) if name in dict(module.named_parameters()) else \
-        module.get_buffer(name)
-    tensor = tensor.detach().cpu()
-    return tensor.double() if tensor.is_floating_point() else tensor.clone()
+def _float64_state(module: nn.Module) -> Dict[str, Tensor]:
+    """CPU copies of a module's parameters and buffers, floating-point ones in float64."""
+    tensors = itertools.chain(module.named_parameters(), module.named_buffers())
+    return {name: (t.detach().cpu().double() if t.is_floating_point() else t.detach().cpu())
+            for name, t in tensors}
 
 
 def fold_flow_head(head, num_steps: Optional[int] = None,
@@ -54,8 +49,7 @@ def fold_flow_head(head, num_steps: Optional[int] = None,
     flow, step_head = head.flow, head.step_head
     # Evaluate with float64 copies of the weights through functional_call rather than on a deep
     # copy: a head in use carries recorder hooks holding graph-attached activations.
-    params = {name: _float64(flow, name) for name in _tensor_names(flow)}
-    head_params = {name: _float64(step_head, name) for name in _tensor_names(step_head)}
+    params, head_params = _float64_state(flow), _float64_state(step_head)
     saved = flow.training, flow.last_transported, flow.last_num_steps
     flow.eval()  # eval: the fixed step count, no draw
 
