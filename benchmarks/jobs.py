@@ -152,13 +152,11 @@ def _init_theta_student(model: torch.nn.Module, stage1_ckpt: str) -> None:
 def _folded_student(model: torch.nn.Module, pair: str) -> torch.nn.Module:
     """The plain student (``LinearClsHead``) carrying the trained backbone and the folded flow
     head of an FM-KT student with an affine meta-encoder."""
-    from fmkt_plugin.models.heads import fold_flow_head
+    from fmkt_plugin.models.heads import fold_flow_head, plain_student_state
     student = getattr(model, 'student', model)
     weight, bias = fold_flow_head(student.head)
     plain = build_model(C.method_cfg('student', pair))
-    state = {k: v for k, v in student.state_dict().items() if not k.startswith('head.')}
-    state.update({'head.fc.weight': weight, 'head.fc.bias': bias})
-    plain.load_state_dict(state, strict=True)
+    plain.load_state_dict(plain_student_state(student, weight, bias), strict=True)
     return plain.to(weight.device)
 
 

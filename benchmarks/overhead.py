@@ -96,17 +96,15 @@ def build_models(num_classes: int = 1000) -> Dict[str, torch.nn.Module]:
 def _folded_student(registry, arch: dict, head: dict) -> torch.nn.Module:
     """FM-KT^Theta by folding: a ResNet-18 with a linear-flow head (its meta-encoder perturbed
     so the flow is not the identity), folded into a plain ResNet-18."""
-    from fmkt_plugin.models.heads import fold_flow_head
+    from fmkt_plugin.models.heads import fold_flow_head, plain_student_state
     linear = dict(head, flow=dict(head['flow'], meta_encoder=dict(type='LinearMetaEncoder')))
     flow_student = registry.build(dict(arch, head=linear))
     flow_student.init_weights()
     with torch.no_grad():
         flow_student.head.flow.meta_encoder.out.weight.normal_(std=0.01)
-    weight, bias = fold_flow_head(flow_student.head)
     folded = registry.build(copy.deepcopy(arch))
-    state = {k: v for k, v in flow_student.state_dict().items() if not k.startswith('head.')}
-    state.update({'head.fc.weight': weight, 'head.fc.bias': bias})
-    folded.load_state_dict(state, strict=True)
+    folded.load_state_dict(
+        plain_student_state(flow_student, *fold_flow_head(flow_student.head)), strict=True)
     return folded
 
 

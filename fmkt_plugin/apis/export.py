@@ -8,7 +8,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from mmengine.config import Config, ConfigDict
 
-from ..models.heads import fold_flow_head
+from ..models.heads import fold_flow_head, plain_student_state
 from .config import load_config
 
 __all__ = ['export_student', 'StudentExport']
@@ -138,11 +138,11 @@ def export_student(config: str,
         flow_head = model.head
         if getattr(flow_head.flow.meta_encoder, 'affine', False):
             # exact: the ensemble of an affine flow is one linear layer
-            weight, bias = fold_flow_head(flow_head)
-            head_state = {'head.fc.weight': weight, 'head.fc.bias': bias}
+            state = plain_student_state(model, *fold_flow_head(flow_head))
             mode = 'theta-fold'
         elif flow_head.theta_fc is not None:
-            head_state = {'head.fc.' + k: v for k, v in flow_head.theta_fc.fc.state_dict().items()}
+            fc = flow_head.theta_fc.fc
+            state = plain_student_state(model, fc.weight.detach(), fc.bias.detach())
             mode = 'theta'
         else:
             raise ValueError(f'--theta: the flow head of {config} can neither be folded (its '
@@ -153,8 +153,6 @@ def export_student(config: str,
         if student_cfg.get('neck') is None:
             # a flow on the feature map pools each step; the plain head needs pooled features
             student_cfg['neck'] = ConfigDict(type='GlobalAveragePooling')
-        state = {k: v for k, v in model.state_dict().items() if not k.startswith('head.')}
-        state.update(head_state)
         model = _build_student(student_cfg, scope, state, checkpoint, config)
     elif not has_flow_head and not _has_flow_weights(state):
         mode = 'plain'

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-__all__ = ['fold_flow_head']
+__all__ = ['fold_flow_head', 'plain_student_state']
 
 
 def _float64_state(module: nn.Module) -> Dict[str, Tensor]:
@@ -76,3 +76,14 @@ def fold_flow_head(head, num_steps: Optional[int] = None,
         raise ValueError(f'fold: the flow head is not affine in its input (max error {err:.3g} '
                          f'for logits up to {scale:.3g}); it cannot be folded')
     return weight.to(device, torch.float32), bias.to(device, torch.float32)
+
+
+def plain_student_state(student: nn.Module, weight: Tensor, bias: Tensor) -> Dict[str, Tensor]:
+    """State dict of the student with its head replaced by a plain ``LinearClsHead``.
+
+    Everything outside ``head.`` (data preprocessor, backbone, neck) is kept as it is; the
+    head becomes ``head.fc`` with ``weight`` and ``bias``, e.g. ``fold_flow_head(student.head)``.
+    """
+    state = {k: v for k, v in student.state_dict().items() if not k.startswith('head.')}
+    state.update({'head.fc.weight': weight, 'head.fc.bias': bias})
+    return state
