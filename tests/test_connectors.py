@@ -1,16 +1,17 @@
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from mmrazor.models.architectures.connectors.base_connector import BaseConnector
 
-from fmkt_plugin.models.connectors import FlowMatchingConnector, TeacherProjector
+from fmkt_plugin.models.connectors import (FlowMatchingConnector, FlowResult, TeacherProjector,
+                                           find_flows, flow_num_steps)
 from fmkt_plugin.models.meta_encoders import (
     ConvMetaEncoder,
     MLPMetaEncoder,
     TransformerMetaEncoder,
 )
-from fmkt_plugin.models.schedules import VESchedule, VPSchedule
-from fmkt_plugin.models.solvers import EulerSolver
+from fmkt_plugin.models.schedules import RectifiedFlowSchedule, VESchedule, VPSchedule
 from fmkt_plugin.registry import MODELS
 
 SMALL = dict(type='MLPMetaEncoder', time_embed_dim=8)
@@ -28,20 +29,76 @@ def test_build_from_registry_and_forward():
     assert isinstance(conn.meta_encoder, MLPMetaEncoder) and conn.meta_encoder.in_channels == 6
     for shape in [(4, 6), (4, 6, 3, 3)]:
         x = torch.randn(shape)
-        est = conn(x)
-        assert est.shape == (3, ) + shape
-        assert conn.last_num_steps == 3 and conn.last_transported.shape == shape
+        out = conn(x)
+        assert isinstance(out, FlowResult) and out.estimates.shape == (3, ) + shape
+        assert out.transported.shape == shape
 
 
-def test_forward_equals_solver():
+def _reference(encoder, x, schedule, n, displacement=False):
+    """The flow written out step by step: Euler from alpha(1) x, one estimate per step."""
+    state = schedule.alpha(torch.ones(())) * x
+    estimates = []
+    for i in range(n, 0, -1):
+        t = torch.full((x.shape[0], ), i / n)
+        v = encoder(state, t)
+        tb = t.reshape(-1, *([1] * (x.dim() - 1)))
+        if displacement:
+            estimates.append((v - schedule.d_alpha(tb) * x) / schedule.d_sigma(tb))
+        else:
+            estimates.append(schedule.teacher_estimate(state, v, t))
+        state = state - v / n
+    return torch.stack(estimates), state
+
+
+@pytest.mark.parametrize('schedule, cfg', [
+    (VESchedule(0.05, 1.0), dict(type='ve', s_min=0.05, s_max=1.0)),
+    (VPSchedule(), 'vp'),
+    (RectifiedFlowSchedule(), 'rectified'),
+])
+def test_forward_equals_the_written_out_flow(schedule, cfg):
     torch.manual_seed(0)
-    conn = _conn(num_steps=4, schedule=dict(type='ve', s_min=0.05, s_max=1.0),
+    conn = _conn(num_steps=4, schedule=cfg,
                  meta_encoder=dict(type='mlp', time_embed_dim=8, zero_init_out=False))
     x = torch.randn(3, 6)
-    est = conn(x)
-    ref = EulerSolver()(conn.meta_encoder, x, VESchedule(0.05, 1.0), 4)
-    torch.testing.assert_close(est, ref.estimates)
-    torch.testing.assert_close(conn.last_transported, ref.transported)
+    out = conn(x)
+    want_est, want_end = _reference(conn.meta_encoder, x, schedule, 4)
+    torch.testing.assert_close(out.estimates, want_est)
+    torch.testing.assert_close(out.transported, want_end)
+
+
+@pytest.mark.parametrize('cfg', ['vp', 'rectified'])
+def test_displacement_estimate(cfg):
+    torch.manual_seed(0)
+    conn = _conn(num_steps=4, schedule=cfg, estimate='displacement',
+                 meta_encoder=dict(type='mlp', time_embed_dim=8, zero_init_out=False))
+    x = torch.randn(3, 6, 2, 2)
+    out = conn(x)
+    want_est, want_end = _reference(conn.meta_encoder, x, conn.schedule, 4, displacement=True)
+    torch.testing.assert_close(out.estimates, want_est)
+    torch.testing.assert_close(out.transported, want_end)
+    if cfg == 'rectified':  # the authors' form: z_s - v at every step
+        velocities = torch.stack(conn.solver(conn.meta_encoder, x, [1, .75, .5, .25, 0]).velocities)
+        torch.testing.assert_close(out.estimates, x - velocities)
+    # the two estimates differ with a learned (non-oracle) velocity
+    interp = _conn(num_steps=4, schedule=cfg, meta_encoder=conn.meta_encoder)
+    assert (interp(x).estimates - out.estimates).abs().max() > 1e-3
+
+
+def test_displacement_is_refused_where_sigma_prime_vanishes():
+    with pytest.raises(ValueError, match="estimate=\"displacement\".*sigma'"):
+        _conn(schedule='ve', estimate='displacement')
+    with pytest.raises(ValueError, match='estimate must be one of'):
+        _conn(estimate='authors')
+
+
+def test_heun_solver_option():
+    torch.manual_seed(0)
+    conn = _conn(num_steps=3, solver=dict(type='HeunSolver'),
+                 meta_encoder=dict(type='mlp', time_embed_dim=8, zero_init_out=False))
+    calls = []
+    conn.meta_encoder.register_forward_hook(lambda *a: calls.append(1))
+    out = conn(torch.randn(2, 6))
+    assert out.estimates.shape == (3, 2, 6) and len(calls) == 6  # two evaluations per step
 
 
 def test_random_num_steps_vary_and_eval_uses_test_steps():
@@ -50,21 +107,36 @@ def test_random_num_steps_vary_and_eval_uses_test_steps():
     torch.manual_seed(0)
     seen = set()
     for _ in range(8):
-        est = conn(torch.randn(2, 6))
-        assert est.shape[0] == conn.last_num_steps
-        seen.add(conn.last_num_steps)
+        seen.add(conn(torch.randn(2, 6)).estimates.shape[0])
     assert len(seen) > 1
     assert {conn.draw_num_steps() for _ in range(60)} == {1, 2, 4}
     conn.eval()
-    assert {conn(torch.randn(2, 6)).shape[0] for _ in range(5)} == {4}
+    assert {conn(torch.randn(2, 6)).estimates.shape[0] for _ in range(5)} == {4}
 
 
 def test_test_steps_independent_of_training_steps():
     conn = _conn(num_steps=2, test_num_steps=5)
-    assert conn(torch.randn(2, 6)).shape[0] == 2
+    assert conn(torch.randn(2, 6)).estimates.shape[0] == 2
     conn.eval()
-    assert conn(torch.randn(2, 6)).shape[0] == 5
-    assert conn(torch.randn(2, 6), num_steps=7).shape[0] == 7
+    assert conn(torch.randn(2, 6)).estimates.shape[0] == 5
+    assert conn(torch.randn(2, 6), num_steps=7).estimates.shape[0] == 7
+
+
+def test_flow_num_steps_context_sets_and_restores_n():
+    model = torch.nn.Sequential(_conn(num_steps=(1, 2), test_num_steps=5), _conn(num_steps=3))
+    assert sorted(find_flows(model)) == ['0', '1']
+    model.eval()
+    with flow_num_steps(model, 4):
+        assert [f(torch.randn(2, 6)).estimates.shape[0] for f in model] == [4, 4]
+    assert [f(torch.randn(2, 6)).estimates.shape[0] for f in model] == [5, 3]
+    with flow_num_steps(model, None):  # no change
+        assert model[0](torch.randn(2, 6)).estimates.shape[0] == 5
+    with pytest.raises(ValueError, match='num_steps'):
+        with flow_num_steps(model, 0):
+            pass
+    with pytest.raises(ValueError, match='no FM-KT flow'):
+        with flow_num_steps(torch.nn.Linear(2, 2), 4):
+            pass
 
 
 def test_draws_are_reproducible_under_seed():
@@ -128,7 +200,7 @@ def test_draw_buffers_only_with_random_n_and_checkpoints_load_both_ways():
 def test_meta_encoder_names(cfg, cls):
     conn = FlowMatchingConnector(in_channels=6, meta_encoder=cfg, num_steps=2)
     assert type(conn.meta_encoder) is cls
-    assert conn(torch.randn(2, 6, 3, 3)).shape == (2, 2, 6, 3, 3)
+    assert conn(torch.randn(2, 6, 3, 3)).estimates.shape == (2, 2, 6, 3, 3)
 
 
 def test_gradients_reach_encoder_and_student_through_all_steps():
@@ -136,7 +208,7 @@ def test_gradients_reach_encoder_and_student_through_all_steps():
     conn = _conn(num_steps=4, meta_encoder=dict(type='mlp', time_embed_dim=8,
                                                   zero_init_out=False))
     x = torch.randn(3, 6, requires_grad=True)
-    est = conn(x)
+    est = conn(x).estimates
     est.pow(2).mean().backward()
     assert x.grad.abs().sum() > 0
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in conn.parameters())
@@ -158,17 +230,28 @@ def test_gradients_reach_encoder_and_student_through_all_steps():
     (dict(meta_encoder=dict(type='mlp', in_channels=5)), 'meta_encoder.in_channels'),
     (dict(meta_encoder=dict(type='mlp', depth=3)), 'meta_encoder'),
     (dict(in_channels=0), 'in_channels'),
+    (dict(num_steps=10**9), 'num_steps must be an int in \\[1, 1024\\]'),
+    (dict(test_num_steps=2048), 'test_num_steps'),
+    (dict(solver='VPSchedule'), 'solver'),
+    (dict(solver=dict(type='EulerSolver', order=2)), 'solver'),
 ])
 def test_bad_config_raises_at_build(kwargs, match):
     with pytest.raises(ValueError, match=match):
         _conn(**kwargs)
 
 
+def test_integral_numbers_are_accepted():
+    conn = _conn(num_steps=np.int64(4), test_num_steps=np.int32(2), in_channels=np.int64(6))
+    assert conn.num_steps_choices == (4, ) and conn.test_num_steps == 2
+    assert type(conn.test_num_steps) is int
+
+
 def test_zero_init_makes_rectified_estimates_equal_student():
     conn = _conn(num_steps=3)
     x = torch.randn(2, 6)
-    torch.testing.assert_close(conn(x), x.expand(3, 2, 6))
-    torch.testing.assert_close(conn.last_transported, x)
+    out = conn(x)
+    torch.testing.assert_close(out.estimates, x.expand(3, 2, 6))
+    torch.testing.assert_close(out.transported, x)
 
 
 def test_teacher_projector_maths_and_shapes():
@@ -189,15 +272,17 @@ def test_teacher_projector_maths_and_shapes():
         TeacherProjector(5, 3, stride=0)
 
 
-def test_copy_after_training_forward_leaves_the_activation_behind():
+def test_a_connector_keeps_no_activation():
+    """Everything a forward makes is returned: a trained connector copies and pickles."""
     import copy
     import pickle
     conn = FlowMatchingConnector(4, meta_encoder=dict(type='mlp', zero_init_out=False),
                                  num_steps=2)
     x = torch.randn(3, 4, requires_grad=True)
-    conn(x)
-    assert conn.last_transported.grad_fn is not None  # a graph-attached activation
+    out = conn(x)
+    assert out.transported.grad_fn is not None  # a graph-attached activation, returned
     twin = copy.deepcopy(conn)
-    assert twin.last_transported is None and conn.last_transported is not None
-    assert pickle.loads(pickle.dumps(conn)).last_transported is None
-    torch.testing.assert_close(twin(x), conn(x))
+    assert not any(isinstance(v, torch.Tensor) and v.grad_fn is not None
+                   for v in vars(conn).values())
+    torch.testing.assert_close(twin(x).estimates, conn(x).estimates)
+    torch.testing.assert_close(pickle.loads(pickle.dumps(conn))(x).estimates, out.estimates)

@@ -90,9 +90,9 @@ def test_flow_fpn_transports_only_its_levels_and_exposes_step_estimates():
     for level in (1, 3, 4):
         assert torch.equal(outs[level], raw[level])
     for level, r in recorders.items():
-        est = r.get_record_data()
+        est, transported = r.get_record_data()
         assert est.shape == (3, ) + tuple(raw[level].shape)
-        assert torch.equal(outs[level], neck.flows[str(level)].last_transported)
+        assert torch.equal(outs[level], transported)
     # the transported maps carry gradients back into the flows and the FPN
     sum(o.sum() for o in outs).backward()
     assert neck.flows['0'].meta_encoder.out.weight.grad is not None
@@ -102,9 +102,11 @@ def test_flow_fpn_transports_only_its_levels_and_exposes_step_estimates():
 def test_flow_fpn_eval_uses_test_steps():
     neck = _small_fpn(flow=dict(num_steps=(1, 2), test_num_steps=5), flow_levels=(1, ))
     neck.eval()
-    with torch.no_grad():
+    recorder = ModuleOutputsRecorder('flows.1')
+    recorder.initialize(neck)
+    with torch.no_grad(), recorder:
         neck(_backbone_feats(batch=1))
-    assert neck.flows['1'].last_num_steps == 5
+    assert recorder.get_record_data(data_idx=0).shape[0] == 5
 
 
 @pytest.mark.parametrize('kwargs, field', [

@@ -12,7 +12,8 @@ from fmkt_plugin.models.schedules import (
     VPSchedule,
     build_schedule,
 )
-from fmkt_plugin.models.solvers import EulerSolver
+from fmkt_plugin.models.schedules.base import ScheduleOutput
+from fmkt_plugin.models.solvers import EulerSolver, uniform_time_grid
 
 SCHEDULES = [RectifiedFlowSchedule(), VPSchedule(), VESchedule(), VESchedule(s_min=0.1, s_max=5.0)]
 IDS = ['rectified', 'vp', 've', 've-wide']
@@ -26,6 +27,19 @@ def _pair(shape=(4, 3, 2, 2), seed=0):
 
 def _oracle(schedule, z_s, z_t):
     return lambda x, t: schedule.velocity(z_s, z_t, t)
+
+
+class _Solved:
+    """Euler from ``x_init`` (default ``schedule.init(z_s)``), with the estimate of each step."""
+
+    def __init__(self, model, z_s, schedule, num_steps, x_init=None):
+        start = schedule.init(z_s) if x_init is None else x_init
+        traj = EulerSolver()(model, start, uniform_time_grid(num_steps))
+        self.transported = traj.states[-1]
+        self.estimates = torch.stack([
+            schedule.teacher_estimate(x, v, float(t))
+            for x, v, t in zip(traj.states, traj.velocities, traj.times)
+        ])
 
 
 def test_boundary_values():
@@ -98,7 +112,7 @@ def test_init_is_alpha_one_times_student(sch):
 def test_rectified_oracle_lands_exactly_on_teacher(num_steps):
     sch = RectifiedFlowSchedule()
     z_s, z_t = (z.float() for z in _pair())
-    out = EulerSolver()(_oracle(sch, z_s, z_t), z_s, sch, num_steps)
+    out = _Solved(_oracle(sch, z_s, z_t), z_s, sch, num_steps)
     torch.testing.assert_close(out.transported, z_t, atol=1e-5, rtol=0)
     # The straight path is followed exactly, so every step's estimate is the teacher.
     torch.testing.assert_close(out.estimates, z_t.expand(num_steps, *z_t.shape), atol=1e-5,
@@ -112,7 +126,7 @@ def test_curved_oracle_error_shrinks_with_steps(sch):
     end = sch.interpolate(z_s, z_t, 0.0)  # z_t for VP, s_min * z_s + z_t for VE
     errors = []
     for n in (1, 2, 4, 8, 16):
-        out = EulerSolver()(_oracle(sch, z_s, z_t), z_s, sch, n, x_init=x_init)
+        out = _Solved(_oracle(sch, z_s, z_t), z_s, sch, n, x_init=x_init)
         errors.append((out.transported - end).abs().max().item())
     assert all(a > b for a, b in zip(errors, errors[1:])), errors
     assert errors[-1] < 0.1 * errors[0], errors
@@ -152,17 +166,8 @@ def test_new_schedule_is_one_class():
     class QuadraticSchedule(InterpolantSchedule):
         short_name = 'test-quadratic'
 
-        def alpha(self, t):
-            return t**2
-
-        def sigma(self, t):
-            return 1 - t**2
-
-        def d_alpha(self, t):
-            return 2 * t
-
-        def d_sigma(self, t):
-            return -2 * t
+        def coefficients(self, t):
+            return ScheduleOutput(alpha=t**2, sigma=1 - t**2, d_alpha=2 * t, d_sigma=-2 * t)
 
     try:
         sch = build_schedule('test-quadratic')
@@ -170,7 +175,7 @@ def test_new_schedule_is_one_class():
         t = torch.tensor([0.2, 0.4, 0.6, 0.8], **F64)
         x_t, v = sch.interpolate(z_s, z_t, t), sch.velocity(z_s, z_t, t)
         torch.testing.assert_close(sch.teacher_estimate(x_t, v, t), z_t)
-        out = EulerSolver()(_oracle(sch, z_s, z_t), z_s, sch, 64)
+        out = _Solved(_oracle(sch, z_s, z_t), z_s, sch, 64)
         torch.testing.assert_close(out.transported, z_t, atol=0.1, rtol=0)
     finally:
         SCHEDULE_ALIASES.pop('test-quadratic', None)
@@ -183,3 +188,28 @@ def test_ve_start_ignores_teacher_term():
     torch.testing.assert_close(sch.interpolate(z_s, z_t, 1.0) - sch.init(z_s), z_t)
     assert math.isclose(float(sch.d_alpha(torch.tensor(0.)) / sch.alpha(torch.tensor(0.))),
                         math.log(100), rel_tol=1e-6)
+
+
+@pytest.mark.parametrize('sch', SCHEDULES, ids=IDS)
+def test_one_record_per_call(sch):
+    z_s, _ = _pair()
+    t = torch.tensor([0.1, 0.5, 0.9, 1.0], **F64)
+    rec = sch(t, z_s)
+    assert isinstance(rec, ScheduleOutput) and all(c.shape == (4, 1, 1, 1) for c in rec)
+    flat = sch.coefficients(t)
+    for name in ScheduleOutput._fields:
+        torch.testing.assert_close(getattr(rec, name).flatten(), getattr(flat, name))
+        torch.testing.assert_close(getattr(sch, name)(t), getattr(flat, name))
+
+
+@pytest.mark.parametrize('sch', SCHEDULES[:2], ids=IDS[:2])
+def test_displacement_estimate_is_exact_with_the_oracle(sch):
+    z_s, z_t = _pair()
+    t = torch.tensor([0.05, 0.3, 0.7, 1.0], **F64)
+    v = sch.velocity(z_s, z_t, t)
+    torch.testing.assert_close(sch.displacement_estimate(sch(t, z_s), z_s, v), z_t)
+    assert sch.supports_displacement()
+
+
+def test_ve_has_no_displacement_estimate():
+    assert not VESchedule().supports_displacement()

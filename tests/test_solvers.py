@@ -1,9 +1,15 @@
+import math
+
 import pytest
 import torch
 
 from fmkt_plugin.models.meta_encoders import MLPMetaEncoder
-from fmkt_plugin.models.schedules import RectifiedFlowSchedule, VPSchedule
-from fmkt_plugin.models.solvers import EulerSolver
+from fmkt_plugin.models.schedules import VPSchedule
+from fmkt_plugin.models.solvers import (EulerSolver, HeunSolver, ODESolver, Trajectory,
+                                        uniform_time_grid)
+from fmkt_plugin.registry import MODELS
+
+F64 = dict(dtype=torch.float64)
 
 
 class _Recorder(torch.nn.Module):
@@ -21,30 +27,69 @@ class _Recorder(torch.nn.Module):
         return v
 
 
+def test_uniform_time_grid():
+    grid = uniform_time_grid(4)
+    assert grid.dtype == torch.float64 and grid.tolist() == [1.0, 0.75, 0.5, 0.25, 0.0]
+
+
 @pytest.mark.parametrize('shape', [(3, 4), (3, 4, 2, 2)])
-def test_shapes_times_and_updates(shape):
+def test_euler_trajectory_shapes_times_and_updates(shape):
     const = torch.randn(shape)
     rec = _Recorder(lambda x, t: const)
-    z_s = torch.randn(shape)
-    out = EulerSolver()(rec, z_s, RectifiedFlowSchedule(), 4)
-    assert out.estimates.shape == (4, ) + shape and out.transported.shape == shape
+    x0 = torch.randn(shape)
+    traj = EulerSolver()(rec, x0, uniform_time_grid(4))
+    assert isinstance(traj, Trajectory) and traj.num_steps == 4
+    assert len(traj.states) == 5 and all(s.shape == shape for s in traj.states)
     assert [c[1][0].item() for c in rec.calls] == [1.0, 0.75, 0.5, 0.25]
     assert all(c[1].shape == (3, ) for c in rec.calls)
-    # x_{k+1} = x_k - v / N, starting from alpha(1) z_s = z_s.
-    torch.testing.assert_close(rec.calls[0][0], z_s)
-    torch.testing.assert_close(rec.calls[2][0], z_s - 0.5 * const)
-    torch.testing.assert_close(out.transported, z_s - const)
-    # RF estimate at step k: x_k - t_k v.
-    t2 = rec.calls[2][1][0]
-    torch.testing.assert_close(out.estimates[2], z_s - 0.5 * const - t2 * const)
+    # x_{k+1} = x_k - v / N from the given start; the velocities are the model's outputs.
+    assert traj.states[0] is x0
+    torch.testing.assert_close(traj.states[2], x0 - 0.5 * const)
+    torch.testing.assert_close(traj.states[-1], x0 - const)
+    assert all(v is const for v in traj.velocities)
 
 
-def test_x_init_is_used():
-    z_s, x0 = torch.randn(2, 3), torch.randn(2, 3)
-    out = EulerSolver()(lambda x, t: torch.zeros_like(x), z_s, VPSchedule(), 3, x_init=x0)
-    torch.testing.assert_close(out.transported, x0)
-    out = EulerSolver()(lambda x, t: torch.zeros_like(x), z_s, RectifiedFlowSchedule(), 3)
-    torch.testing.assert_close(out.transported, z_s)
+def test_solver_follows_any_grid():
+    """A non-uniform, increasing grid: the steps follow its spacing."""
+    traj = EulerSolver()(lambda x, t: torch.ones_like(x), torch.zeros(2, 1), [0.0, 0.1, 0.4])
+    torch.testing.assert_close(traj.states[-1], torch.full((2, 1), 0.4))
+    torch.testing.assert_close(traj.times, torch.tensor([0.0, 0.1, 0.4], **F64))
+
+
+def _vp_oracle_error(solver, num_steps: int) -> float:
+    """|x(0) - z_t| for the VP path's velocity, integrated from x(1) = z_s."""
+    gen = torch.Generator().manual_seed(0)
+    z_s, z_t = torch.randn(8, 5, generator=gen, **F64), torch.randn(8, 5, generator=gen, **F64)
+    sch = VPSchedule()
+    traj = solver(lambda x, t: sch.velocity(z_s, z_t, t), sch.init(z_s),
+                  uniform_time_grid(num_steps))
+    return (traj.states[-1] - z_t).abs().max().item()
+
+
+def test_euler_is_first_order_and_heun_second_order_on_vp():
+    """Oracle test on the curved VP path: doubling N halves Euler's error and quarters Heun's."""
+    ns = (8, 16, 32, 64)
+    euler = [_vp_oracle_error(EulerSolver(), n) for n in ns]
+    heun = [_vp_oracle_error(HeunSolver(), n) for n in ns]
+    euler_orders = [math.log2(a / b) for a, b in zip(euler, euler[1:])]
+    heun_orders = [math.log2(a / b) for a, b in zip(heun, heun[1:])]
+    assert all(0.9 < p < 1.1 for p in euler_orders), euler_orders
+    assert all(1.9 < p < 2.1 for p in heun_orders), heun_orders
+    assert heun[-1] < 1e-3 * euler[-1] * 10  # far more accurate at the same N
+
+
+def test_heun_step_uses_both_ends():
+    calls = []
+
+    def model(x, t):
+        calls.append(float(t[0]))
+        return torch.full_like(x, float(t[0]))  # v(t) = t: exact integral over [1, 0] is -1/2
+
+    traj = HeunSolver()(model, torch.zeros(1, 1, **F64), uniform_time_grid(2))
+    assert calls == [1.0, 0.5, 0.5, 0.0]
+    torch.testing.assert_close(traj.states[-1], torch.full((1, 1), -0.5, **F64))
+    assert [float(v[0, 0]) for v in traj.velocities] == [1.0, 0.5]  # first stages
+    assert HeunSolver.evals_per_step == 2 and EulerSolver.evals_per_step == 1
 
 
 def test_gradients_flow_through_every_step():
@@ -53,9 +98,9 @@ def test_gradients_flow_through_every_step():
     rec = _Recorder(enc)
     z_s = torch.randn(4, 6, requires_grad=True)
     n = 5
-    out = EulerSolver()(rec, z_s, RectifiedFlowSchedule(), n)
-    # Only the last step's estimate is scored: it must depend on every earlier velocity.
-    out.estimates[-1].pow(2).sum().backward()
+    traj = EulerSolver()(rec, z_s, uniform_time_grid(n))
+    # Only the end point is scored: it must depend on every velocity.
+    traj.states[-1].pow(2).sum().backward()
     assert len(rec.calls) == n
     for _, _, v in rec.calls:
         assert v.grad is not None and v.grad.abs().sum() > 0
@@ -68,19 +113,23 @@ def test_unroll_is_not_detached():
     torch.manual_seed(0)
     enc = MLPMetaEncoder(6, time_embed_dim=8, zero_init_out=False)
     z_s = torch.randn(4, 6)
-    sch = RectifiedFlowSchedule()
-    out = EulerSolver()(enc, z_s, sch, 4)
-    full = torch.autograd.grad(out.estimates.pow(2).sum(), enc.out.weight)[0]
+    traj = EulerSolver()(enc, z_s, uniform_time_grid(4))
+    full = torch.autograd.grad(torch.stack(traj.velocities).pow(2).sum(), enc.out.weight)[0]
 
     def detached(x, t):
         return enc(x.detach(), t)
 
-    out = EulerSolver()(detached, z_s, sch, 4)
-    cut = torch.autograd.grad(out.estimates.pow(2).sum(), enc.out.weight)[0]
+    traj = EulerSolver()(detached, z_s, uniform_time_grid(4))
+    cut = torch.autograd.grad(torch.stack(traj.velocities).pow(2).sum(), enc.out.weight)[0]
     assert (full - cut).abs().max() > 1e-4
 
 
-@pytest.mark.parametrize('bad', [0, -1, 2.0, True])
-def test_bad_num_steps(bad):
-    with pytest.raises(ValueError, match='num_steps'):
-        EulerSolver()(lambda x, t: x, torch.zeros(1, 2), RectifiedFlowSchedule(), bad)
+@pytest.mark.parametrize('bad', [[1.0], [[1.0, 0.0]], [1.0, float('nan')]])
+def test_bad_time_grid(bad):
+    with pytest.raises(ValueError, match='time_grid'):
+        EulerSolver()(lambda x, t: x, torch.zeros(1, 2), bad)
+
+
+def test_solvers_are_registered():
+    for name in ('EulerSolver', 'HeunSolver'):
+        assert issubclass(MODELS.get(name), ODESolver)

@@ -1,17 +1,8 @@
-# FM-KT on the FPN, RetinaNet X-101-64x4d -> R-50 (COCO, 2x): a flow (4 Euler steps, rectified
-# flow, MLP meta-encoder) on each of the first 4 FPN levels of the student; the transported maps
-# feed the student's head; every step's estimate is scored with PKD against the teacher's FPN
-# output of that level (flow weight 10, averaged over the steps). lr 0.01; an EMA (decay 0.999)
-# of the flows is used for evaluation and saved.
-_base_ = ['../_base_/pairs/retinanet_x101_r50_fpn_2x_coco.py']
+# FM-KT on the FPN, RetinaNet X-101-64x4d -> R-50 (COCO, 2x): flows on FPN levels 0-3 feed the
+# student's head (../_base_/methods/fmkt_fpn.py); PKD per step with flow weight 10 (averaged over
+# the steps); lr 0.01.
+_base_ = ['../_base_/pairs/retinanet_x101_r50_fpn_2x_coco.py', '../_base_/methods/fmkt_fpn.py']
 
-flow_weight = 10
-levels = (0, 1, 2, 3)
-flow = dict(
-    type='FlowMatchingConnector',
-    schedule='rectified',
-    meta_encoder=dict(type='mlp', num_blocks=1),
-    num_steps=4)
 model = dict(
     type='FMKTFpnDistill',
     architecture=dict(
@@ -19,25 +10,16 @@ model = dict(
             _delete_=True,
             type='FlowFPN',
             neck={{_base_.model.architecture.neck}},
-            flow=flow,
-            flow_levels=levels)),
+            flow={{_base_.flow}},
+            flow_levels={{_base_.levels}})),
     distiller=dict(
         type='ConfigurableDistiller',
-        student_recorders={
-            f'flow{i}': dict(type='ModuleOutputs', source=f'neck.flows.{i}')
-            for i in levels
-        },
-        teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        student_recorders={{_base_.fpn_student_recorders}},
+        teacher_recorders={{_base_.fpn_teacher_recorders}},
         distill_losses={
-            f'loss_fmkt_fpn{i}': dict(
-                type='FMKTLoss', metric=dict(type='PKDLoss'), loss_weight=flow_weight)
-            for i in levels
+            f'loss_fmkt_fpn{i}': dict(type='FMKTLoss', metric=dict(type='PKDLoss'), loss_weight=10)
+            for i in (0, 1, 2, 3)
         },
-        loss_forward_mappings={
-            f'loss_fmkt_fpn{i}': dict(
-                preds=dict(from_student=True, recorder=f'flow{i}'),
-                target=dict(from_student=False, recorder='fpn', data_idx=i))
-            for i in levels
-        }))
+        loss_forward_mappings={{_base_.fpn_loss_forward_mappings}}))
 
-custom_hooks = [dict(type='EpochSeedHook'), dict(type='FlowEMAHook', momentum=0.001)]
+custom_hooks = {{_base_.fmkt_fpn_hooks}}

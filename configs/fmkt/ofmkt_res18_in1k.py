@@ -4,23 +4,21 @@ _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs32.py',
     '../_base_/schedules/fmkt_in1k_100e.py',
     'mmpretrain::_base_/default_runtime.py',
-    '../_base_/methods/fmkt_logits.py',
+    '../_base_/students/resnet18_in1k.py',
+    '../_base_/methods/fmkt_logit_flow.py',
 ]
 custom_imports = dict(imports=['fmkt_plugin'], allow_failed_imports=False)
 train_dataloader = dict(batch_size=64)  # x 8 GPUs = 512
 
-norm = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
 model = dict(
     _scope_='mmrazor',
     type='OFMKT',
-    data_preprocessor=dict(type='ImgDataPreprocessor', bgr_to_rgb=True, **norm),
+    data_preprocessor=dict(
+        type='ImgDataPreprocessor', bgr_to_rgb=True,
+        mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375]),
     architecture=dict(
-        _scope_='mmpretrain',
-        type='ImageClassifier',
-        data_preprocessor=dict(type='ClsDataPreprocessor', to_rgb=True, num_classes=1000, **norm),
-        backbone=dict(type='ResNet', depth=18, num_stages=4, out_indices=(3, ), style='pytorch'),
-        neck=dict(type='GlobalAveragePooling'),
         head=dict(
+            _delete_=True,
             type='FlowMatchingClsHead',
             num_classes=1000,
             in_channels=512,

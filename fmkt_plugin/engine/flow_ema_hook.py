@@ -9,18 +9,9 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from torch import nn
 
+from ..models.connectors import find_flows
+
 __all__ = ['FlowEMAHook']
-
-
-def _flow_connectors(model: nn.Module) -> Dict[str, nn.Module]:
-    """Outermost ``FlowMatchingConnector`` modules of ``model``, by module name."""
-    from ..models.connectors import FlowMatchingConnector
-    found: Dict[str, nn.Module] = {}
-    for name, module in model.named_modules():
-        if isinstance(module, FlowMatchingConnector) and not any(
-                name.startswith(parent + '.') for parent in found):
-            found[name] = module
-    return found
 
 
 @HOOKS.register_module()
@@ -62,7 +53,7 @@ class FlowEMAHook(EMAHook):
         """Collect the flows and build their averaged copy."""
         from mmengine.registry import MODELS
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        flows = _flow_connectors(model)
+        flows = find_flows(model)
         if not flows:
             raise ValueError('FlowEMAHook: the model has no FM-KT flow (FlowMatchingConnector); '
                              'remove the hook from custom_hooks or add a flow to the student')

@@ -21,5 +21,5 @@ distiller = dict(
     distill_losses=dict(loss_fmkt=dict(type='FMKTLoss', metric='mse', loss_weight=1.0)),
     loss_forward_mappings=dict(
         loss_fmkt=dict(
-            preds=dict(from_student=True, recorder='steps'),
+            preds=dict(from_student=True, recorder='steps', data_idx=0),
             target=dict(from_student=False, recorder='feat', connector='proj'))))

@@ -1,15 +1,8 @@
 # Logit-level FM-KT: a flow head on the student's pooled feature (MLP meta-encoder, rectified
 # flow, N = 8 serial Euler steps in training and at test), every step's logits scored with DIST
 # against the teacher's logits; the student predicts with the mean of the 8 step logits.
-# Switch the schedule with --cfg-options model.architecture.head.flow.schedule.type=VPSchedule
-# (or VESchedule) and the inference steps with ...head.flow.test_num_steps=4.
-flow = dict(
-    type='FlowMatchingConnector',
-    schedule=dict(type='RectifiedFlowSchedule'),
-    meta_encoder=dict(type='MLPMetaEncoder', num_blocks=1),
-    num_steps=8,
-    test_num_steps=8)
-
+# The flow itself is in fmkt_logit_flow.py.
+_base_ = ['./fmkt_logit_flow.py']
 distiller = dict(
     type='ConfigurableDistiller',
     student_recorders=dict(steps=dict(type='ModuleOutputs', source='head.step_head')),

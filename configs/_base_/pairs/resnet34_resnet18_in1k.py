@@ -4,30 +4,20 @@ _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs32.py',
     '../schedules/fmkt_in1k_100e.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../students/resnet18_in1k.py',
 ]
 custom_imports = dict(imports=['fmkt_plugin'], allow_failed_imports=False)
 train_dataloader = dict(batch_size=64)  # x 8 GPUs = 512
 
-norm = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
 teacher_ckpt = 'https://download.openmmlab.com/mmclassification/v0/resnet/resnet34_8xb32_in1k_20210831-f257d4e6.pth'  # noqa: E501
 
 model = dict(
     _scope_='mmrazor',
     type='SingleTeacherDistill',
-    data_preprocessor=dict(type='ImgDataPreprocessor', bgr_to_rgb=True, **norm),
-    # The student is written out (not cfg_path) so FM-KT configs can swap its head or neck.
-    architecture=dict(
-        _scope_='mmpretrain',
-        type='ImageClassifier',
-        data_preprocessor=dict(type='ClsDataPreprocessor', to_rgb=True, num_classes=1000, **norm),
-        backbone=dict(type='ResNet', depth=18, num_stages=4, out_indices=(3, ), style='pytorch'),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(
-            type='LinearClsHead',
-            num_classes=1000,
-            in_channels=512,
-            loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-            topk=(1, 5))),
+    data_preprocessor=dict(
+        type='ImgDataPreprocessor', bgr_to_rgb=True,
+        mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375]),
+    # architecture: the ResNet-18 of ../students/resnet18_in1k.py
     teacher=dict(cfg_path='mmpretrain::resnet/resnet34_8xb32_in1k.py', pretrained=False),
     teacher_ckpt=teacher_ckpt)
 

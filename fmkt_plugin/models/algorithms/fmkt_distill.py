@@ -5,6 +5,7 @@ import torch
 from mmrazor.models.algorithms import SingleTeacherDistill
 
 from ...registry import register_model
+from ..connectors import find_flows
 from .checks import check_finite_losses, load_teacher_checkpoint
 
 __all__ = ['FMKTDistill']
@@ -46,9 +47,7 @@ class FMKTDistill(SingleTeacherDistill):
 
     def flow_modules(self) -> Dict[str, torch.nn.Module]:
         """The student's flow connectors, by module name."""
-        from ..connectors import FlowMatchingConnector
-        return {name: m for name, m in self.student.named_modules()
-                if isinstance(m, FlowMatchingConnector)}
+        return find_flows(self.student)
 
     def parse_losses(self, losses: Dict) -> Tuple[torch.Tensor, Dict]:
         loss, log_vars = super().parse_losses(losses)

@@ -1,5 +1,9 @@
 """MMRazor connectors of FM-KT."""
-from .flow_matching_connector import FlowMatchingConnector
+from .flow_matching_connector import (ESTIMATES, MAX_STEPS, FlowMatchingConnector, FlowResult,
+                                      build_flow, find_flows, flow_num_steps)
 from .teacher_projector import TeacherProjector
 
-__all__ = ['FlowMatchingConnector', 'TeacherProjector']
+__all__ = [
+    'FlowMatchingConnector', 'FlowResult', 'TeacherProjector', 'ESTIMATES', 'MAX_STEPS',
+    'build_flow', 'find_flows', 'flow_num_steps'
+]

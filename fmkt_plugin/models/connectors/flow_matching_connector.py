@@ -1,18 +1,28 @@
 """Connector that transports a student representation towards the teacher."""
-from typing import Optional, Sequence, Tuple, Union
+import contextlib
+import copy
+from typing import Dict, Iterator, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from mmrazor.models.architectures.connectors.base_connector import BaseConnector
-from torch import Tensor
+from torch import Tensor, nn
 
 from ...registry import register_model
+from ...utils.validation import check_int
 from ..builder import build_component
 from ..meta_encoders import META_ENCODER_ALIASES, BaseMetaEncoder
 from ..schedules import build_schedule
-from ..solvers import EulerSolver
+from ..solvers import EulerSolver, ODESolver, Trajectory, uniform_time_grid
 
-__all__ = ['FlowMatchingConnector']
+__all__ = [
+    'FlowMatchingConnector', 'FlowResult', 'ESTIMATES', 'MAX_STEPS', 'build_flow', 'find_flows',
+    'flow_num_steps'
+]
 
+#: the ways a step's velocity is read as a teacher estimate (see ``FlowMatchingConnector``).
+ESTIMATES = ('interpolant', 'displacement')
+#: the largest accepted step count (a typo such as 10**9 would otherwise hang in the unroll).
+MAX_STEPS = 1024
 
 _MASK64 = (1 << 64) - 1
 
@@ -26,40 +36,68 @@ def _mix64(value: int) -> int:
 
 
 def _check_steps(value, field: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f'FlowMatchingConnector: {field} must be an int >= 1, got {value!r}')
-    return value
+    return check_int(value, field, min_value=1, max_value=MAX_STEPS,
+                     owner='FlowMatchingConnector')
+
+
+class FlowResult(NamedTuple):
+    """What a flow returns.
+
+    A ``ModuleOutputs`` recorder on a connector records this pair; pick the estimates for a
+    loss with ``data_idx=0`` in ``loss_forward_mappings``.
+
+    Attributes:
+        estimates: teacher estimates of every step, ``(N, B, ...)``, the first at t=1.
+        transported: the state at t=0 (the transported representation), shape of the input.
+    """
+
+    estimates: Tensor
+    transported: Tensor
 
 
 @register_model()
 class FlowMatchingConnector(BaseConnector):
     """Schedule + meta-encoder + solver + the policy for the number of steps.
 
-    ``forward(feature)`` unrolls the flow from the student representation and returns the
-    stacked teacher estimates of all steps, ``(N, B, ...)``; a ``ModuleOutputs`` recorder on
-    this module therefore records the per-step predictions. The transported representation
-    (the state at t=0) of the last call is kept in ``last_transported`` and the number of steps
-    used in ``last_num_steps``.
+    ``forward(feature)`` integrates the flow from the student representation (t=1) to t=0 on a
+    uniform grid of N steps and returns a :class:`FlowResult`: the teacher estimate of every
+    step, ``(N, B, ...)``, and the transported representation.
+
+    The estimate of step ``k`` comes from the state ``x_k``, the predicted velocity ``v_k`` and
+    the schedule's record at ``t_k`` (``estimate``):
+
+    - ``'interpolant'`` (default): ``(alpha' x_k - alpha v_k) / (alpha' sigma - alpha sigma')``,
+      the teacher point of the path through ``x_k`` with velocity ``v_k`` (``x_k - t_k v_k``
+      for rectified flow);
+    - ``'displacement'``: ``(v_k - alpha' z_s) / sigma'`` from the *original* student
+      representation ``z_s`` (``z_s - v_k`` for rectified flow: the velocity read as the whole
+      student-to-teacher displacement, as in the FM-KT authors' code). Refused for a schedule
+      whose ``sigma'`` vanishes (VE).
+
+    Both are exact with the oracle velocity; they differ with a learned one.
 
     With several ``num_steps`` choices, the draw of a training forward is a hash of two
     buffers, ``draw_seed`` (drawn from torch's generator when the connector is built, so it
     follows mmengine's seeding) and ``draw_count`` (the number of draws so far). Both are in
     the ``state_dict``: a run resumed from a checkpoint continues the same sequence of N, and
-    the draws neither consume nor depend on the global RNG (validation, data loading...).
-    DDP copies rank 0's buffers to every rank when it wraps the model, and the counters then
-    advance together, so every rank unrolls the same N.
+    the draws neither consume nor depend on the global RNG. The buffers are read once (after
+    a build or a load) and then mirrored on the host, so a draw never waits for an
+    accelerator. DDP copies rank 0's buffers to every rank when it wraps the model, before the
+    first draw, so every rank unrolls the same N.
 
     Args:
         in_channels: channels of the student representation (``(B, C)`` or ``(B, C, H, W)``).
-        schedule: interpolant, a short name (``'rectified'``, ``'vp'``, ``'ve'``) or a config
-            dict (see :func:`build_schedule`).
+        schedule: interpolant, a short name (``'rectified'``, ``'vp'``, ``'ve'``), a
+            registered name or a config dict (see :func:`build_schedule`).
         meta_encoder: config dict of the velocity model; ``type`` is a registered name or a
-            short name (``'mlp'``, ``'conv'``, ``'transformer'``); ``in_channels`` is filled in.
-            Defaults to ``dict(type='MLPMetaEncoder')``.
-        num_steps: Euler steps in training; an int, or a list/tuple of ints from which one is
-            drawn uniformly at every training forward.
-        test_num_steps: Euler steps in eval mode (default: the largest of ``num_steps``).
-        solver: solver config (default ``EulerSolver``).
+            short name (``'mlp'``, ``'conv'``, ``'transformer'``, ``'linear'``);
+            ``in_channels`` is filled in. Defaults to ``dict(type='MLPMetaEncoder')``.
+        num_steps: steps in training; an int, or a list/tuple of ints from which one is drawn
+            uniformly at every training forward. At most :data:`MAX_STEPS`.
+        test_num_steps: steps in eval mode (default: the largest of ``num_steps``).
+        estimate: ``'interpolant'`` or ``'displacement'`` (see above).
+        solver: an :class:`ODESolver` config (default ``EulerSolver``; ``HeunSolver`` is
+            second order at two velocity evaluations per step).
         init_cfg: mmengine init config.
 
     Raises:
@@ -72,13 +110,11 @@ class FlowMatchingConnector(BaseConnector):
                  meta_encoder: Optional[dict] = None,
                  num_steps: Union[int, Sequence[int]] = 8,
                  test_num_steps: Optional[int] = None,
+                 estimate: str = 'interpolant',
                  solver: Union[str, dict, None] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels < 1:
-            raise ValueError(f'FlowMatchingConnector: in_channels must be a positive int, got '
-                             f'{in_channels!r}')
-        self.in_channels = in_channels
+        self.in_channels = check_int(in_channels, 'in_channels', owner='FlowMatchingConnector')
 
         if isinstance(num_steps, (list, tuple)):
             if len(num_steps) == 0:
@@ -88,14 +124,25 @@ class FlowMatchingConnector(BaseConnector):
         else:
             choices = (_check_steps(num_steps, 'num_steps'), )
         self.num_steps_choices: Tuple[int, ...] = choices
+        self._draw_state: Optional[Tuple[int, int]] = None  # host mirror of (seed, count)
         if len(choices) > 1:
-            seed = int(torch.randint(2**62, (), dtype=torch.int64).item())
+            seed = int(torch.randint(2**62, (), dtype=torch.int64))
             self.register_buffer('draw_seed', torch.tensor(seed, dtype=torch.int64))
             self.register_buffer('draw_count', torch.zeros((), dtype=torch.int64))
+            self._draw_state = (seed, 0)
         self.test_num_steps = (max(choices) if test_num_steps is None else
                                _check_steps(test_num_steps, 'test_num_steps'))
+        self._steps_override: Optional[int] = None
 
         self.schedule = build_schedule(schedule, field='schedule')
+        if estimate not in ESTIMATES:
+            raise ValueError(f'FlowMatchingConnector: estimate must be one of {ESTIMATES}, got '
+                             f'{estimate!r}')
+        if estimate == 'displacement' and not self.schedule.supports_displacement():
+            raise ValueError(f'FlowMatchingConnector: estimate="displacement" divides by '
+                             f"sigma'(t), which is 0 for {self.schedule!r}; use "
+                             f'estimate="interpolant" with this schedule')
+        self.estimate = estimate
 
         encoder_cfg = dict(type='MLPMetaEncoder') if meta_encoder is None else meta_encoder
         if isinstance(encoder_cfg, dict) and encoder_cfg.get('in_channels',
@@ -104,24 +151,28 @@ class FlowMatchingConnector(BaseConnector):
                              f'({encoder_cfg["in_channels"]}) != in_channels ({in_channels})')
         self.meta_encoder = build_component(
             encoder_cfg, 'meta_encoder', aliases=META_ENCODER_ALIASES, base=BaseMetaEncoder,
-            in_channels=in_channels)
+            in_channels=self.in_channels)
         if self.meta_encoder.in_channels != in_channels:
             raise ValueError(f'FlowMatchingConnector: meta_encoder.in_channels '
                              f'({self.meta_encoder.in_channels}) != in_channels ({in_channels})')
+        self.solver = build_component(solver or EulerSolver, 'solver', base=ODESolver)
 
-        self.solver = build_component(solver or EulerSolver, 'solver')
-        self.last_transported: Optional[Tensor] = None
-        self.last_num_steps: Optional[int] = None
-
+    # --- the number of steps -----------------------------------------------------------------
     def draw_num_steps(self) -> int:
-        """Number of steps for the next forward: drawn in training, fixed in eval."""
+        """Number of steps for the next forward: the override of :func:`flow_num_steps` if one
+        is active, else drawn in training and ``test_num_steps`` in eval."""
+        if self._steps_override is not None:
+            return self._steps_override
         if not self.training:
             return self.test_num_steps
         if len(self.num_steps_choices) == 1:
             return self.num_steps_choices[0]
-        count = int(self.draw_count.item())
-        self.draw_count.fill_(count + 1)
-        mixed = _mix64(_mix64(int(self.draw_seed.item()) & _MASK64) ^ count)
+        if self._draw_state is None:  # after a load: read the buffers once
+            self._draw_state = (int(self.draw_seed), int(self.draw_count))
+        seed, count = self._draw_state
+        self._draw_state = (seed, count + 1)
+        self.draw_count.fill_(count + 1)  # an asynchronous write, never a read
+        mixed = _mix64(_mix64(seed & _MASK64) ^ count)
         return self.num_steps_choices[mixed % len(self.num_steps_choices)]
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
@@ -133,32 +184,97 @@ class FlowMatchingConnector(BaseConnector):
         draw_keys = {prefix + 'draw_seed', prefix + 'draw_count'}
         missing_keys[:] = [k for k in missing_keys if k not in draw_keys]
         unexpected_keys[:] = [k for k in unexpected_keys if k not in draw_keys]
+        if len(self.num_steps_choices) > 1:
+            self._draw_state = None  # the buffers may have changed: re-read at the next draw
 
-    def __getstate__(self) -> dict:
-        # The last call's transported map is an activation (in training, attached to the
-        # autograd graph, which cannot be deep-copied): copies and pickles leave it behind.
-        state = self.__dict__.copy()
-        state['last_transported'] = None
-        return state
-
-    def forward(self, feature: Tensor, num_steps: Optional[int] = None) -> Tensor:
+    # --- the flow ------------------------------------------------------------------------------
+    def forward(self, feature: Tensor, num_steps: Optional[int] = None) -> FlowResult:
         """Same as :meth:`forward_train` (train/eval differ only in the number of steps)."""
         return self.forward_train(feature, num_steps)
 
-    def forward_train(self, feature: Tensor, num_steps: Optional[int] = None) -> Tensor:
+    def forward_train(self, feature: Tensor, num_steps: Optional[int] = None) -> FlowResult:
         """Run the flow.
 
         Args:
             feature: student representation ``(B, C)`` or ``(B, C, H, W)``.
-            num_steps: override the step policy for this call.
+            num_steps: the number of steps of this call (default: :meth:`draw_num_steps`).
 
         Returns:
-            Teacher estimates of every step, ``(N, B, ...)``.
+            :class:`FlowResult` with the ``(N, B, ...)`` estimates and the transported
+            representation.
         """
         if not isinstance(feature, Tensor):
             raise TypeError(f'FlowMatchingConnector expects a tensor, got {type(feature)}')
         n = self.draw_num_steps() if num_steps is None else _check_steps(num_steps, 'num_steps')
-        out = self.solver(self.meta_encoder, feature, self.schedule, n)
-        self.last_transported = out.transported
-        self.last_num_steps = n
-        return out.estimates
+        trajectory = self.solver(self.meta_encoder, self.schedule.init(feature),
+                                 uniform_time_grid(n))
+        return FlowResult(self.estimates(feature, trajectory), trajectory.states[-1])
+
+    def estimates(self, z_s: Tensor, trajectory: Trajectory) -> Tensor:
+        """Teacher estimates ``(N, B, ...)`` of a trajectory started from ``z_s``."""
+        velocities = torch.stack(trajectory.velocities)
+        # one record for all N steps: times (N, 1, ...) broadcast over (N, B, ...)
+        times = trajectory.times[:-1].to(device=z_s.device, dtype=z_s.dtype)
+        coeffs = self.schedule.coefficients(times.reshape(-1, *([1] * z_s.dim())))
+        if self.estimate == 'displacement':
+            return self.schedule.displacement_estimate(coeffs, z_s.unsqueeze(0), velocities)
+        states = torch.stack(trajectory.states[:-1])
+        return self.schedule.interpolant_estimate(coeffs, states, velocities)
+
+
+def build_flow(cfg: Optional[dict], in_channels: int, owner: str, default: dict,
+               field: str = 'flow') -> FlowMatchingConnector:
+    """Build the flow of a head or neck from its config.
+
+    Args:
+        cfg: the ``flow`` config of the owner (``type`` optional, ``in_channels`` filled in);
+            ``None`` for ``default``.
+        in_channels: channels of the representation the flow transports.
+        owner: the owning component, named in errors (e.g. ``'FlowMatchingNeck'``).
+        default: the config used when ``cfg`` is ``None``.
+        field: the config field, named in errors.
+
+    Raises:
+        ValueError: a config that sets another ``in_channels``, or any invalid value.
+    """
+    flow_cfg = dict(copy.deepcopy(default if cfg is None else cfg))
+    if flow_cfg.get('in_channels', in_channels) != in_channels:
+        raise ValueError(f'{owner}: {field}.in_channels ({flow_cfg["in_channels"]}) != '
+                         f'in_channels ({in_channels})')
+    flow_cfg.pop('_scope_', None)
+    flow_cfg.setdefault('type', FlowMatchingConnector)
+    return build_component(flow_cfg, field, base=FlowMatchingConnector, in_channels=in_channels)
+
+
+def find_flows(module: nn.Module) -> Dict[str, FlowMatchingConnector]:
+    """Every :class:`FlowMatchingConnector` inside ``module``, by module name."""
+    return {name: m for name, m in module.named_modules() if isinstance(m, FlowMatchingConnector)}
+
+
+@contextlib.contextmanager
+def flow_num_steps(module: nn.Module, num_steps: Optional[int]) -> Iterator[None]:
+    """Run every flow inside ``module`` with ``num_steps`` steps for the duration of a block.
+
+    For evaluating one trained model at several N (``with flow_num_steps(model, 4): ...``); the
+    configured step policy is back in force after the block. ``None`` changes nothing.
+
+    Raises:
+        ValueError: ``num_steps`` is not an int in ``[1, MAX_STEPS]``, or ``module`` has no
+            flow.
+    """
+    if num_steps is None:
+        yield
+        return
+    n = _check_steps(num_steps, 'num_steps')
+    flows = list(find_flows(module).values())
+    if not flows:
+        raise ValueError(f'flow_num_steps: {type(module).__name__} has no FM-KT flow '
+                         f'(FlowMatchingConnector)')
+    saved = [f._steps_override for f in flows]
+    for f in flows:
+        f._steps_override = n
+    try:
+        yield
+    finally:
+        for f, old in zip(flows, saved):
+            f._steps_override = old

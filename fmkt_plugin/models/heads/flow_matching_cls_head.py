@@ -10,8 +10,7 @@ from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
 from ...registry import register_model
-from ..builder import build_component
-from ..connectors import FlowMatchingConnector
+from ..connectors import build_flow
 from .step_classifier import StepClassifier
 
 __all__ = ['FlowMatchingClsHead']
@@ -85,14 +84,7 @@ class FlowMatchingClsHead(ClsHead):
         self.in_channels = in_channels
         self.ce_weight = _non_negative(ce_weight, 'ce_weight')
 
-        flow_cfg = dict(num_steps=8) if flow is None else dict(flow)
-        if flow_cfg.get('in_channels', in_channels) != in_channels:
-            raise ValueError(f'FlowMatchingClsHead: flow.in_channels ({flow_cfg["in_channels"]}) '
-                             f'!= in_channels ({in_channels})')
-        flow_cfg.setdefault('type', FlowMatchingConnector)
-        flow_cfg.pop('_scope_', None)
-        self.flow = build_component(flow_cfg, 'flow', base=FlowMatchingConnector,
-                                    in_channels=in_channels)
+        self.flow = build_flow(flow, in_channels, 'FlowMatchingClsHead', dict(num_steps=8))
         self.step_head = StepClassifier(in_channels, num_classes)
 
         self.theta_cfg = self._parse_theta(theta)
@@ -122,9 +114,14 @@ class FlowMatchingClsHead(ClsHead):
         """The feature of the last stage (as mmpretrain's linear heads)."""
         return feats[-1]
 
-    def step_logits(self, feats: Tuple[Tensor]) -> Tensor:
-        """Per-step logits ``(N, B, num_classes)``."""
-        return self.step_head(self.flow(self.pre_logits(feats)))
+    def step_logits(self, feats: Tuple[Tensor], num_steps: Optional[int] = None) -> Tensor:
+        """Per-step logits ``(N, B, num_classes)``.
+
+        Args:
+            feats: features from the neck/backbone; the last is used.
+            num_steps: steps of this call (default: the flow's policy).
+        """
+        return self.step_head(self.flow(self.pre_logits(feats), num_steps).estimates)
 
     def _theta_logits(self, pre: Tensor) -> Tensor:
         if self.theta_cfg['detach_feature']:
@@ -150,7 +147,7 @@ class FlowMatchingClsHead(ClsHead):
             **kwargs: forwarded to the classification loss.
         """
         pre = self.pre_logits(feats)
-        logits = self.step_head(self.flow(pre))
+        logits = self.step_head(self.flow(pre).estimates)
         if 'gt_score' in data_samples[0]:
             target = torch.stack([s.gt_score for s in data_samples])
         else:

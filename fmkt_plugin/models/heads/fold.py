@@ -50,28 +50,23 @@ def fold_flow_head(head, num_steps: Optional[int] = None,
     # Evaluate with float64 copies of the weights through functional_call rather than on a deep
     # copy: a head in use carries recorder hooks holding graph-attached activations.
     params, head_params = _float64_state(flow), _float64_state(step_head)
-    saved = flow.training, flow.last_transported, flow.last_num_steps
-    flow.eval()  # eval: the fixed step count, no draw
 
     def ensemble(z: Tensor) -> Tensor:
-        estimates = functional_call(flow, params, (z, ), dict(num_steps=steps))
+        # an explicit step count: no draw, whatever the head's mode
+        estimates = functional_call(flow, params, (z, ), dict(num_steps=steps)).estimates
         return functional_call(step_head, head_params, (estimates, )).mean(dim=0)
 
-    try:
-        with torch.no_grad():
-            channels = head.in_channels
-            probes = torch.cat([torch.zeros(1, channels), torch.eye(channels)]).double()
-            out = ensemble(probes)
-            bias = out[0]
-            weight = (out[1:] - bias).t().contiguous()
-            gen = torch.Generator().manual_seed(0)
-            z = torch.randn(16, channels, generator=gen, dtype=torch.float64) * 3.0
-            want = ensemble(z)
-            err = (z @ weight.t() + bias - want).abs().max().item()
-            scale = want.abs().max().item() + 1e-12
-    finally:
-        flow.train(saved[0])
-        flow.last_transported, flow.last_num_steps = saved[1], saved[2]
+    with torch.no_grad():
+        channels = head.in_channels
+        probes = torch.cat([torch.zeros(1, channels), torch.eye(channels)]).double()
+        out = ensemble(probes)
+        bias = out[0]
+        weight = (out[1:] - bias).t().contiguous()
+        gen = torch.Generator().manual_seed(0)
+        z = torch.randn(16, channels, generator=gen, dtype=torch.float64) * 3.0
+        want = ensemble(z)
+        err = (z @ weight.t() + bias - want).abs().max().item()
+        scale = want.abs().max().item() + 1e-12
     if err > rtol * scale:
         raise ValueError(f'fold: the flow head is not affine in its input (max error {err:.3g} '
                          f'for logits up to {scale:.3g}); it cannot be folded')

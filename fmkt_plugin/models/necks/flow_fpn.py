@@ -6,8 +6,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from ...registry import register_model
-from ..builder import build_component
-from ..connectors import FlowMatchingConnector
+from ..connectors import FlowMatchingConnector, build_flow
 
 __all__ = ['FlowFPN']
 
@@ -27,9 +26,10 @@ class FlowFPN(BaseModule):
     head sees the transported features, in training and at inference. Levels without a flow are
     passed through unchanged.
 
-    Each flow's forward returns the stacked per-step teacher estimates ``(N, B, C, H, W)``:
-    record them with ``ModuleOutputs`` recorders on ``'neck.flows.<level>'`` (e.g.
-    ``'neck.flows.0'`` for the first, finest level) and score them with ``FMKTLoss`` against
+    Each flow's forward returns a :class:`FlowResult` whose first entry is the stacked per-step
+    teacher estimates ``(N, B, C, H, W)``: record them with ``ModuleOutputs`` recorders on
+    ``'neck.flows.<level>'`` (e.g. ``'neck.flows.0'`` for the first, finest level), pick them
+    with ``data_idx=0`` and score them with ``FMKTLoss`` against
     the teacher's FPN output of the same level (recorder on the teacher's ``'neck'`` with
     ``data_idx=<level>``).
 
@@ -91,15 +91,9 @@ class FlowFPN(BaseModule):
         self.num_outs = levels_total
         self.flow_levels: Tuple[int, ...] = tuple(sorted(levels))
 
-        flow_cfg = _default_flow() if flow is None else dict(copy.deepcopy(flow))
-        if flow_cfg.get('in_channels', channels) != channels:
-            raise ValueError(f'FlowFPN: flow.in_channels ({flow_cfg["in_channels"]}) != neck '
-                             f'output channels ({channels})')
-        flow_cfg.pop('_scope_', None)
-        flow_cfg.setdefault('type', FlowMatchingConnector)
         self.flows = nn.ModuleDict({
-            str(level): build_component(flow_cfg, f'flow (level {level})',
-                                        base=FlowMatchingConnector, in_channels=channels)
+            str(level): build_flow(flow, channels, 'FlowFPN', _default_flow(),
+                                   field=f'flow (level {level})')
             for level in self.flow_levels
         })
 
@@ -128,7 +122,5 @@ class FlowFPN(BaseModule):
             raise RuntimeError(f'FlowFPN: the wrapped neck returned {len(outs)} levels, '
                                f'expected num_outs={self.num_outs}')
         for level in self.flow_levels:
-            flow = self.flows[str(level)]
-            flow(outs[level])
-            outs[level] = flow.last_transported
+            outs[level] = self.flows[str(level)](outs[level]).transported
         return tuple(outs)

@@ -5,8 +5,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from ...registry import register_model
-from ..builder import build_component
-from ..connectors import FlowMatchingConnector
+from ..connectors import build_flow
 
 __all__ = ['FlowMatchingNeck']
 
@@ -17,9 +16,10 @@ class FlowMatchingNeck(BaseModule):
 
     Tuple in, tuple out (mmpretrain's neck convention). With ``with_pool`` every output is
     global-average-pooled to ``(B, C)``, so the neck can take the place of
-    ``GlobalAveragePooling``. The per-step teacher estimates ``(N, B, C, H, W)`` are the output
-    of the submodule ``flow``: record ``'neck.flow'`` with a ``ModuleOutputs`` recorder and score
-    it with ``FMKTLoss`` (PKD/MSE) against ``TeacherProjector(teacher feature)``.
+    ``GlobalAveragePooling``. The per-step teacher estimates ``(N, B, C, H, W)`` are the first
+    entry of the submodule ``flow``'s output (a :class:`FlowResult`): record ``'neck.flow'`` with
+    a ``ModuleOutputs`` recorder, pick it with ``data_idx=0`` and score it with ``FMKTLoss``
+    (PKD/MSE) against ``TeacherProjector(teacher feature)``.
 
     Args:
         in_channels: channels of the last feature map.
@@ -38,15 +38,9 @@ class FlowMatchingNeck(BaseModule):
         if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels < 1:
             raise ValueError(f'FlowMatchingNeck: in_channels must be a positive int, got '
                              f'{in_channels!r}')
-        flow_cfg = dict(num_steps=(1, 2, 4, 8, 16)) if flow is None else dict(flow)
-        if flow_cfg.get('in_channels', in_channels) != in_channels:
-            raise ValueError(f'FlowMatchingNeck: flow.in_channels ({flow_cfg["in_channels"]}) != '
-                             f'in_channels ({in_channels})')
-        flow_cfg.setdefault('type', FlowMatchingConnector)
-        flow_cfg.pop('_scope_', None)
         self.in_channels = in_channels
-        self.flow = build_component(flow_cfg, 'flow', base=FlowMatchingConnector,
-                                    in_channels=in_channels)
+        self.flow = build_flow(flow, in_channels, 'FlowMatchingNeck',
+                               dict(num_steps=(1, 2, 4, 8, 16)))
         self.with_pool = with_pool
         self.pool = nn.AdaptiveAvgPool2d(1) if with_pool else None
 
@@ -61,8 +55,7 @@ class FlowMatchingNeck(BaseModule):
             ``(B, C)`` with ``with_pool``, like all other entries).
         """
         feats = (inputs, ) if isinstance(inputs, Tensor) else tuple(inputs)
-        self.flow(feats[-1])
-        outs = feats[:-1] + (self.flow.last_transported, )
+        outs = feats[:-1] + (self.flow(feats[-1]).transported, )
         if self.pool is not None:
             outs = tuple(self.pool(x).flatten(1) if x.dim() == 4 else x for x in outs)
         return outs

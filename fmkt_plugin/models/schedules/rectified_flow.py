@@ -3,7 +3,7 @@ import torch
 from torch import Tensor
 
 from ...registry import register_model
-from .base import InterpolantSchedule
+from .base import InterpolantSchedule, ScheduleOutput
 
 __all__ = ['RectifiedFlowSchedule']
 
@@ -18,14 +18,6 @@ class RectifiedFlowSchedule(InterpolantSchedule):
 
     short_name = 'rectified'
 
-    def alpha(self, t: Tensor) -> Tensor:
-        return t
-
-    def sigma(self, t: Tensor) -> Tensor:
-        return 1 - t
-
-    def d_alpha(self, t: Tensor) -> Tensor:
-        return torch.ones_like(t)
-
-    def d_sigma(self, t: Tensor) -> Tensor:
-        return -torch.ones_like(t)
+    def coefficients(self, t: Tensor) -> ScheduleOutput:
+        one = torch.ones_like(t)
+        return ScheduleOutput(alpha=t, sigma=1 - t, d_alpha=one, d_sigma=-one)

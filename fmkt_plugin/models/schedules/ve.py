@@ -5,7 +5,7 @@ import torch
 from torch import Tensor
 
 from ...registry import register_model
-from .base import InterpolantSchedule
+from .base import InterpolantSchedule, ScheduleOutput
 
 __all__ = ['VESchedule']
 
@@ -41,17 +41,10 @@ class VESchedule(InterpolantSchedule):
         self.s_max = float(s_max)
         self._log_ratio = math.log(self.s_max / self.s_min)
 
-    def alpha(self, t: Tensor) -> Tensor:
-        return self.s_min * torch.exp(self._log_ratio * t)
-
-    def sigma(self, t: Tensor) -> Tensor:
-        return torch.ones_like(t)
-
-    def d_alpha(self, t: Tensor) -> Tensor:
-        return self._log_ratio * self.alpha(t)
-
-    def d_sigma(self, t: Tensor) -> Tensor:
-        return torch.zeros_like(t)
+    def coefficients(self, t: Tensor) -> ScheduleOutput:
+        alpha = self.s_min * torch.exp(self._log_ratio * t)
+        return ScheduleOutput(alpha=alpha, sigma=torch.ones_like(t),
+                              d_alpha=self._log_ratio * alpha, d_sigma=torch.zeros_like(t))
 
     def __repr__(self) -> str:
         return f'VESchedule(s_min={self.s_min}, s_max={self.s_max})'

@@ -5,7 +5,7 @@ import torch
 from torch import Tensor
 
 from ...registry import register_model
-from .base import InterpolantSchedule
+from .base import InterpolantSchedule, ScheduleOutput
 
 __all__ = ['VPSchedule']
 
@@ -19,14 +19,8 @@ class VPSchedule(InterpolantSchedule):
 
     short_name = 'vp'
 
-    def alpha(self, t: Tensor) -> Tensor:
-        return torch.sin(0.5 * math.pi * t)
-
-    def sigma(self, t: Tensor) -> Tensor:
-        return torch.cos(0.5 * math.pi * t)
-
-    def d_alpha(self, t: Tensor) -> Tensor:
-        return 0.5 * math.pi * torch.cos(0.5 * math.pi * t)
-
-    def d_sigma(self, t: Tensor) -> Tensor:
-        return -0.5 * math.pi * torch.sin(0.5 * math.pi * t)
+    def coefficients(self, t: Tensor) -> ScheduleOutput:
+        angle = 0.5 * math.pi * t
+        sin, cos = torch.sin(angle), torch.cos(angle)
+        return ScheduleOutput(alpha=sin, sigma=cos, d_alpha=0.5 * math.pi * cos,
+                              d_sigma=-0.5 * math.pi * sin)

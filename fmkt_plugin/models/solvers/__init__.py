@@ -1,4 +1,7 @@
-"""ODE solvers for the student-to-teacher flow."""
-from .euler import EulerSolver, SolverOutput
+"""ODE solvers for the student-to-teacher flow: pure integrators over a time grid."""
+from .base import ODESolver, Trajectory, VelocityModel, uniform_time_grid
+from .euler import EulerSolver
+from .heun import HeunSolver
 
-__all__ = ['EulerSolver', 'SolverOutput']
+__all__ = ['ODESolver', 'Trajectory', 'VelocityModel', 'uniform_time_grid', 'EulerSolver',
+           'HeunSolver']
