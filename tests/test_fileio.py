@@ -1,0 +1,93 @@
+"""fmkt_plugin.utils.fileio: writes that never leave a partial file under the final name."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from fmkt_plugin.utils import fileio
+from fmkt_plugin.utils.fileio import (atomic_open, atomic_path, atomic_save, atomic_write,
+                                      atomic_write_json)
+
+
+def test_atomic_write_bytes_text_and_overwrite(tmp_path):
+    path = tmp_path / 'sub' / 'a.txt'
+    atomic_write(path, b'one')
+    assert path.read_bytes() == b'one'
+    atomic_write(str(path), 'twö')
+    assert path.read_text(encoding='utf-8') == 'twö'
+    assert os.listdir(path.parent) == ['a.txt']
+    with pytest.raises(TypeError, match='bytes or str'):
+        atomic_write(path, 3)
+    assert path.read_text(encoding='utf-8') == 'twö'
+
+
+def test_atomic_write_respects_umask(tmp_path):
+    path = tmp_path / 'perm.bin'
+    old = os.umask(0o022)
+    try:
+        atomic_write(path, b'x')
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_failed_write_keeps_previous_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / 'r.json'
+    atomic_write_json(path, {'a': 1})
+    with pytest.raises(RuntimeError, match='boom'):
+        with atomic_open(path, 'w') as f:
+            f.write('{"a": 2, ')
+            raise RuntimeError('boom')
+    assert json.loads(path.read_text()) == {'a': 1}
+    with pytest.raises(TypeError):  # json cannot encode an object: nothing half-written
+        atomic_write_json(path, {'a': object()})
+    assert json.loads(path.read_text()) == {'a': 1}
+    assert os.listdir(tmp_path) == ['r.json']
+
+
+def test_atomic_path_keeps_extension_and_requires_the_file(tmp_path):
+    from mmengine.config import Config
+    cfg_path = tmp_path / 'student.py'
+    with atomic_path(cfg_path) as tmp:
+        assert tmp.endswith('.py') and os.path.basename(tmp).startswith('.student.py.tmp-')
+        assert os.path.dirname(tmp) == str(tmp_path)
+        Config(dict(a=1)).dump(tmp)  # Config.dump picks the format from the extension
+    assert Config.fromfile(str(cfg_path)).a == 1
+    with pytest.raises(FileNotFoundError, match='did not create'):
+        with atomic_path(tmp_path / 'never.pth'):
+            pass
+    assert sorted(os.listdir(tmp_path)) == ['student.py']
+
+
+def test_atomic_save_torch_round_trip(tmp_path):
+    path = tmp_path / 'w.pth'
+    atomic_save({'w': torch.arange(3)}, path)
+    assert torch.equal(torch.load(path, weights_only=True)['w'], torch.arange(3))
+    with pytest.raises(ValueError, match='mode'):
+        with atomic_open(path, 'a'):
+            pass
+
+
+def test_killed_writer_leaves_previous_file(tmp_path):
+    """A process killed mid-write (file-size limit) leaves the old complete file in place."""
+    path = tmp_path / 'big.bin'
+    path.write_bytes(b'old')
+    code = (
+        'import importlib.util, resource, signal, sys\n'
+        'spec = importlib.util.spec_from_file_location("fileio", sys.argv[2])\n'
+        'fileio = importlib.util.module_from_spec(spec)\n'
+        'spec.loader.exec_module(fileio)\n'
+        'resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 12, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))\n'
+        'signal.signal(signal.SIGXFSZ, signal.SIG_DFL)\n'
+        'fileio.atomic_write(sys.argv[1], b"x" * (1 << 16))\n')
+    # the module file alone: no package import, so the child starts in a fraction of a second
+    out = subprocess.run([sys.executable, '-c', code, str(path), fileio.__file__], timeout=60,
+                         capture_output=True, text=True)
+    assert out.returncode == -signal.SIGXFSZ, out.stderr[-2000:]
+    assert path.read_bytes() == b'old'
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != path.name]
+    assert len(leftovers) == 1 and leftovers[0].startswith('.big.bin.tmp-')
