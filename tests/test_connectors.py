@@ -4,8 +4,13 @@ import torch
 import torch.nn.functional as F
 from mmrazor.models.architectures.connectors.base_connector import BaseConnector
 
-from fmkt_plugin.models.connectors import (FlowMatchingConnector, FlowResult, TeacherProjector,
-                                           find_flows, flow_num_steps)
+from fmkt_plugin.models.connectors import (
+    FlowMatchingConnector,
+    FlowResult,
+    TeacherProjector,
+    find_flows,
+    flow_num_steps,
+)
 from fmkt_plugin.models.meta_encoders import (
     ConvMetaEncoder,
     MLPMetaEncoder,

@@ -16,6 +16,7 @@ from helpers import (
     snapshot,
     write_child_config,
 )
+from mmrazor.models.task_modules import ModuleOutputsRecorder
 
 DET_CONFIGS = sorted(
     osp.relpath(p, osp.join(REPO, 'configs'))

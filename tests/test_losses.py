@@ -119,7 +119,7 @@ def test_flow_learns_linear_teacher_map():
         opt = torch.optim.Adam(conn.parameters(), lr=1e-2)
         losses = []
         for _ in range(300):
-            loss = loss_fn(conn(z_s), z_t)
+            loss = loss_fn(conn(z_s).estimates, z_t)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -130,5 +130,11 @@ def test_flow_learns_linear_teacher_map():
     # Every step's estimate (not only the average) is close to the teacher.
     conn.eval()
     with torch.no_grad():
-        per_step = ((conn(z_s) - z_t)**2).mean(dim=(1, 2))
+        per_step = ((conn(z_s).estimates - z_t)**2).mean(dim=(1, 2))
     assert per_step.max() < losses[0] / 5, per_step
+
+
+def test_a_whole_flow_result_is_refused_with_a_hint():
+    conn = FlowMatchingConnector(4, num_steps=2)
+    with pytest.raises(TypeError, match='data_idx=0'):
+        FMKTLoss('mse')(conn(torch.randn(3, 4)), torch.randn(3, 4))

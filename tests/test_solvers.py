@@ -5,8 +5,13 @@ import torch
 
 from fmkt_plugin.models.meta_encoders import MLPMetaEncoder
 from fmkt_plugin.models.schedules import VPSchedule
-from fmkt_plugin.models.solvers import (EulerSolver, HeunSolver, ODESolver, Trajectory,
-                                        uniform_time_grid)
+from fmkt_plugin.models.solvers import (
+    EulerSolver,
+    HeunSolver,
+    ODESolver,
+    Trajectory,
+    uniform_time_grid,
+)
 from fmkt_plugin.registry import MODELS
 
 F64 = dict(dtype=torch.float64)

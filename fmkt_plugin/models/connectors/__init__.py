@@ -1,6 +1,13 @@
 """MMRazor connectors of FM-KT."""
-from .flow_matching_connector import (ESTIMATES, MAX_STEPS, FlowMatchingConnector, FlowResult,
-                                      build_flow, find_flows, flow_num_steps)
+from .flow_matching_connector import (
+                                      ESTIMATES,
+                                      MAX_STEPS,
+                                      FlowMatchingConnector,
+                                      FlowResult,
+                                      build_flow,
+                                      find_flows,
+                                      flow_num_steps,
+)
 from .teacher_projector import TeacherProjector
 
 __all__ = [

@@ -5,6 +5,7 @@ from mmrazor.models.architectures.connectors.base_connector import BaseConnector
 from torch import Tensor, nn
 
 from ...registry import register_model
+from ...utils.validation import check_int
 
 __all__ = ['TeacherProjector']
 
@@ -27,11 +28,10 @@ class TeacherProjector(BaseConnector):
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        for name, value in (('in_channels', in_channels), ('out_channels', out_channels),
-                            ('stride', stride)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f'TeacherProjector: {name} must be a positive int, got '
-                                 f'{value!r}')
+        in_channels, out_channels, stride = (
+            check_int(value, name, owner='TeacherProjector')
+            for name, value in (('in_channels', in_channels), ('out_channels', out_channels),
+                                ('stride', stride)))
         self.bn = nn.BatchNorm2d(in_channels)
         self.conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride)
 

@@ -99,7 +99,16 @@ class FMKTLoss(nn.Module):
 
         Returns:
             Scalar loss.
+
+        Raises:
+            TypeError: ``preds`` is not a tensor, e.g. a flow's whole ``FlowResult`` recorded
+                without ``data_idx=0``.
         """
+        if not isinstance(preds, Tensor):
+            hint = (' (a FlowResult: pick its estimates with data_idx=0 in the loss_forward_mappings'
+                    ' entry, or pass .estimates)' if isinstance(preds, tuple) else '')
+            raise TypeError(f'FMKTLoss: preds must be a tensor (N, B, ...), got '
+                            f'{type(preds).__name__}{hint}')
         if preds.shape == target.shape:
             preds = preds.unsqueeze(0)
         if preds.shape[1:] != target.shape:

@@ -5,6 +5,7 @@ from typing import Dict, Union
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...utils.validation import check_int
 from .time_embedding import SinusoidalTimeEmbedding
 
 __all__ = ['BaseMetaEncoder', 'META_ENCODER_ALIASES', 'LayerNorm2d', 'pointwise']
@@ -58,10 +59,8 @@ class BaseMetaEncoder(nn.Module):
     def __init__(self, in_channels: int, time_embed_dim: int = 128,
                  zero_init_out: bool = True) -> None:
         super().__init__()
-        if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels < 1:
-            raise ValueError(f'{type(self).__name__}: in_channels must be a positive int, '
-                             f'got {in_channels!r}')
-        self.in_channels = in_channels
+        self.in_channels = check_int(in_channels, 'in_channels', owner=type(self).__name__)
+        time_embed_dim = check_int(time_embed_dim, 'time_embed_dim', owner=type(self).__name__)
         self.zero_init_out = zero_init_out
         self.time_embed = SinusoidalTimeEmbedding(time_embed_dim, out_channels=in_channels)
 

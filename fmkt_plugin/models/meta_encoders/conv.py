@@ -4,6 +4,7 @@ from typing import Optional
 from torch import Tensor, nn
 
 from ...registry import register_model
+from ...utils.validation import check_int
 from .base import BaseMetaEncoder
 
 __all__ = ['ConvMetaEncoder']
@@ -51,7 +52,8 @@ class ConvMetaEncoder(BaseMetaEncoder):
             raise ValueError(f'ConvMetaEncoder: variant must be one of {_VARIANTS}, got '
                              f'{variant!r}')
         self.variant = variant
-        hidden = hidden_channels or in_channels
+        hidden = (in_channels if hidden_channels is None else
+                  check_int(hidden_channels, 'hidden_channels', owner='ConvMetaEncoder'))
         separable = variant == 'mobile'
         self.body = nn.Sequential(
             nn.SiLU(), _conv3x3(in_channels, hidden, separable), nn.GroupNorm(1, hidden),

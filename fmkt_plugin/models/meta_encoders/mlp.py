@@ -4,6 +4,7 @@ from typing import Optional
 from torch import Tensor, nn
 
 from ...registry import register_model
+from ...utils.validation import check_int
 from .base import BaseMetaEncoder, LayerNorm2d, pointwise
 
 __all__ = ['MLPMetaEncoder']
@@ -51,9 +52,9 @@ class MLPMetaEncoder(BaseMetaEncoder):
                  time_embed_dim: int = 128,
                  zero_init_out: bool = True) -> None:
         super().__init__(in_channels, time_embed_dim, zero_init_out)
-        if not isinstance(num_blocks, int) or num_blocks < 1:
-            raise ValueError(f'MLPMetaEncoder: num_blocks must be an int >= 1, got {num_blocks!r}')
-        hidden = hidden_channels or in_channels
+        num_blocks = check_int(num_blocks, 'num_blocks', owner='MLPMetaEncoder')
+        hidden = (in_channels if hidden_channels is None else
+                  check_int(hidden_channels, 'hidden_channels', owner='MLPMetaEncoder'))
         self.blocks = nn.Sequential(
             *[_PointwiseResBlock(in_channels, hidden) for _ in range(num_blocks)])
         self.out = nn.Conv2d(in_channels, in_channels, 1)

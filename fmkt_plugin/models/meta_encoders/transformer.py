@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...registry import register_model
+from ...utils.validation import check_int
 from .base import BaseMetaEncoder
 
 __all__ = ['TransformerMetaEncoder']
@@ -144,9 +145,7 @@ class TransformerMetaEncoder(BaseMetaEncoder):
         super().__init__(in_channels, time_embed_dim, zero_init_out)
         for name, value in (('num_heads', num_heads), ('head_dim', head_dim),
                             ('window_size', window_size), ('num_blocks', num_blocks)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f'TransformerMetaEncoder: {name} must be a positive int, got '
-                                 f'{value!r}')
+            check_int(value, name, owner='TransformerMetaEncoder')
         self.blocks = nn.ModuleList([
             _WindowAttentionBlock(in_channels, num_heads, head_dim, window_size,
                                   shift and (num_blocks == 1 or i % 2 == 1), mlp_ratio)

@@ -6,6 +6,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from ...registry import register_model
+from ...utils.validation import check_int
 from ..connectors import FlowMatchingConnector, build_flow
 
 __all__ = ['FlowFPN']
@@ -68,15 +69,12 @@ class FlowFPN(BaseModule):
 
         channels = in_channels if in_channels is not None else getattr(
             self.fpn, 'out_channels', None)
-        if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
-            raise ValueError(f'FlowFPN: in_channels must be a positive int (the neck '
-                             f'{type(self.fpn).__name__} has no int out_channels), got '
-                             f'{channels!r}')
+        neck_name = type(self.fpn).__name__
+        channels = check_int(channels, f'in_channels (or the out_channels of {neck_name})',
+                             owner='FlowFPN')
         levels_total = num_outs if num_outs is not None else getattr(self.fpn, 'num_outs', None)
-        if not isinstance(levels_total, int) or isinstance(levels_total, bool) or levels_total < 1:
-            raise ValueError(f'FlowFPN: num_outs must be a positive int (the neck '
-                             f'{type(self.fpn).__name__} has no int num_outs), got '
-                             f'{levels_total!r}')
+        levels_total = check_int(levels_total, f'num_outs (or the num_outs of {neck_name})',
+                                 owner='FlowFPN')
         if flow_levels is None:
             levels = tuple(range(levels_total))
         else:

@@ -5,6 +5,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from ...registry import register_model
+from ...utils.validation import check_int
 from ..connectors import build_flow
 
 __all__ = ['FlowMatchingNeck']
@@ -35,9 +36,7 @@ class FlowMatchingNeck(BaseModule):
                  with_pool: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels < 1:
-            raise ValueError(f'FlowMatchingNeck: in_channels must be a positive int, got '
-                             f'{in_channels!r}')
+        in_channels = check_int(in_channels, 'in_channels', owner='FlowMatchingNeck')
         self.in_channels = in_channels
         self.flow = build_flow(flow, in_channels, 'FlowMatchingNeck',
                                dict(num_steps=(1, 2, 4, 8, 16)))

@@ -5,6 +5,7 @@ import torch
 from torch import Tensor
 
 from ...registry import register_model
+from ...utils.validation import check_number
 from .base import InterpolantSchedule, ScheduleOutput
 
 __all__ = ['VESchedule']
@@ -34,11 +35,13 @@ class VESchedule(InterpolantSchedule):
     short_name = 've'
 
     def __init__(self, s_min: float = 0.01, s_max: float = 1.0) -> None:
-        if not 0 < s_min < s_max:
+        s_min = check_number(s_min, 's_min', positive=True, owner='VESchedule')
+        s_max = check_number(s_max, 's_max', positive=True, owner='VESchedule')
+        if not s_min < s_max:
             raise ValueError(f'VESchedule: need 0 < s_min < s_max, got s_min={s_min}, '
                              f's_max={s_max}')
-        self.s_min = float(s_min)
-        self.s_max = float(s_max)
+        self.s_min = s_min
+        self.s_max = s_max
         self._log_ratio = math.log(self.s_max / self.s_min)
 
     def coefficients(self, t: Tensor) -> ScheduleOutput:
