@@ -90,8 +90,7 @@ class FlowFPN(BaseModule):
         self.flow_levels: Tuple[int, ...] = tuple(sorted(levels))
 
         self.flows = nn.ModuleDict({
-            str(level): build_flow(flow, channels, 'FlowFPN', _default_flow(),
-                                   field=f'flow (level {level})')
+            str(level): build_flow(flow, channels, 'FlowFPN', _default_flow())  # one config
             for level in self.flow_levels
         })
 
