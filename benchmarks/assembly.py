@@ -9,7 +9,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from . import configs as C
+from . import configs
 from .data import IDX_BYTES, PACKAGE_DIR, sha256
 from .device import device_name
 from .eta import fmt_time
@@ -66,7 +66,7 @@ def base_meta(args, prof: dict, setting: dict, runs: List[dict], data_root: str,
         test_images=first.get('test_images'), jobs=setting['workers'],
         threads=setting['threads'], device=device_name(setting['device']),
         amp=setting['amp'], torch=torch.__version__, python=platform.python_version(),
-        hparams=C.HPARAMS,
+        hparams=configs.HPARAMS,
         started=time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(started)),
         wall_time_s=time.time() - started,
         data=dict(package_dir=PACKAGE_DIR, sha256={

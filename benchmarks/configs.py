@@ -76,30 +76,31 @@ HPARAMS = dict(
 
 #: Budgets per profile. ``train_size``/``test_size`` None = the full 60k/10k. ``eval_steps``:
 #: inference step counts evaluated as analysis (the headline uses the trained N). ``amp``:
-#: mixed precision of the student runs (CUDA only; off on CPU).
+#: mixed precision of the student runs (CUDA only; off on CPU). ``tune_seeds``: the seeds of the
+#: tune mode (every trial runs on each of them and on every pair).
 PROFILES = {
     'smoke': dict(seeds=(0, ), pairs=('wide', ), methods=('kd', 'fmkt_kd', 'fmkt_fold'),
                   teacher_epochs=1, epochs=1, theta_epochs=1, train_size=1024, test_size=500,
-                  jobs=1, eval_steps=(1, 2, 4, 8), amp=None,
+                  jobs=1, eval_steps=(1, 2, 4, 8), amp=None, tune_seeds=(0, ),
                   overhead=dict(size=32, batch=2, repeats=1, warmup=1, detection=False)),
     'quick': dict(seeds=(0, ), pairs=('wide', 'deep'), methods=None, teacher_epochs=1,
                   epochs=1, theta_epochs=1, train_size=None, test_size=None, jobs=2,
-                  eval_steps=(1, 8), amp=None,
+                  eval_steps=(1, 8), amp=None, tune_seeds=(0, ),
                   overhead=dict(size=224, batch=8, repeats=2, warmup=1, detection=True)),
     # 5 paired seeds in about 20 minutes on 2 cores: teachers 3 epochs (was 4), N analysis at
     # N=1 and the trained N only, overhead 6 repeats (was 15).
     'default': dict(seeds=(0, 1, 2, 3, 4), pairs=('wide', 'deep'), methods=None,
                     teacher_epochs=3, epochs=3, theta_epochs=2, train_size=None, test_size=None,
-                    jobs=2, eval_steps=(1, 8), amp=None,
+                    jobs=2, eval_steps=(1, 8), amp=None, tune_seeds=(0, 1),
                     overhead=dict(size=224, batch=8, repeats=6, warmup=2, detection=True)),
     'full': dict(seeds=(0, 1, 2), pairs=('wide', 'deep'), methods=None,
                  teacher_epochs=20, epochs=15, theta_epochs=5, train_size=None, test_size=None,
-                 jobs=1, eval_steps=(1, 2, 4, 8), amp=None,
+                 jobs=1, eval_steps=(1, 2, 4, 8), amp=None, tune_seeds=(0, 1, 2),
                  overhead=dict(size=224, batch=8, repeats=20, warmup=5, detection=True)),
     # one CUDA GPU: many runs share it (small models leave it mostly idle), bf16 autocast.
     'gpu': dict(seeds=tuple(range(8)), pairs=('wide', 'deep'), methods=None,
                 teacher_epochs=10, epochs=8, theta_epochs=3, train_size=None, test_size=None,
-                jobs=12, eval_steps=(1, 2, 4, 8), amp='bf16',
+                jobs=12, eval_steps=(1, 2, 4, 8), amp='bf16', tune_seeds=(0, 1, 2, 3),
                 overhead=dict(size=224, batch=256, repeats=20, warmup=5, detection=False)),
 }
 

@@ -16,7 +16,7 @@ from typing import Callable, Dict, Optional
 
 import torch
 
-from . import configs as C
+from . import configs
 from .data import Split, TensorLoader, load_fashion_mnist
 from .engine import (
     build_model,
@@ -94,11 +94,11 @@ def test_indices(size: Optional[int]) -> torch.Tensor:
 
 def teacher_key(job: dict) -> str:
     """Cache key of a teacher: config, optimisation, budget, data and seed."""
-    cfg = C.teacher_cfg(job['pair'])
-    return config_key('teacher', cfg.to_dict(), C.HPARAMS['optimizer'], C.HPARAMS['one_cycle'],
-                      C.HPARAMS['clip_grad'], C.HPARAMS['batch_size'],
-                      job['teacher_epochs'], job['train_size'], job['test_size'], job['seed'],
-                      job.get('holdout', 0))
+    cfg = configs.teacher_cfg(job['pair'])
+    hp = configs.HPARAMS
+    return config_key('teacher', cfg.to_dict(), hp['optimizer'], hp['one_cycle'],
+                      hp['clip_grad'], hp['batch_size'], job['teacher_epochs'],
+                      job['train_size'], job['test_size'], job['seed'], job.get('holdout', 0))
 
 
 def _hparams(job: dict) -> dict:
@@ -124,7 +124,7 @@ def _loaders(job: dict, seed: int):
     if job.get('tune') and not holdout:
         raise TestSplitForbidden('tuning evaluates on the validation split: give --holdout N')
     data = _data(job['data_root'], with_test=not job.get('tune'))
-    bs = C.HPARAMS['batch_size']
+    bs = configs.HPARAMS['batch_size']
     train = TensorLoader(data['train'], bs, indices=train_indices(job['train_size'], holdout),
                          shuffle=True, flip=True, seed=seed)
     if holdout:  # validation split carved from the training images: the test split is not read
@@ -144,7 +144,7 @@ def run_teacher(job: dict, progress: Callable[[str], None]) -> dict:
         return meta
     set_seed(job['seed'])
     data, train, test = _loaders(job, job['seed'])
-    model = build_model(C.teacher_cfg(job['pair'])).to(job.get('device', 'cpu'))
+    model = build_model(configs.teacher_cfg(job['pair'])).to(job.get('device', 'cpu'))
     stats = train_model(model, train, job['teacher_epochs'], progress=progress,
                         tag=f'teacher {job["pair"]}')
     top1 = evaluate(model, test)

@@ -8,7 +8,7 @@ A job is a plain dict: ``kind`` (``'teacher'`` or ``'run'``), ``id``, ``after`` 
 import os
 from typing import Dict, List, Optional
 
-from . import configs as C
+from . import configs
 from .device import effective_amp, select_device
 from .methods import get, names
 from .tuning import grid_points, tuned_methods
@@ -19,14 +19,16 @@ __all__ = ['TEACHER_COST', 'resolve_profile', 'resolve_setting', 'plan_jobs', 'p
 TEACHER_COST = dict(wide=4.0, deep=3.5)
 
 def resolve_profile(name: str, seeds=None, pairs=None, methods=None,
-                    epochs: Optional[int] = None) -> dict:
+                    epochs: Optional[int] = None, tune: bool = False) -> dict:
     """The profile ``name`` with the command-line overrides, ``methods`` resolved (None: all)
-    and checked.
+    and checked; ``tune``: the profile's ``tune_seeds`` unless ``seeds`` are given.
 
     Raises:
         ValueError: unknown profile, pair or method, or a later stage without its first.
     """
-    prof = C.profile(name)
+    prof = configs.profile(name)
+    if tune:
+        prof['seeds'] = prof['tune_seeds']
     for key, value in (('seeds', seeds), ('pairs', pairs), ('methods', methods)):
         if value is not None:
             prof[key] = tuple(value)
@@ -37,8 +39,8 @@ def resolve_profile(name: str, seeds=None, pairs=None, methods=None,
         if stage_of and stage_of not in prof['methods']:
             raise ValueError(f'{method} needs {stage_of} (its first stage) in the methods')
     for pair in prof['pairs']:
-        if pair not in C.PAIRS:
-            raise ValueError(f'unknown pair {pair!r}; choose from {sorted(C.PAIRS)}')
+        if pair not in configs.PAIRS:
+            raise ValueError(f'unknown pair {pair!r}; choose from {sorted(configs.PAIRS)}')
     if epochs is not None:
         prof['epochs'] = epochs
     return prof

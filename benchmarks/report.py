@@ -243,6 +243,7 @@ def summarize_tune(runs: List[dict]) -> Dict[str, List[dict]]:
     """Per tuned method, its trials in grid order: setting, validation mean/std over every
     seed and pair, the runs' count and whether it is the pick."""
     from .tuning import pick_best
+    runs = [r for r in runs if not r.get('shared_with')]  # a teacher-free run counts once
     out: Dict[str, List[dict]] = {}
     for method in [m for m in METHODS if any(r['method'] == m for r in runs)]:
         trials = []

@@ -9,7 +9,7 @@ while it runs.
 Usage (from the repository root)::
 
     python -m benchmarks.run --profile smoke|quick|default|full|gpu [--jobs 2] [--skip-overhead]
-    python -m benchmarks.run --tune [--holdout 5000] [--seeds 0 1]
+    python -m benchmarks.run --tune [--profile default] [--holdout 5000] [--seeds 0 1]
 
 Profiles (see ``benchmarks/configs.py``): ``smoke`` (CI, a few hundred images), ``quick``
 (1 seed, 1 epoch), ``default`` (5 seeds, 3 epochs, about 20 minutes on 2 cores), ``full`` (more
@@ -112,7 +112,8 @@ def _overhead_prior(prof: dict, skip: bool) -> float:
 
 def _prepare(args):
     """Profile, setting, folders and the jobs' common entries."""
-    prof = resolve_profile(args.profile, args.seeds, args.pairs, args.methods, args.epochs)
+    prof = resolve_profile(args.profile, args.seeds, args.pairs, args.methods, args.epochs,
+                           tune=args.tune)
     setting = resolve_setting(prof, args.device, args.jobs, args.threads, args.amp)
     name = 'tune' if args.tune else args.profile + ('-val' if args.holdout else '')
     out_dir = osp.join(args.out, name)
