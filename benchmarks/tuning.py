@@ -68,9 +68,17 @@ def _new_flow_option(path: str) -> Optional[str]:
     return None
 
 
-def _supported(setting: dict, supported) -> bool:
-    options = [_new_flow_option(p) for key in setting for p in key.split('+')]
-    return all(supported(o) for o in options if o is not None)
+def _runnable(point: dict, axes: Dict[str, tuple], supported) -> Optional[dict]:
+    """``point`` as the installed plugin can run it: an option it lacks is dropped where the
+    point takes the option's default (its first value, today's behaviour), else None."""
+    out = {}
+    for key, value in point.items():
+        options = [_new_flow_option(p) for p in key.split('+')]
+        if all(o is None or supported(o) for o in options):
+            out[key] = value
+        elif value != axes[key][0]:
+            return None
+    return out
 
 
 def grid_points(method: str, supported=flow_option_supported,
@@ -84,8 +92,11 @@ def grid_points(method: str, supported=flow_option_supported,
     if method not in GRID:
         raise ValueError(f'no tuning grid for {method!r}; tuned methods: {sorted(GRID)}')
     axes = GRID[method]
-    points = [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
-    points = [p for p in points if _supported(p, supported)]
+    points = []
+    for values in itertools.product(*axes.values()):
+        point = _runnable(dict(zip(axes, values)), axes, supported)
+        if point is not None and point not in points:
+            points.append(point)
     if len(points) < trials:
         raise ValueError(f'tuning grid of {method!r} has {len(points)} runnable points, '
                          f'fewer than the {trials} trials every method gets')

@@ -26,11 +26,16 @@ def test_every_method_gets_the_same_number_of_trials(has_estimate):
         points = grid_points(method, supported=supported)
         assert len(points) == TRIALS, method
         assert len({json.dumps(p, sort_keys=True) for p in points}) == TRIALS
-        # the first point is the untuned default
-        assert apply_settings(HPARAMS, points[0]) == apply_settings(HPARAMS, {}), method
-        uses_estimate = any('flow.estimate' in p and p['flow.estimate'] != 'interpolant'
-                            for p in points)
+        uses_estimate = any('flow.estimate' in p for p in points)
         assert uses_estimate == (has_estimate and 'flow.estimate' in GRID[method])
+        if not uses_estimate:  # runnable here: the first point is the untuned default
+            assert apply_settings(HPARAMS, points[0]) == HPARAMS, method
+            for point in points:
+                apply_settings(HPARAMS, point)
+    # with the option, FM-KT compares both estimates at the default N; without it, N
+    fmkt = grid_points('fmkt_kd', supported=supported)
+    axis = 'flow.estimate' if has_estimate else 'flow.num_steps'
+    assert {p[axis] for p in fmkt} == set(GRID['fmkt_kd'][axis])
 
 
 def test_settings_apply_to_a_copy_and_bad_paths_are_named():

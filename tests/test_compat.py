@@ -222,14 +222,15 @@ def test_ddp_on_cpu_needs_fix():
 
 
 def _fake_transformers5(root) -> str:
-    """A folder that makes ``transformers`` 5 look installed (distribution metadata and a
-    package without the names mmpretrain's multimodal models import); nothing is installed."""
+    """A folder that makes a ``transformers`` 5 look installed (distribution metadata) whose
+    import fails as mmpretrain meets it (transformers 5 dropped ``apply_chunking_to_forward``
+    and more from ``modeling_utils``); nothing is installed."""
     import importlib.util
     pkg = root / 'transformers'
     pkg.mkdir()
-    (pkg / '__init__.py').write_text("__version__ = '5.0.0'\n")
-    # transformers 5 dropped apply_chunking_to_forward & co. from modeling_utils
-    (pkg / 'modeling_utils.py').write_text('class PreTrainedModel:\n    pass\n')
+    (pkg / '__init__.py').write_text(
+        "raise ImportError(\"cannot import name 'apply_chunking_to_forward' from "
+        "'transformers.modeling_utils' (simulated transformers 5)\")\n")
     dists = {'transformers': '5.0.0'}
     if importlib.util.find_spec('pycocotools') is None:  # mmpretrain also asks for it
         dists['pycocotools'] = '2.0.8'
@@ -253,7 +254,7 @@ def test_mmpretrain_with_transformers5_needs_fix(tmp_path):
     fake = _fake_transformers5(tmp_path)
     plain = _run_with_path('import mmpretrain.models', fake)
     assert plain.returncode != 0, 'mmpretrain imports with transformers 5: fix may be obsolete'
-    assert 'NoneType takes no arguments' in plain.stderr, plain.stderr[-2000:]
+    assert 'simulated transformers 5' in plain.stderr, plain.stderr[-2000:]
     fixed = _run_with_path('''
         import fmkt_plugin
         from fmkt_plugin import compat
