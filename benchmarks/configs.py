@@ -98,8 +98,10 @@ PROFILES = {
                  jobs=1, eval_steps=(1, 2, 4, 8), amp=None, tune_seeds=(0, 1, 2),
                  overhead=dict(size=224, batch=8, repeats=20, warmup=5, detection=True)),
     # one CUDA GPU: many runs share it (small models leave it mostly idle), bf16 autocast.
-    'gpu': dict(seeds=tuple(range(8)), pairs=('wide', 'deep'), methods=None,
-                teacher_epochs=10, epochs=8, theta_epochs=3, train_size=None, test_size=None,
+    # Sized from the `full` run on one H100 (9-13 runs sharing it: about 11 s per KD epoch,
+    # 20 s per FM-KT epoch): about 12 minutes of student runs + 2 of teachers.
+    'gpu': dict(seeds=tuple(range(6)), pairs=('wide', 'deep'), methods=None,
+                teacher_epochs=10, epochs=6, theta_epochs=3, train_size=None, test_size=None,
                 jobs=12, eval_steps=(1, 2, 4, 8), amp='bf16', tune_seeds=(0, 1, 2, 3),
                 overhead=dict(size=224, batch=256, repeats=20, warmup=5, detection=False)),
 }

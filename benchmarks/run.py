@@ -13,7 +13,7 @@ Usage (from the repository root)::
 
 Profiles (see ``benchmarks/configs.py``): ``smoke`` (CI, a few hundred images), ``quick``
 (1 seed, 1 epoch), ``default`` (5 seeds, 3 epochs, about 20 minutes on 2 cores), ``full`` (more
-epochs), ``gpu`` (8 seeds, 8 epochs, bf16 autocast, 12 runs sharing one CUDA GPU).
+epochs), ``gpu`` (6 seeds, 6 epochs, bf16 autocast, 12 runs sharing one CUDA GPU).
 ``--holdout 5000`` trains on 55k images and reports on the 5k held out (the validation split;
 the test split is then not read). ``--tune`` runs every method's grid
 (``benchmarks/tuning.py``) on the validation split and writes the picks to

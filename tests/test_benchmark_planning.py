@@ -113,3 +113,9 @@ def test_every_method_sees_the_same_data_and_initial_backbone_for_a_seed():
         states.append({k: v.clone() for k, v in student.backbone.state_dict().items()})
     for other in states[1:]:
         assert all(torch.equal(states[0][k], other[k]) for k in states[0])
+
+
+def test_overhead_amp_option_needs_cuda():
+    from benchmarks.overhead import main
+    with pytest.raises(SystemExit):
+        main(['--amp', 'bf16', '--device', 'cpu'])
