@@ -121,3 +121,11 @@ def fmnist_root_tune(tmp_path_factory):
     cache = tmp_path_factory.mktemp('tune_cache')
     prepare_fashion_mnist(str(cache / 'data' / 'fashion_mnist'))
     return str(cache)
+
+
+def test_tune_command_line_defaults_to_a_holdout_and_refuses_none():
+    from benchmarks.run import TUNE_HOLDOUT, parse_args
+    assert parse_args(['--tune']).holdout == TUNE_HOLDOUT > 0
+    assert parse_args([]).holdout == 0
+    with pytest.raises(SystemExit):
+        parse_args(['--tune', '--holdout', '0'])
