@@ -102,6 +102,7 @@ class Progress:
         self.pending.pop(job['id'], None)
         if not record.get('cached'):
             self.speeds.add(job_kind(job), job['cost'], measured_seconds(record))
+            self.speeds.save()  # an interrupted run still informs the next one
 
     def eta(self) -> Optional[float]:
         """Seconds left, or None while no speed is known."""
