@@ -1,5 +1,13 @@
 """Embedded Fashion-MNIST benchmark of FM-KT against KD/DKD/DIST, and the overhead benchmark.
 
-Entry point: ``python benchmarks/run.py --profile quick|default|full``, which
-``scripts/benchmark.sh`` runs.
+Run from the repository root: ``python -m benchmarks.run --profile quick|default|full|gpu`` (what
+``scripts/benchmark.sh`` runs), ``python -m benchmarks.run --tune`` (equal tuning on the
+validation split) and ``python -m benchmarks.overhead``.
+
+Modules by role: :mod:`~benchmarks.methods` (one record per method), :mod:`~benchmarks.configs`
+(shared config pieces, hyperparameters, profiles), :mod:`~benchmarks.tuning` (grid and picks),
+:mod:`~benchmarks.planning`, :mod:`~benchmarks.executor`, :mod:`~benchmarks.eta`,
+:mod:`~benchmarks.jobs` (one teacher or run), :mod:`~benchmarks.engine` (training and
+evaluation), :mod:`~benchmarks.stats` (paired intervals), :mod:`~benchmarks.report`,
+:mod:`~benchmarks.plots`, :mod:`~benchmarks.assembly` and :mod:`~benchmarks.run` (command line).
 """

@@ -1,11 +1,11 @@
-"""Model configs of the benchmark, as mmengine ``Config`` objects built from the same pieces as the
-cluster configs: mmpretrain ``ImageClassifier`` students and teachers, MMRazor's
-``SingleTeacherDistill`` + ``ConfigurableDistiller`` with ``KLDivergence`` / ``DKDLoss`` /
-``DISTLoss`` for the baselines, ``FMKTDistill`` + ``FlowMatchingClsHead`` + ``FMKTLoss`` for FM-KT
-and the plugin's ``OFMKT`` with the same head and loss for OFM-KT.
+"""Shared pieces of the benchmark's model configs, as mmengine ``Config`` objects built from the
+same parts as the cluster configs: mmpretrain ``ImageClassifier`` students and teachers, MMRazor's
+``ConfigurableDistiller`` for logit-level losses and for FM-KT's per-step losses.
 
-Every hyperparameter is fixed here, in advance, for all profiles; none was chosen on the test
-split (see ``HPARAMS``). The profiles only change budgets (epochs, seeds, data size).
+The methods themselves (one record each: label, cost, teacher, group, config builder) are in
+:mod:`benchmarks.methods`; the tuning grid in :mod:`benchmarks.tuning`. ``HPARAMS`` holds the
+settings before tuning; ``benchmarks/tuned.json`` (written by the tune mode on the validation
+split) overrides them per method. The profiles only change budgets (epochs, seeds, data size).
 """
 import copy
 from typing import Dict, Optional
@@ -13,8 +13,8 @@ from typing import Dict, Optional
 from mmengine.config import Config
 
 __all__ = [
-    'METHODS', 'METHOD_LABELS', 'PAIRS', 'STUDENT', 'HPARAMS', 'PROFILES', 'NORM',
-    'classifier_cfg', 'teacher_cfg', 'method_cfg', 'profile'
+    'PAIRS', 'STUDENT', 'HPARAMS', 'PROFILES', 'NORM', 'preprocessor', 'classifier_cfg',
+    'teacher_cfg', 'teacher_ref', 'logit_distiller', 'flow_distiller', 'profile'
 ]
 
 #: Pixel statistics of the Fashion-MNIST training images (0..255 scale).
@@ -34,23 +34,10 @@ PAIRS: Dict[str, dict] = {
                  label='w16x8 -> w8x4'),
 }
 
-#: Methods in table order. ``student`` and ``ofmkt`` use no teacher.
-METHODS = ['student', 'kd', 'dkd', 'dist', 'fmkt_kd', 'fmkt_dist', 'fmkt_theta', 'fmkt_fold',
-           'ofmkt']
-METHOD_LABELS = {
-    'student': 'student alone',
-    'kd': 'KD',
-    'dkd': 'DKD',
-    'dist': 'DIST',
-    'fmkt_kd': 'FM-KT (KD metric)',
-    'fmkt_dist': 'FM-KT (DIST metric)',
-    'fmkt_theta': 'FM-KT^Theta (2-stage, plain head)',
-    'fmkt_fold': 'FM-KT^Theta (linear flow, folded)',
-    'ofmkt': 'OFM-KT (online, no teacher)',
-}
-TEACHER_FREE = ('student', 'ofmkt')
-
-#: Hyperparameters, fixed before any run (literature defaults for small-image KD).
+#: Hyperparameters before tuning (literature defaults for small-image KD). The tune mode
+#: (``python -m benchmarks.run --tune``) sweeps the grid of :mod:`benchmarks.tuning` on the
+#: validation split and writes each method's picks to ``benchmarks/tuned.json``, which the
+#: benchmark applies on top of these, per method.
 HPARAMS = dict(
     batch_size=128,
     # SGD (nesterov) with a one-cycle schedule (per iteration), as the reference measurement.
@@ -65,45 +52,58 @@ HPARAMS = dict(
     dkd=dict(tau=4.0, alpha=1.0, beta=8.0, ce_weight=1.0),
     # DIST (CIFAR settings of the paper: tau=4, beta=gamma=2) + CE.
     dist=dict(tau=4.0, inter=2.0, intra=2.0, ce_weight=1.0),
-    # FM-KT flow: rectified flow, one MLP block, N=8 in training and for the headline number
-    # (the authors' logit-level default). flow_on: 'map' runs it on the student's last 7x7 map
-    # (each step pooled before the step head), 'vector' on the pooled feature.
+    # FM-KT flow: rectified flow, one MLP block, N=8 in training; the headline evaluates at the
+    # trained N. flow_on: 'map' runs it on the student's last 7x7 map (each step pooled before
+    # the step head), 'vector' on the pooled feature.
     flow=dict(schedule='rectified', num_steps=8, meta_encoder=dict(type='mlp', num_blocks=1)),
     flow_on='vector',
-    # learning-rate multiplier of the flow's parameters (meta-encoder, time embedding), chosen on
-    # the validation split (see README): with a teacher, at the full rate the flow's gradient
-    # (shared by the 8 serial steps) dominates the clipped norm and FM-KT (DIST) falls below
-    # DIST; OFM-KT was better at the full rate.
+    # weight of FM-KT's per-step metric (FMKTLoss.loss_weight).
+    metric_weight=1.0,
+    # learning-rate multiplier of the flow's parameters (meta-encoder, time embedding): with a
+    # teacher, at the full rate the flow's gradient (shared by the serial steps) dominated the
+    # clipped norm on the validation split; OFM-KT was better at the full rate.
     flow_lr_mult=dict(fmkt=0.1, ofmkt=1.0),
     # OFM-KT: per-step label-smoothed CE (0.1) + KL(T=4) to the detached step ensemble.
     ofmkt=dict(label_smooth=0.1, tau=4.0, kd_weight=1.0),
     # FM-KT^Theta stage 2: KD (as the KD baseline) from the frozen FM-KT (KD metric) student's
-    # N=8 ensemble into a plain student initialised from that student's backbone and step head.
+    # ensemble into a plain student initialised from that student's backbone and step head.
     theta=dict(lr_scale=0.5, init_from_stage1=True),
     # FM-KT^Theta by folding: FM-KT (KD metric) whose meta-encoder is affine (LinearMetaEncoder),
-    # trained as FM-KT (KD metric) otherwise; the N=8 ensemble is folded into the plain
-    # student's linear head after training and the folded plain student is what is evaluated.
+    # trained as FM-KT (KD metric) otherwise; the ensemble is folded into the plain student's
+    # linear head after training and the folded plain student is what is evaluated.
     fold=dict(meta_encoder=dict(type='linear')),
-    # inference step counts reported for FM-KT (analysis; the headline is fixed at N=8).
-    eval_steps=(1, 2, 4, 8),
-    headline_steps=8,
 )
 
-#: Budgets per profile. ``train_size``/``test_size`` None = the full 60k/10k.
+#: Budgets per profile. ``train_size``/``test_size`` None = the full 60k/10k. ``eval_steps``:
+#: inference step counts evaluated as analysis (the headline uses the trained N). ``amp``:
+#: mixed precision of the student runs (CUDA only; off on CPU). ``tune_seeds``: the seeds of the
+#: tune mode (every trial runs on each of them and on every pair).
 PROFILES = {
     'smoke': dict(seeds=(0, ), pairs=('wide', ), methods=('kd', 'fmkt_kd', 'fmkt_fold'),
-                  teacher_epochs=1,
-                  epochs=1, theta_epochs=1, train_size=1024, test_size=500, jobs=1,
-                  overhead=dict(size=32, batch=2, repeats=1, warmup=1)),
-    'quick': dict(seeds=(0, ), pairs=('wide', 'deep'), methods=tuple(METHODS), teacher_epochs=1,
+                  teacher_epochs=1, epochs=1, theta_epochs=1, train_size=1024, test_size=500,
+                  jobs=1, eval_steps=(1, 2, 4, 8), amp=None, tune_seeds=(0, ),
+                  overhead=dict(size=32, batch=2, repeats=1, warmup=1, detection=False)),
+    'quick': dict(seeds=(0, ), pairs=('wide', 'deep'), methods=None, teacher_epochs=1,
                   epochs=1, theta_epochs=1, train_size=None, test_size=None, jobs=2,
-                  overhead=dict(size=224, batch=8, repeats=2, warmup=1)),
-    'default': dict(seeds=(0, 1, 2), pairs=('wide', 'deep'), methods=tuple(METHODS),
-                    teacher_epochs=4, epochs=3, theta_epochs=2, train_size=None, test_size=None,
-                    jobs=2, overhead=dict(size=224, batch=8, repeats=15, warmup=2)),
-    'full': dict(seeds=(0, 1, 2), pairs=('wide', 'deep'), methods=tuple(METHODS),
+                  eval_steps=(1, 8), amp=None, tune_seeds=(0, ),
+                  overhead=dict(size=224, batch=8, repeats=2, warmup=1, detection=True)),
+    # 5 paired seeds in about 20 minutes on 2 cores: teachers 3 epochs (was 4), N analysis at
+    # N=1 and the trained N only, overhead 6 repeats (was 15).
+    'default': dict(seeds=(0, 1, 2, 3, 4), pairs=('wide', 'deep'), methods=None,
+                    teacher_epochs=3, epochs=3, theta_epochs=2, train_size=None, test_size=None,
+                    jobs=2, eval_steps=(1, 8), amp=None, tune_seeds=(0, 1),
+                    overhead=dict(size=224, batch=8, repeats=6, warmup=2, detection=True)),
+    'full': dict(seeds=(0, 1, 2), pairs=('wide', 'deep'), methods=None,
                  teacher_epochs=20, epochs=15, theta_epochs=5, train_size=None, test_size=None,
-                 jobs=1, overhead=dict(size=224, batch=8, repeats=20, warmup=5)),
+                 jobs=1, eval_steps=(1, 2, 4, 8), amp=None, tune_seeds=(0, 1, 2),
+                 overhead=dict(size=224, batch=8, repeats=20, warmup=5, detection=True)),
+    # one CUDA GPU: many runs share it (small models leave it mostly idle), bf16 autocast.
+    # Sized from the `full` run on one H100 (9-13 runs sharing it: about 11 s per KD epoch,
+    # 20 s per FM-KT epoch): about 12 minutes of student runs + 2 of teachers.
+    'gpu': dict(seeds=tuple(range(6)), pairs=('wide', 'deep'), methods=None,
+                teacher_epochs=10, epochs=6, theta_epochs=3, train_size=None, test_size=None,
+                jobs=12, eval_steps=(1, 2, 4, 8), amp='bf16', tune_seeds=(0, 1, 2, 3),
+                overhead=dict(size=224, batch=256, repeats=20, warmup=5, detection=False)),
 }
 
 
@@ -114,7 +114,8 @@ def profile(name: str) -> dict:
     return copy.deepcopy(PROFILES[name])
 
 
-def _preprocessor() -> dict:
+def preprocessor() -> dict:
+    """The algorithms' data preprocessor (the students' normalisation)."""
     return dict(type='mmpretrain.ClsDataPreprocessor', to_rgb=False, **NORM)
 
 
@@ -130,6 +131,9 @@ def classifier_cfg(arch: dict, head: str = 'linear', ce_weight: float = 1.0,
         ce_weight: weight of the classification loss.
         loss: classification loss config (default cross-entropy).
         flow: flow config of the flow head (default ``HPARAMS['flow']``).
+
+    Raises:
+        ValueError: ``head`` is neither.
     """
     channels = arch['widths'][-1]
     loss = loss or dict(type='CrossEntropyLoss', loss_weight=1.0)
@@ -154,8 +158,10 @@ def teacher_cfg(pair: str) -> Config:
     return Config(dict(model=classifier_cfg(PAIRS[pair]['teacher'])))
 
 
-def _teacher_ref(teacher_cache: Optional[str], teacher_model: Optional[dict],
-                 teacher_ckpt: Optional[str]) -> dict:
+def teacher_ref(teacher_cache: Optional[str], teacher_model: Optional[dict] = None,
+                teacher_ckpt: Optional[str] = None) -> dict:
+    """The ``teacher`` (and ``teacher_ckpt``) arguments of a distillation algorithm: the cached
+    logits when ``teacher_cache`` is given, else a live teacher."""
     if teacher_cache:
         return dict(teacher=dict(type='CachedLogitsTeacher', cache_file=teacher_cache))
     if teacher_model is None:
@@ -163,8 +169,10 @@ def _teacher_ref(teacher_cache: Optional[str], teacher_model: Optional[dict],
     return dict(teacher=teacher_model, teacher_ckpt=teacher_ckpt)
 
 
-def _logit_distiller(loss_name: str, loss_cfg: dict, with_labels: bool = False,
-                     keys: tuple = ('preds_S', 'preds_T')) -> dict:
+def logit_distiller(loss_name: str, loss_cfg: dict, with_labels: bool = False,
+                    keys: tuple = ('preds_S', 'preds_T')) -> dict:
+    """A ``ConfigurableDistiller`` of one loss on the student's and teacher's ``head.fc``
+    outputs (``with_labels``: the labels too, as DKD needs)."""
     student_recorders = dict(fc=dict(type='ModuleOutputs', source='head.fc'))
     mapping = {keys[0]: dict(from_student=True, recorder='fc'),
                keys[1]: dict(from_student=False, recorder='fc')}
@@ -177,8 +185,9 @@ def _logit_distiller(loss_name: str, loss_cfg: dict, with_labels: bool = False,
                 loss_forward_mappings={loss_name: mapping})
 
 
-def _flow_distiller(metric: dict, loss_weight: float = 1.0) -> dict:
-    # every step's logits (head.step_head: (N, B, K)) against the teacher's logits
+def flow_distiller(metric: dict, loss_weight: float = 1.0) -> dict:
+    """A ``ConfigurableDistiller`` of ``FMKTLoss``: every step's logits (``head.step_head``:
+    ``(N, B, K)``) against the teacher's logits, scored by ``metric``."""
     return dict(type='ConfigurableDistiller',
                 student_recorders=dict(steps=dict(type='ModuleOutputs', source='head.step_head')),
                 teacher_recorders=dict(fc=dict(type='ModuleOutputs', source='head.fc')),
@@ -187,74 +196,3 @@ def _flow_distiller(metric: dict, loss_weight: float = 1.0) -> dict:
                 loss_forward_mappings=dict(loss_fmkt=dict(
                     preds=dict(from_student=True, recorder='steps'),
                     target=dict(from_student=False, recorder='fc'))))
-
-
-def method_cfg(method: str,
-               pair: str,
-               teacher_cache: Optional[str] = None,
-               teacher_model: Optional[dict] = None,
-               teacher_ckpt: Optional[str] = None) -> Config:
-    """The model config of one method on one pair.
-
-    Args:
-        method: one of :data:`METHODS`.
-        pair: one of :data:`PAIRS`.
-        teacher_cache: file of cached teacher logits (``CachedLogitsTeacher``); for
-            ``fmkt_theta`` the cached N=8 ensemble of the stage-1 FM-KT student.
-        teacher_model: a live teacher config instead of the cache (with ``teacher_ckpt``).
-        teacher_ckpt: checkpoint of the live teacher.
-
-    Returns:
-        ``Config(model=...)``.
-    """
-    arch = PAIRS[pair]['student']
-    hp = HPARAMS
-    kd = hp['kd']
-    if method == 'student':
-        return Config(dict(model=classifier_cfg(arch)))
-    if method == 'ofmkt':
-        o = hp['ofmkt']
-        metric = dict(type='KLDivergence', tau=o['tau'], loss_weight=o['kd_weight'])
-        return Config(dict(model=dict(
-            _scope_='mmrazor', type='OFMKT', data_preprocessor=_preprocessor(),
-            architecture=classifier_cfg(arch, head='flow'),
-            distill_loss=dict(type='FMKTLoss', metric=metric),
-            label_smoothing=o['label_smooth'], ce_weight=1.0)))
-
-    teacher = _teacher_ref(teacher_cache, teacher_model, teacher_ckpt)
-    if method in ('kd', 'fmkt_theta'):
-        student = classifier_cfg(arch, ce_weight=kd['ce_weight'])
-        distiller = _logit_distiller(
-            'loss_kl', dict(type='KLDivergence', tau=kd['tau'], loss_weight=kd['kd_weight']))
-    elif method == 'dkd':
-        d = hp['dkd']
-        student = classifier_cfg(arch, ce_weight=d['ce_weight'])
-        distiller = _logit_distiller(
-            'loss_dkd', dict(type='DKDLoss', tau=d['tau'], alpha=d['alpha'], beta=d['beta'],
-                             loss_weight=1.0, reduction='batchmean'), with_labels=True)
-    elif method == 'dist':
-        d = hp['dist']
-        student = classifier_cfg(arch, ce_weight=d['ce_weight'])
-        distiller = _logit_distiller(
-            'loss_dist', dict(type='DISTLoss', tau=d['tau'], inter_loss_weight=d['inter'],
-                              intra_loss_weight=d['intra'], loss_weight=1.0),
-            keys=('logits_S', 'logits_T'))  # DISTLoss.forward(logits_S, logits_T)
-    elif method in ('fmkt_kd', 'fmkt_fold'):
-        flow = None
-        if method == 'fmkt_fold':
-            flow = dict(copy.deepcopy(hp['flow']), **copy.deepcopy(hp['fold']))
-        student = classifier_cfg(arch, head='flow', ce_weight=kd['ce_weight'], flow=flow)
-        distiller = _flow_distiller(
-            dict(type='KLDivergence', tau=kd['tau'], loss_weight=kd['kd_weight']))
-    elif method == 'fmkt_dist':
-        d = hp['dist']
-        student = classifier_cfg(arch, head='flow', ce_weight=d['ce_weight'])
-        distiller = _flow_distiller(
-            dict(type='DISTLoss', tau=d['tau'], inter_loss_weight=d['inter'],
-                 intra_loss_weight=d['intra'], loss_weight=1.0))
-    else:
-        raise ValueError(f'unknown method {method!r}; choose from {METHODS}')
-    algo = 'FMKTDistill' if method.startswith('fmkt_') and method != 'fmkt_theta' else \
-        'SingleTeacherDistill'
-    return Config(dict(model=dict(_scope_='mmrazor', type=algo, data_preprocessor=_preprocessor(),
-                                  architecture=student, distiller=distiller, **teacher)))

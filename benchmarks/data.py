@@ -18,7 +18,7 @@ import os.path as osp
 import shutil
 import warnings
 from dataclasses import dataclass
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -105,17 +105,25 @@ def prepare_fashion_mnist(data_root: str, package_dir: str = PACKAGE_DIR) -> str
     return data_root
 
 
-def load_fashion_mnist(data_root: str, package_dir: str = PACKAGE_DIR) -> Dict[str, Split]:
-    """Read both splits through mmpretrain's ``FashionMNIST`` dataset class.
+def load_fashion_mnist(data_root: str, package_dir: str = PACKAGE_DIR,
+                       splits: Sequence[str] = ('train', 'test')) -> Dict[str, Split]:
+    """Read the splits through mmpretrain's ``FashionMNIST`` dataset class.
+
+    Args:
+        data_root: folder of the decompressed idx files.
+        package_dir: where the Debian package put the ``*.gz`` files.
+        splits: which splits to read (``('train', )`` leaves the test images unread).
 
     Returns:
-        ``{'train': Split (60000 images), 'test': Split (10000 images)}``.
+        ``{'train': Split (60000 images), 'test': Split (10000 images)}`` (the splits asked for).
     """
     from mmpretrain.datasets import FashionMNIST
 
     prepare_fashion_mnist(data_root, package_dir)
-    splits = {}
+    out = {}
     for name, test_mode, expected in (('train', False, NUM_TRAIN), ('test', True, NUM_TEST)):
+        if name not in splits:
+            continue
         with warnings.catch_warnings():  # one numpy deprecation warning per image upstream
             warnings.simplefilter('ignore', DeprecationWarning)
             warnings.simplefilter('ignore', UserWarning)
@@ -126,10 +134,10 @@ def load_fashion_mnist(data_root: str, package_dir: str = PACKAGE_DIR) -> Dict[s
         infos = [ds.get_data_info(i) for i in range(len(ds))]
         images = torch.stack([torch.as_tensor(info['img']) for info in infos]).unsqueeze(1)
         labels = torch.tensor([int(info['gt_label']) for info in infos], dtype=torch.long)
-        splits[name] = Split(images.to(torch.uint8).contiguous(), labels, name)
-    if torch.equal(splits['train'].images[:NUM_TEST], splits['test'].images):
+        out[name] = Split(images.to(torch.uint8).contiguous(), labels, name)
+    if len(out) == 2 and torch.equal(out['train'].images[:NUM_TEST], out['test'].images):
         raise RuntimeError('Fashion-MNIST: the test split holds the training images')
-    return splits
+    return out
 
 
 def _make_samples(labels: Tensor, indices: Tensor, flips: Tensor) -> list:
@@ -187,13 +195,25 @@ class TensorLoader:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self) -> Iterator[dict]:
-        gen = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+    def draws(self, epoch: int) -> Tuple[Tensor, Tensor]:
+        """The order (rows) and flips of ``epoch``: a function of the seed and the epoch alone
+        (a private generator, so neither the model nor the method changes them)."""
+        gen = torch.Generator().manual_seed(self.seed * 100003 + epoch)
         order = self.indices
         if self.shuffle:
             order = order[torch.randperm(order.numel(), generator=gen)]
         flips = (torch.rand(order.numel(), generator=gen) < 0.5) if self.flip else \
             torch.zeros(order.numel(), dtype=torch.bool)
+        return order, flips
+
+    def digest(self, epoch: int = 0) -> str:
+        """A short hash of :meth:`draws` of ``epoch``: equal for runs that see the same data."""
+        order, flips = self.draws(epoch)
+        blob = order.numpy().tobytes() + flips.numpy().tobytes()
+        return hashlib.sha1(blob).hexdigest()[:12]
+
+    def __iter__(self) -> Iterator[dict]:
+        order, flips = self.draws(self.epoch)
         for start in range(0, order.numel(), self.batch_size):
             idx = order[start:start + self.batch_size]
             fl = flips[start:start + self.batch_size]

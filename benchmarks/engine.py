@@ -6,14 +6,13 @@ iteration) and loops over an in-memory :class:`~benchmarks.data.TensorLoader`. T
 the same way and cached (checkpoint + logits of every training image in both flip states) under a
 key of their config, budget, data and seed, so reruns skip them.
 """
+import contextlib
 import copy
 import hashlib
 import json
 import logging
-import os
-import os.path as osp
 import time
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Iterator, Optional, Sequence
 
 import torch
 from mmengine.config import Config
@@ -22,10 +21,12 @@ from torch import nn
 
 from .configs import HPARAMS
 from .data import Split, TensorLoader
+from .device import optim_wrapper_cfg
+from .files import save_tensor
 
 __all__ = [
     'config_key', 'build_model', 'train_model', 'evaluate', 'predict_logits', 'set_seed',
-    'flow_heads', 'cached_logits', 'save_state', 'load_state'
+    'flow_heads', 'eval_num_steps', 'cached_logits', 'save_state', 'load_state'
 ]
 
 Progress = Optional[Callable[[str], None]]
@@ -75,46 +76,71 @@ def flow_heads(model: nn.Module) -> list:
     return [m for m in _student(model).modules() if isinstance(m, FlowMatchingConnector)]
 
 
+@contextlib.contextmanager
+def eval_num_steps(model: nn.Module, num_steps: Optional[int]) -> Iterator[None]:
+    """Evaluate every flow of ``model`` with ``num_steps`` steps inside the block (None: as
+    configured). The only place the benchmark chooses N from outside a model."""
+    flows = flow_heads(model) if num_steps is not None else []
+    saved = [f.test_num_steps for f in flows]
+    for f in flows:
+        f.test_num_steps = num_steps
+    try:
+        yield
+    finally:
+        for f, n in zip(flows, saved):
+            f.test_num_steps = n
+
+
+def _optim_wrapper(model: nn.Module, lr_scale: float, flow_lr_mult: float, device: str,
+                   amp: Optional[str]):
+    optim = copy.deepcopy(HPARAMS['optimizer'])
+    optim['lr'] *= lr_scale
+    cfg = optim_wrapper_cfg(optim, device, amp, clip_grad=HPARAMS['clip_grad'])
+    if flow_heads(model) and flow_lr_mult != 1.0:
+        cfg['paramwise_cfg'] = dict(custom_keys={'head.flow': dict(lr_mult=flow_lr_mult)})
+    return build_optim_wrapper(model, cfg)
+
+
+def _one_cycle(wrapper, total: int):
+    oc = HPARAMS['one_cycle']
+    if total < 4:  # mmengine's one-cycle needs >= 1 step per phase
+        return None
+    peaks = [group['lr'] for group in wrapper.param_groups]  # keeps lr_mult
+    return OneCycleLR(wrapper, eta_max=peaks, total_steps=total, by_epoch=False,
+                      pct_start=max(oc['pct_start'], 2.0 / total), div_factor=oc['div_factor'],
+                      final_div_factor=oc['final_div_factor'])
+
+
 def train_model(model: nn.Module,
                 loader: TensorLoader,
                 epochs: int,
                 lr_scale: float = 1.0,
                 flow_lr_mult: float = 1.0,
                 progress: Progress = None,
-                tag: str = '') -> Dict[str, float]:
+                tag: str = '',
+                amp: Optional[str] = None) -> Dict[str, float]:
     """Train with SGD (nesterov, gradient clipping) + one-cycle through ``model.train_step``.
 
     Args:
-        model: an OpenMMLab model (classifier or MMRazor algorithm).
+        model: an OpenMMLab model (classifier or MMRazor algorithm), on its device.
         loader: training batches.
         epochs: number of epochs.
         lr_scale: multiplier of the peak learning rate in :data:`HPARAMS`.
         flow_lr_mult: learning-rate multiplier of the parameters of the student's flow head.
         progress: called with a one-line message after every epoch.
         tag: prefix of the progress messages.
+        amp: ``'fp16'`` / ``'bf16'`` mixed precision on CUDA (ignored on the CPU).
 
     Returns:
         ``dict(train_time_s, last_loss, iters)``.
     """
-    optim = copy.deepcopy(HPARAMS['optimizer'])
-    optim['lr'] *= lr_scale
-    wrapper_cfg = dict(type='OptimWrapper', optimizer=optim,
-                       clip_grad=copy.deepcopy(HPARAMS['clip_grad']))
-    if flow_heads(model) and flow_lr_mult != 1.0:
-        wrapper_cfg['paramwise_cfg'] = dict(custom_keys={'head.flow': dict(lr_mult=flow_lr_mult)})
-    wrapper = build_optim_wrapper(model, wrapper_cfg)
+    device = next(model.parameters()).device.type
+    wrapper = _optim_wrapper(model, lr_scale, flow_lr_mult, device, amp)
     total = epochs * len(loader)
-    oc = HPARAMS['one_cycle']
-    scheduler = None
-    if total >= 4:  # mmengine's one-cycle needs >= 1 step per phase
-        peaks = [group['lr'] for group in wrapper.param_groups]  # keeps lr_mult
-        scheduler = OneCycleLR(wrapper, eta_max=peaks, total_steps=total, by_epoch=False,
-                               pct_start=max(oc['pct_start'], 2.0 / total),
-                               div_factor=oc['div_factor'],
-                               final_div_factor=oc['final_div_factor'])
+    scheduler = _one_cycle(wrapper, total)
     model.train()
     start = time.perf_counter()
-    loss = float('nan')
+    loss = torch.tensor(float('nan'))
     for epoch in range(epochs):
         loader.set_epoch(epoch)
         running, count = 0.0, 0
@@ -122,14 +148,13 @@ def train_model(model: nn.Module,
             log_vars = model.train_step(batch, wrapper)
             if scheduler is not None:
                 scheduler.step()
-            loss = log_vars['loss']
-            loss = float(loss.detach() if isinstance(loss, torch.Tensor) else loss)
-            running += loss
+            loss = torch.as_tensor(log_vars['loss']).detach()
+            running = running + loss  # stays on the device: no host sync per step
             count += 1
         if progress:
-            progress(f'{tag} epoch {epoch + 1}/{epochs} loss {running / max(count, 1):.4f} '
+            progress(f'{tag} epoch {epoch + 1}/{epochs} loss {float(running) / max(count, 1):.4f} '
                      f'({time.perf_counter() - start:.0f} s)')
-    return dict(train_time_s=time.perf_counter() - start, last_loss=loss, iters=total)
+    return dict(train_time_s=time.perf_counter() - start, last_loss=float(loss), iters=total)
 
 
 @torch.no_grad()
@@ -141,23 +166,15 @@ def evaluate(model: nn.Module, loader: TensorLoader, num_steps: Optional[int] = 
         loader: test batches with data samples.
         num_steps: inference steps of every flow in the student (None: as configured).
     """
-    flows = flow_heads(model)
-    saved = [f.test_num_steps for f in flows]
-    if num_steps is not None:
-        for f in flows:
-            f.test_num_steps = num_steps
     model.eval()
     correct = total = 0
-    try:
+    with eval_num_steps(model, num_steps):
         for batch in loader:
             preds = model.val_step(batch)
             pred = torch.stack([p.pred_label for p in preds]).flatten()
             gt = batch['labels']
             correct += int((pred.cpu() == gt).sum())
             total += gt.numel()
-    finally:
-        for f, n in zip(flows, saved):
-            f.test_num_steps = n
     model.train()
     return 100.0 * correct / max(total, 1)
 
@@ -186,19 +203,16 @@ def cached_logits(model: nn.Module, split: Split, indices: Sequence[int], path: 
     out = torch.full((2, len(split), plain.shape[1]), float('nan'))
     out[0, idx] = plain
     out[1, idx] = flipped
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    torch.save(out, path + '.part')
-    os.replace(path + '.part', path)
+    save_tensor(path, out)
     return path
 
 
 def save_state(module: nn.Module, path: str, meta: Optional[dict] = None) -> None:
     """Save a state dict atomically (mmengine checkpoint layout)."""
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    torch.save({'state_dict': module.state_dict(), 'meta': meta or {}}, path + '.part')
-    os.replace(path + '.part', path)
+    save_tensor(path, {'state_dict': module.state_dict(), 'meta': meta or {}})
 
 
 def load_state(module: nn.Module, path: str) -> None:
+    """Load a state dict saved by :func:`save_state` (weights only)."""
     state = torch.load(path, map_location='cpu', weights_only=True)
     module.load_state_dict(state['state_dict'], strict=True)

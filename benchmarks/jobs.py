@@ -4,16 +4,19 @@ with one seed (result cached), each runnable in a worker process.
 A job is a plain dict (picklable); :func:`run_job` dispatches on ``job['kind']``. Results are
 dicts written as JSON next to their cache key, so an interrupted benchmark resumes where it
 stopped and a rerun with the same profile only re-renders the report.
+
+Pairing: the data order and flips of a run are a function of its seed and epoch alone
+(:meth:`TensorLoader.draws`), and the model is built right after seeding, so every method sees
+the same data and the student starts from the same backbone for a seed. Each record carries
+``data_digest`` so the report can check it.
 """
-import json
-import os
 import os.path as osp
 import time
 from typing import Callable, Dict, Optional
 
 import torch
 
-from . import configs as C
+from . import configs
 from .data import Split, TensorLoader, load_fashion_mnist
 from .engine import (
     build_model,
@@ -26,17 +29,39 @@ from .engine import (
     set_seed,
     train_model,
 )
+from .files import read_json, write_json
+from .methods import get, method_cfg, method_hparams
 
-__all__ = ['run_job', 'train_indices', 'test_indices', 'teacher_key', 'run_key']
+__all__ = ['run_job', 'train_indices', 'test_indices', 'teacher_key', 'run_key',
+           'TestSplitForbidden']
 
-_DATA: Dict[str, Dict[str, Split]] = {}
+_DATA: Dict[tuple, Dict[str, Split]] = {}
 SUBSET_SEED = 1234
 
 
-def _data(data_root: str) -> Dict[str, Split]:
-    if data_root not in _DATA:
-        _DATA[data_root] = load_fashion_mnist(data_root)
-    return _DATA[data_root]
+class TestSplitForbidden(RuntimeError):
+    """The test split was reached while tuning."""
+
+
+class _ForbiddenSplit:
+    """Stands where the test split would be while tuning: any use raises."""
+
+    def __getattr__(self, name):
+        raise TestSplitForbidden('the test split is never read while tuning (use --holdout)')
+
+    def __len__(self):
+        raise TestSplitForbidden('the test split is never read while tuning (use --holdout)')
+
+
+def _data(data_root: str, with_test: bool = True) -> Dict[str, Split]:
+    key = (data_root, with_test)
+    if key not in _DATA:
+        if with_test:
+            _DATA[key] = load_fashion_mnist(data_root)
+        else:  # tuning: the test images are not even loaded
+            _DATA[key] = dict(load_fashion_mnist(data_root, splits=('train', )),
+                              test=_ForbiddenSplit())
+    return _DATA[key]
 
 
 def _subset(n_total: int, size: Optional[int]) -> torch.Tensor:
@@ -68,26 +93,38 @@ def test_indices(size: Optional[int]) -> torch.Tensor:
 
 
 def teacher_key(job: dict) -> str:
-    cfg = C.teacher_cfg(job['pair'])
-    return config_key('teacher', cfg.to_dict(), C.HPARAMS['optimizer'], C.HPARAMS['one_cycle'],
-                      C.HPARAMS['clip_grad'], C.HPARAMS['batch_size'],
-                      job['teacher_epochs'], job['train_size'], job['test_size'], job['seed'],
-                      job.get('holdout', 0))
+    """Cache key of a teacher: config, optimisation, budget, data and seed."""
+    cfg = configs.teacher_cfg(job['pair'])
+    hp = configs.HPARAMS
+    return config_key('teacher', cfg.to_dict(), hp['optimizer'], hp['one_cycle'],
+                      hp['clip_grad'], hp['batch_size'], job['teacher_epochs'],
+                      job['train_size'], job['test_size'], job['seed'], job.get('holdout', 0))
+
+
+def _hparams(job: dict) -> dict:
+    return method_hparams(job['method'], overrides=job.get('settings') or {})
 
 
 def run_key(job: dict) -> str:
-    """Cache key of a student run: method config, budget, data, seed and teacher key."""
-    cfg = C.method_cfg(job['method'], job['pair'], teacher_cache='<teacher>')
-    return config_key('run', job['method'], job['pair'], cfg.to_dict(), C.HPARAMS, job['epochs'],
-                      job.get('theta_epochs'), job['train_size'], job['test_size'], job['seed'],
-                      job.get('holdout', 0),
-                      (job.get('teacher') or {}).get('key'), (job.get('stage1') or {}).get('key'))
+    """Cache key of a student run: method config and settings, budget, data, seed, precision,
+    teacher key and first-stage key."""
+    hp = _hparams(job)
+    cfg = method_cfg(job['method'], job['pair'], teacher_cache='<teacher>', hparams=hp)
+    parts = ['run', job['method'], job['pair'], cfg.to_dict(), hp, job['epochs'],
+             job.get('theta_epochs'), job['train_size'], job['test_size'], job['seed'],
+             job.get('holdout', 0), (job.get('teacher') or {}).get('key'),
+             (job.get('stage1') or {}).get('key')]
+    if job.get('amp'):
+        parts.append(job['amp'])
+    return config_key(*parts)
 
 
 def _loaders(job: dict, seed: int):
-    data = _data(job['data_root'])
-    bs = C.HPARAMS['batch_size']
     holdout = job.get('holdout', 0)
+    if job.get('tune') and not holdout:
+        raise TestSplitForbidden('tuning evaluates on the validation split: give --holdout N')
+    data = _data(job['data_root'], with_test=not job.get('tune'))
+    bs = configs.HPARAMS['batch_size']
     train = TensorLoader(data['train'], bs, indices=train_indices(job['train_size'], holdout),
                          shuffle=True, flip=True, seed=seed)
     if holdout:  # validation split carved from the training images: the test split is not read
@@ -97,31 +134,17 @@ def _loaders(job: dict, seed: int):
     return data, train, test
 
 
-def _write_json(path: str, obj: dict) -> None:
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    with open(path + '.part', 'w') as f:
-        json.dump(obj, f, indent=1)
-    os.replace(path + '.part', path)
-
-
-def _read_json(path: str) -> Optional[dict]:
-    if osp.isfile(path):
-        with open(path) as f:
-            return json.load(f)
-    return None
-
-
 def run_teacher(job: dict, progress: Callable[[str], None]) -> dict:
     """Train (or load from the cache) the teacher of ``job['pair']``."""
     key = teacher_key(job)
     base = osp.join(job['cache_dir'], 'teachers', f'{job["pair"]}-s{job["seed"]}-{key}')
-    meta = _read_json(base + '.json')
+    meta = read_json(base + '.json')
     if meta and osp.isfile(meta['ckpt']) and osp.isfile(meta['logits']):
         meta['cached'] = True
         return meta
     set_seed(job['seed'])
     data, train, test = _loaders(job, job['seed'])
-    model = build_model(C.teacher_cfg(job['pair'])).to(job.get('device', 'cpu'))
+    model = build_model(configs.teacher_cfg(job['pair'])).to(job.get('device', 'cpu'))
     stats = train_model(model, train, job['teacher_epochs'], progress=progress,
                         tag=f'teacher {job["pair"]}')
     top1 = evaluate(model, test)
@@ -131,13 +154,15 @@ def run_teacher(job: dict, progress: Callable[[str], None]) -> dict:
     meta = dict(kind='teacher', pair=job['pair'], seed=job['seed'], key=key, top1=top1,
                 epochs=job['teacher_epochs'], params=sum(p.numel() for p in model.parameters()),
                 train_time_s=stats['train_time_s'], cache_time_s=time.perf_counter() - t0,
-                ckpt=base + '.pth', logits=base + '.logits.pt', cached=False)
-    _write_json(base + '.json', meta)
+                ckpt=base + '.pth', logits=base + '.logits.pt', cached=False,
+                device=job.get('device', 'cpu'))
+    write_json(base + '.json', meta)
     return meta
 
 
-def _init_theta_student(model: torch.nn.Module, stage1_ckpt: str) -> None:
-    """Plain student <- stage-1 FM-KT student: backbone as is, ``head.fc`` <- ``step_head.fc``."""
+def _init_from_stage1(model: torch.nn.Module, stage1_ckpt: str) -> None:
+    """Plain student <- first-stage FM-KT student: backbone as is, ``head.fc`` <-
+    ``step_head.fc``."""
     state = torch.load(stage1_ckpt, map_location='cpu', weights_only=True)['state_dict']
     prefix = 'architecture.'
     student = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
@@ -155,9 +180,84 @@ def _folded_student(model: torch.nn.Module, pair: str) -> torch.nn.Module:
     from fmkt_plugin.models.heads import fold_flow_head, plain_student_state
     student = getattr(model, 'student', model)
     weight, bias = fold_flow_head(student.head)
-    plain = build_model(C.method_cfg('student', pair))
+    plain = build_model(method_cfg('student', pair))
     plain.load_state_dict(plain_student_state(student, weight, bias), strict=True)
     return plain.to(weight.device)
+
+
+def _keeps_ensemble(method: str) -> bool:
+    """Whether a later stage starts from this method's run (then its student and its ensemble
+    logits on the training images are kept)."""
+    from .methods import REGISTRY
+    return any(m.stage_of == method for m in REGISTRY)
+
+
+def _train(job: dict, hp: dict, progress: Callable[[str], None]):
+    """Build, seed and train the job's model; returns ``(model, data, train, test, stats)``."""
+    method = get(job['method'])
+    teacher_cache = None
+    if method.stage_of:
+        teacher_cache = job['stage1']['ensemble_logits']
+    elif method.teacher:
+        teacher_cache = job['teacher']['logits']
+    cfg = method_cfg(method.name, job['pair'], teacher_cache=teacher_cache, hparams=hp)
+    set_seed(job['seed'])
+    data, train, test = _loaders(job, job['seed'])
+    model = build_model(cfg)
+    epochs, lr_scale = job['epochs'], 1.0
+    if method.stage_of:
+        epochs, lr_scale = job['theta_epochs'], hp['theta']['lr_scale']
+        if hp['theta']['init_from_stage1']:
+            _init_from_stage1(model, job['stage1']['ckpt'])
+    model.to(job.get('device', 'cpu'))
+    stats = train_model(model, train, epochs, lr_scale=lr_scale,
+                        flow_lr_mult=hp['flow_lr_mult'][method.lr_mult_key], progress=progress,
+                        tag=f'{method.name} {job["pair"]} s{job["seed"]}', amp=job.get('amp'))
+    return model, data, train, test, dict(stats, epochs=epochs)
+
+
+def _evaluate(job: dict, hp: dict, model, test) -> dict:
+    """Top-1 at the trained N (headline) and at the analysis N, and for a folded method the
+    deployed plain student's top-1 and its distance to the ensemble."""
+    by_steps, out = {}, {}
+    if flow_heads(model):
+        headline = hp['flow']['num_steps']
+        for n in sorted(set(job.get('eval_steps', (1, 2, 4, 8))) | {headline}):
+            by_steps[str(n)] = evaluate(model, test, num_steps=n)
+        out['top1'] = by_steps[str(headline)]
+        out['headline_steps'] = headline
+    else:
+        out['top1'] = evaluate(model, test)
+    if get(job['method']).deploy_fold:
+        student = getattr(model, 'student', model)
+        plain = _folded_student(model, job['pair'])
+        images = test.split.images[test.indices[:1000]]
+        gap = (predict_logits(plain, images) - predict_logits(student, images)).abs().max()
+        out.update(top1=evaluate(plain, test), ensemble_top1=out['top1'],
+                   fold_max_abs_logit_diff=float(gap),
+                   deployed_params=sum(p.numel() for p in plain.parameters()))
+    return dict(out, top1_by_steps=by_steps)
+
+
+def _stage_records(job: dict, record: dict, model, data, train, base: str) -> None:
+    """Keep what a later stage needs; account a later stage's budget with its first stage."""
+    method = get(job['method'])
+    if _keeps_ensemble(method.name) and not job.get('tune'):
+        student = getattr(model, 'student', model)
+        save_state(model, base + '.pth', dict(method=method.name, pair=job['pair'],
+                                              seed=job['seed']))
+        t1 = time.perf_counter()
+        cached_logits(student, data['train'], train.indices.tolist(), base + '.ensemble.pt')
+        record.update(ckpt=base + '.pth', ensemble_logits=base + '.ensemble.pt',
+                      ensemble_cache_time_s=time.perf_counter() - t1)
+    if method.stage_of:
+        s1 = job['stage1']
+        record.update(
+            stage1_top1=s1['top1'], stage1_epochs=s1['epochs'], stage2_epochs=record['epochs'],
+            stage2_train_time_s=record['train_time_s'],
+            # budget: stage 1 training + caching its ensemble + stage 2 training
+            train_time_s=s1['train_time_s'] + s1.get('ensemble_cache_time_s', 0.0)
+            + record['train_time_s'], epochs=s1['epochs'] + record['epochs'])
 
 
 def run_student(job: dict, progress: Callable[[str], None]) -> dict:
@@ -165,74 +265,27 @@ def run_student(job: dict, progress: Callable[[str], None]) -> dict:
     method, pair, seed = job['method'], job['pair'], job['seed']
     key = run_key(job)
     base = osp.join(job['cache_dir'], 'runs', f'{method}-{pair}-s{seed}-{key}')
-    record = _read_json(base + '.json')
-    if record and (method != 'fmkt_kd' or osp.isfile(record.get('ensemble_logits', ''))):
+    record = read_json(base + '.json')
+    if record and (not _keeps_ensemble(method) or job.get('tune')
+                   or osp.isfile(record.get('ensemble_logits', ''))):
         record['cached'] = True
         return record
-
-    teacher_cache = None
-    if method == 'fmkt_theta':
-        teacher_cache = job['stage1']['ensemble_logits']
-    elif method not in C.TEACHER_FREE:
-        teacher_cache = job['teacher']['logits']
-    cfg = C.method_cfg(method, pair, teacher_cache=teacher_cache)
-    set_seed(seed)
-    data, train, test = _loaders(job, seed)
-    model = build_model(cfg)
-    epochs = job['epochs']
-    lr_scale = 1.0
-    if method == 'fmkt_theta':
-        epochs = job['theta_epochs']
-        lr_scale = C.HPARAMS['theta']['lr_scale']
-        if C.HPARAMS['theta']['init_from_stage1']:
-            _init_theta_student(model, job['stage1']['ckpt'])
-    model.to(job.get('device', 'cpu'))
-    flow_lr_mult = C.HPARAMS['flow_lr_mult']['ofmkt' if method == 'ofmkt' else 'fmkt']
-    stats = train_model(model, train, epochs, lr_scale=lr_scale, flow_lr_mult=flow_lr_mult,
-                        progress=progress, tag=f'{method} {pair} s{seed}')
-
+    hp = _hparams(job)
+    model, data, train, test, stats = _train(job, hp, progress)
     t0 = time.perf_counter()
-    by_steps = {}
-    if flow_heads(model):
-        for n in C.HPARAMS['eval_steps']:
-            by_steps[str(n)] = evaluate(model, test, num_steps=n)
-        top1 = by_steps[str(C.HPARAMS['headline_steps'])]
-    else:
-        top1 = evaluate(model, test)
+    scores = _evaluate(job, hp, model, test)
     student = getattr(model, 'student', model)
-    folded = {}
-    if method == 'fmkt_fold':
-        # the deployed student: plain classifier with the N=8 ensemble folded into its head
-        plain = _folded_student(model, pair)
-        top1 = evaluate(plain, test)
-        images = test.split.images[test.indices[:1000]]
-        gap = (predict_logits(plain, images) - predict_logits(student, images)).abs().max()
-        folded = dict(ensemble_top1=by_steps[str(C.HPARAMS['headline_steps'])],
-                      fold_max_abs_logit_diff=float(gap),
-                      deployed_params=sum(p.numel() for p in plain.parameters()))
-    eval_time = time.perf_counter() - t0
     record = dict(
-        kind='run', method=method, pair=pair, seed=seed, key=key, top1=top1,
-        top1_by_steps=by_steps, epochs=epochs, train_time_s=stats['train_time_s'],
-        eval_time_s=eval_time, last_loss=stats['last_loss'], iters=stats['iters'],
-        student_params=sum(p.numel() for p in student.parameters()),
-        train_images=train.num_images, test_images=test.num_images, cached=False, **folded)
-    if method == 'fmkt_kd':
-        # Stage 1 of FM-KT^Theta: keep the student and its N=8 ensemble on all training images.
-        save_state(model, base + '.pth', dict(method=method, pair=pair, seed=seed))
-        t1 = time.perf_counter()
-        cached_logits(student, data['train'], train.indices.tolist(), base + '.ensemble.pt')
-        record.update(ckpt=base + '.pth', ensemble_logits=base + '.ensemble.pt',
-                      ensemble_cache_time_s=time.perf_counter() - t1)
-    if method == 'fmkt_theta':
-        s1 = job['stage1']
-        record.update(
-            stage1_top1=s1['top1'], stage1_epochs=s1['epochs'], stage2_epochs=epochs,
-            stage2_train_time_s=stats['train_time_s'],
-            # budget: stage 1 training + caching its ensemble + stage 2 training
-            train_time_s=s1['train_time_s'] + s1.get('ensemble_cache_time_s', 0.0)
-            + stats['train_time_s'], epochs=s1['epochs'] + epochs)
-    _write_json(base + '.json', record)
+        kind='run', method=method, pair=pair, seed=seed, key=key,
+        settings=job.get('settings') or {}, trial=job.get('trial'), **scores,
+        epochs=stats['epochs'], train_time_s=stats['train_time_s'],
+        eval_time_s=time.perf_counter() - t0, last_loss=stats['last_loss'],
+        iters=stats['iters'], student_params=sum(p.numel() for p in student.parameters()),
+        train_images=train.num_images, test_images=test.num_images,
+        data_digest=train.digest(0), device=job.get('device', 'cpu'), amp=job.get('amp'),
+        cached=False)
+    _stage_records(job, record, model, data, train, base)
+    write_json(base + '.json', record)
     return record
 
 

@@ -18,24 +18,34 @@ Ratios are medians of the per-repeat ratios. The models come from the project's 
 ``configs/fmkt/resnet34_res18_feat_in1k.py``) with random weights (timing does not depend on
 them), the logit-level FM-KT metric set to the KD loss and the feature-level N fixed at 8.
 
-Run alone: ``python benchmarks/overhead.py [--size 224 --batch 8 --repeats 5]``.
+Beside the ratios, each train step's throughput (images/s, from its median time) and peak
+memory (CUDA: ``torch.cuda.max_memory_allocated`` of its steps; CPU: the process's peak
+resident size, which only grows, so the CPU figure is an upper bound shared by the variants)
+are reported. ``--amp fp16|bf16`` trains through mmengine's ``AmpOptimWrapper`` (as
+``tools/train.py --amp``) and runs inference under autocast; it needs ``--device cuda`` (on
+the CPU autocast stays off and the run is fp32).
+
+Run alone, from the repository root:
+``python -m benchmarks.overhead [--size 224 --batch 8 --repeats 5] [--device cuda --amp bf16]``.
 """
 import argparse
+import contextlib
 import copy
 import json
 import os.path as osp
+import resource
 import statistics
-import sys
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import torch
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+import fmkt_plugin  # noqa: F401  (before any mmrazor import)
 
-import fmkt_plugin  # noqa: E402,F401  (before any mmrazor import)
+from .device import AMP_DTYPES, effective_amp, optim_wrapper_cfg
+from .engine import eval_num_steps, quiet_logs
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 KD_CONFIG = osp.join(REPO, 'configs', 'baselines', 'kd_resnet34_resnet18_in1k.py')
 FMKT_CONFIG = osp.join(REPO, 'configs', 'fmkt', 'resnet34_res18_in1k.py')
@@ -62,7 +72,6 @@ def build_models(num_classes: int = 1000) -> Dict[str, torch.nn.Module]:
     """KD, logit-level FM-KT and feature-level FM-KT algorithms, and inference students."""
     from mmrazor.registry import MODELS
 
-    from benchmarks.engine import quiet_logs
     quiet_logs()
     kd_cfg = _load(KD_CONFIG)
     fm_cfg = _load(FMKT_CONFIG)
@@ -141,47 +150,53 @@ def _paired_ratio(times: Dict[str, List[float]], num: str, den: str) -> float:
     return statistics.median(a / b for a, b in zip(times[num], times[den]))
 
 
-def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int = 2,
-                 threads: int = 0, progress=None, device: str = 'cpu') -> dict:
-    """Measure and return the timings, ratios and the setting.
+def _peak_mib(device: str) -> float:
+    if device == 'cuda':
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
-    Args:
-        size: image side (px).
-        batch: batch size of the train step and of inference.
-        repeats: timed repeats per variant (medians are reported).
-        warmup: untimed repeats first.
-        threads: torch threads (0: leave as is).
-        progress: callable receiving progress lines.
-        device: ``'cpu'`` or ``'cuda'``.
-    """
-    from mmengine.optim import build_optim_wrapper
+
+def _batch(batch: int, size: int) -> dict:
     from mmpretrain.structures import DataSample
-
-    if threads:
-        torch.set_num_threads(threads)
-    say = progress or (lambda msg: None)
-    say('overhead: building ResNet-34 -> ResNet-18 models')
-    models = {k: m.to(device) for k, m in build_models().items()}
     gen = torch.Generator().manual_seed(0)
     images = (torch.rand(batch, 3, size, size, generator=gen) * 255).to(torch.uint8)
     labels = torch.randint(0, 1000, (batch, ), generator=gen)
-    batch_data = dict(inputs=images, data_samples=[
-        DataSample().set_gt_label(int(y)) for y in labels])
+    return dict(inputs=images, data_samples=[DataSample().set_gt_label(int(y)) for y in labels])
 
-    train_fns = {}
+
+def train_wrapper(model: torch.nn.Module, device: str, amp: Optional[str]):
+    """The optim wrapper of the timed train steps: ``AmpOptimWrapper`` with ``amp`` on CUDA,
+    the plain ``OptimWrapper`` otherwise."""
+    from mmengine.optim import build_optim_wrapper
+    optimizer = dict(type='SGD', lr=1e-4, momentum=0.9, weight_decay=1e-4)
+    return build_optim_wrapper(model, optim_wrapper_cfg(optimizer, device, amp))
+
+
+def _train_steps(models, batch_data: dict, device: str, amp, repeats: int, warmup: int, say):
+    fns, peaks = {}, {}
     for name in ('kd', 'fmkt_logit', 'fmkt_feature'):
         model = models[name]
         model.train()
-        wrapper = build_optim_wrapper(model, dict(type='OptimWrapper', optimizer=dict(
-            type='SGD', lr=1e-4, momentum=0.9, weight_decay=1e-4)))
+        wrapper = train_wrapper(model, device, amp)
 
-        def step(model=model, wrapper=wrapper):
+        def step(model=model, wrapper=wrapper, name=name):
+            if device == 'cuda':
+                torch.cuda.reset_peak_memory_stats()
             model.train_step(copy.copy(batch_data), wrapper)
-        train_fns[name] = step
-    train_times = _rotating(train_fns, repeats, warmup,
-                            lambda m: say(m.replace('overhead', 'overhead train steps')))
+            peaks[name] = max(peaks.get(name, 0.0), _peak_mib(device))
+        fns[name] = step
+    times = _rotating(fns, repeats, warmup,
+                      lambda m: say(m.replace('overhead', 'overhead train steps')))
+    return times, peaks
 
-    infer_fns = {}
+
+def _autocast(device: str, amp: Optional[str]):
+    if amp is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device, dtype=getattr(torch, AMP_DTYPES[amp]))
+
+
+def _inference(models, images: torch.Tensor, device: str, amp, repeats: int, warmup: int, say):
     with torch.no_grad():
         data = models['student_plain'].data_preprocessor(dict(inputs=images.to(device)),
                                                          False)['inputs']
@@ -190,25 +205,22 @@ def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int 
         models[name].eval()
 
     def infer(model, steps=None):
-        flows = [m for m in model.modules() if hasattr(m, 'test_num_steps')]
-        for f in flows:
-            f.test_num_steps = steps or f.test_num_steps
-
         def fn():
-            with torch.no_grad():
+            with torch.no_grad(), _autocast(device, amp), eval_num_steps(model, steps):
                 model(data, mode='tensor')
         return fn
 
-    infer_fns['plain'] = infer(models['student_plain'])
+    fns = {'plain': infer(models['student_plain'])}
     for n in (1, 2, 4, 8):
-        flow_model = models['student_flow'] if n == 8 else copy.deepcopy(models['student_flow'])
-        infer_fns[f'flow_N{n}'] = infer(flow_model, n)
-    infer_fns['theta_head'] = infer(models['student_theta_head'])
-    infer_fns['theta_2stage'] = infer(models['student_theta_2stage'])
-    infer_fns['theta_fold'] = infer(models['student_theta_fold'])
-    infer_times = _rotating(infer_fns, repeats * 2, warmup,
-                            lambda m: say(m.replace('overhead', 'overhead inference')))
+        fns[f'flow_N{n}'] = infer(models['student_flow'], n)
+    fns['theta_head'] = infer(models['student_theta_head'])
+    fns['theta_2stage'] = infer(models['student_theta_2stage'])
+    fns['theta_fold'] = infer(models['student_theta_fold'])
+    return _rotating(fns, repeats * 2, warmup,
+                     lambda m: say(m.replace('overhead', 'overhead inference')))
 
+
+def _ratios(train_times, infer_times) -> List[dict]:
     ratios = []
 
     def add(key, name, times, num, den):
@@ -222,29 +234,61 @@ def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int 
         'fmkt_logit', 'kd')
     add('train_feature', 'train step, FM-KT feature level (FlowMatchingNeck, N=8) + KD / KD',
         train_times, 'fmkt_feature', 'kd')
-    for n in (1, 2, 4):
+    for n in (1, 2, 4, 8):
         add(f'infer_flow_N{n}', f'inference, flow-head student N={n} / plain ResNet-18',
             infer_times, f'flow_N{n}', 'plain')
-    add('infer_flow_N8', 'inference, flow-head student N=8 / plain ResNet-18', infer_times,
-        'flow_N8', 'plain')
     add('infer_theta_head', 'inference, FlowMatchingClsHead theta path / plain ResNet-18',
         infer_times, 'theta_head', 'plain')
     add('infer_theta_2stage', 'inference, FM-KT^Theta 2-stage student (LinearClsHead) / plain',
         infer_times, 'theta_2stage', 'plain')
     add('infer_theta_fold', 'inference, FM-KT^Theta folded student (linear flow folded into '
         'LinearClsHead) / plain', infer_times, 'theta_fold', 'plain')
+    return ratios
+
+
+def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int = 2,
+                 threads: int = 0, progress=None, device: str = 'cpu',
+                 amp: Optional[str] = None) -> dict:
+    """Measure and return the timings, ratios, throughput and the setting.
+
+    Args:
+        size: image side (px).
+        batch: batch size of the train step and of inference.
+        repeats: timed repeats per variant (medians are reported).
+        warmup: untimed repeats first.
+        threads: torch threads (0: leave as is).
+        progress: callable receiving progress lines.
+        device: ``'cpu'`` or ``'cuda'``.
+        amp: ``'fp16'`` / ``'bf16'``: mixed precision on CUDA (None, or on the CPU: fp32).
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    say = progress or (lambda msg: None)
+    used_amp = effective_amp(amp, device)
+    if amp and not used_amp:
+        say(f'overhead: --amp {amp} needs CUDA; autocast is off on {device} (fp32)')
+    say('overhead: building ResNet-34 -> ResNet-18 models')
+    models = {k: m.to(device) for k, m in build_models().items()}
+    batch_data = _batch(batch, size)
+    train_times, peaks = _train_steps(models, batch_data, device, used_amp, repeats, warmup, say)
+    infer_times = _inference(models, batch_data['inputs'], device, used_amp, repeats, warmup,
+                             say)
     med = {k: statistics.median(v) for k, v in {**train_times, **infer_times}.items()}
     where = (torch.cuda.get_device_name() if device == 'cuda' else
              f'{torch.get_num_threads()} CPU thread(s)')
+    throughput = {name: dict(images_per_s=batch / med[name], peak_mib=peaks.get(name, 0.0))
+                  for name in train_times}
     return dict(
         setting=(f'ResNet-34 -> ResNet-18, {size} px, batch {batch}, {where}, '
-                 f'torch {torch.__version__}'),
-        size=size, batch=batch, repeats=repeats, warmup=warmup,
-        threads=torch.get_num_threads(), median_s=med,
-        times_s={k: v for k, v in {**train_times, **infer_times}.items()}, ratios=ratios)
+                 f'{used_amp or "fp32"}, torch {torch.__version__}'),
+        size=size, batch=batch, repeats=repeats, warmup=warmup, amp=used_amp, amp_requested=amp,
+        threads=torch.get_num_threads(), median_s=med, throughput=throughput,
+        times_s={k: v for k, v in {**train_times, **infer_times}.items()},
+        ratios=_ratios(train_times, infer_times))
 
 
 def main(argv=None) -> dict:
+    """Command line: measure, print the table, optionally write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--size', type=int, default=224)
     parser.add_argument('--batch', type=int, default=8)
@@ -252,11 +296,16 @@ def main(argv=None) -> dict:
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--threads', type=int, default=0)
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--amp', default=None, choices=sorted(AMP_DTYPES),
+                        help='mixed precision (mmengine AmpOptimWrapper); needs --device cuda')
     parser.add_argument('--out', default=None, help='write the result JSON here')
     args = parser.parse_args(argv)
+    if args.amp and args.device != 'cuda':
+        parser.error('--amp needs --device cuda (mmengine\'s AmpOptimWrapper runs on CUDA)')
     result = run_overhead(args.size, args.batch, args.repeats, args.warmup, args.threads,
-                          progress=lambda m: print(m, flush=True), device=args.device)
-    from benchmarks.report import overhead_markdown
+                          progress=lambda m: print(m, flush=True), device=args.device,
+                          amp=args.amp)
+    from .report import overhead_markdown
     print(overhead_markdown(result))
     if args.out:
         with open(args.out, 'w') as f:

@@ -8,23 +8,20 @@ the ratio of the medians is reported.
 
 Usage::
 
-    python benchmarks/overhead_det.py [--family retinanet|faster-rcnn] [--size 256]
+    python -m benchmarks.overhead_det [--family retinanet|faster-rcnn] [--size 256]
         [--batch-size 2] [--repeats 5]
 """
 import argparse
 import os.path as osp
 import statistics
-import sys
 import time
 from typing import Dict, Optional
 
 import torch
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+import fmkt_plugin  # noqa: F401  (compat fixes before mmrazor is imported)
 
-import fmkt_plugin  # noqa: E402,F401  (compat fixes before mmrazor is imported)
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 __all__ = ['CONFIGS', 'build_train_model', 'det_overhead_ratio']
 

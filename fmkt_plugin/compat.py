@@ -216,6 +216,7 @@ def apply_all() -> None:
     """Apply every fix once (idempotent)."""
     if _APPLIED:
         return
+    _fix_mmpretrain_multimodal_import()  # defined last in this file; must precede mmpretrain
     _fix_mmrazor_quantization_import()
     _fix_mmengine_checkpoint_weights_only()
     _fix_mmengine_atomic_checkpoint_write()
@@ -225,3 +226,54 @@ def apply_all() -> None:
 def applied_fixes() -> List[str]:
     """Names of the fixes applied in this process."""
     return list(_APPLIED)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fix 5: mmpretrain 1.2.0 does not import when transformers >= 5 is installed.
+# Upstream: ``mmpretrain.utils.dependency.WITH_MULTIMODAL`` is true when the *distributions*
+# pycocotools and transformers>=4.28 are installed; ``mmpretrain.models.multimodal`` then imports
+# ``blip/language_model.py``, which imports ``apply_chunking_to_forward`` (and more) from
+# ``transformers.modeling_utils``, names transformers 5 removed. The module catches the failure,
+# sets ``PreTrainedModel = None`` and then fails on ``class BertPreTrainedModel(PreTrainedModel)``
+# with "TypeError: NoneType takes no arguments", so ``import mmpretrain`` (which imports
+# ``mmpretrain.models`` through ``mmpretrain.apis``) fails as a whole. Nothing of FM-KT uses the
+# multimodal models. When those transformers names do not import, we load
+# ``mmpretrain/utils/dependency.py`` by itself (``import mmpretrain`` would already import the
+# models) with ``WITH_MULTIMODAL = False``, so mmpretrain registers its multimodal placeholders
+# (which raise a clear ImportError when built) instead of importing them.
+# ---------------------------------------------------------------------------------------------
+_MMPRETRAIN_TRANSFORMERS_NAMES = ('PreTrainedModel', 'apply_chunking_to_forward',
+                                  'find_pruneable_heads_and_indices', 'prune_linear_layer')
+
+
+def _transformers_import_broken() -> bool:
+    """Whether transformers is installed but lacks what mmpretrain's multimodal models import."""
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec('transformers') is None:
+        return False
+    try:
+        module = importlib.import_module('transformers.modeling_utils')
+        return not all(hasattr(module, name) for name in _MMPRETRAIN_TRANSFORMERS_NAMES)
+    except Exception:  # any failure is what mmpretrain's bare ``except:`` swallows
+        return True
+
+
+def _fix_mmpretrain_multimodal_import() -> None:
+    import importlib.util
+
+    if 'mmpretrain' in sys.modules or not _transformers_import_broken():
+        return  # too late to help, or nothing to fix
+    spec = importlib.util.find_spec('mmpretrain')  # locates the package without running it
+    if spec is None or not spec.submodule_search_locations:
+        return
+    path = osp.join(list(spec.submodule_search_locations)[0], 'utils', 'dependency.py')
+    if not osp.isfile(path):
+        return
+    dep_spec = importlib.util.spec_from_file_location('mmpretrain.utils.dependency', path)
+    dependency = importlib.util.module_from_spec(dep_spec)
+    dep_spec.loader.exec_module(dependency)
+    dependency.WITH_MULTIMODAL = False
+    sys.modules['mmpretrain.utils.dependency'] = dependency
+    _APPLIED.append('mmpretrain-multimodal-transformers5')

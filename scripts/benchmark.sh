@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The main job: bootstraps the environment, then runs the embedded Fashion-MNIST benchmark
-# (FM-KT against KD/DKD/DIST) and the overhead benchmark. Extra arguments go to the benchmark,
-# e.g. --profile quick|default|full.
+# (FM-KT against KD/DKD/DIST, paired over seeds) and the overhead benchmark. Extra arguments go
+# to the benchmark, e.g. --profile quick|default|full|gpu, or --tune.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$REPO/scripts/bootstrap.sh"
 VENV="${FMKT_VENV:-$REPO/.venv}"
 cd "$REPO"
-exec "$VENV/bin/python" benchmarks/run.py "$@"
+exec "$VENV/bin/python" -m benchmarks.run "$@"

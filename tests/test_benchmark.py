@@ -6,17 +6,13 @@ it these tests fail with the install command instead of being skipped.
 import json
 import math
 import os.path as osp
-import sys
 
 import pytest
 import torch
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-
-from benchmarks import configs as C  # noqa: E402
-from benchmarks.data import IDX_BYTES, PACKAGE_DIR  # noqa: E402
+from benchmarks import configs
+from benchmarks.data import IDX_BYTES, PACKAGE_DIR
+from benchmarks.methods import REGISTRY, method_cfg
 
 
 def _require_dataset():
@@ -44,14 +40,15 @@ def test_dataset_is_real_fashion_mnist(fmnist_root):
 
 
 def test_plan_default_profile():
-    from benchmarks.run import plan_jobs
-    prof = C.profile('default')
+    from benchmarks.planning import plan_jobs, resolve_profile
+    prof = resolve_profile('default')
+    assert len(prof['seeds']) >= 5  # paired intervals need seeds
     jobs = plan_jobs(prof, dict(epochs=prof['epochs']))
     ids = [j['id'] for j in jobs]
     assert len(ids) == len(set(ids))
     assert ids[:2] == ['teacher-wide', 'teacher-deep']
     # per seed: 2 teacher-free runs + 7 teacher-based methods x 2 pairs
-    assert len(jobs) == 2 + 3 * (2 + 7 * 2)
+    assert len(jobs) == 2 + len(prof['seeds']) * (2 + 7 * 2)
     theta = next(j for j in jobs if j['id'] == 'fmkt_theta-deep-s2')
     assert theta['after'] == ['teacher-deep', 'fmkt_kd-deep-s2']
     for job in jobs:
@@ -62,13 +59,13 @@ def test_every_method_config_builds(tmp_path):
     from benchmarks.engine import build_model
     cache = str(tmp_path / 'logits.pt')
     torch.save(torch.randn(2, 4, 10), cache)
-    for method in C.METHODS:
-        model = build_model(C.method_cfg(method, 'deep', teacher_cache=cache))
+    for method in REGISTRY:
+        model = build_model(method_cfg(method.name, 'deep', teacher_cache=cache))
         assert type(model).__name__ == {
             'student': 'ImageClassifier', 'ofmkt': 'OFMKT', 'fmkt_kd': 'FMKTDistill',
-            'fmkt_dist': 'FMKTDistill', 'fmkt_fold': 'FMKTDistill'}.get(method,
+            'fmkt_dist': 'FMKTDistill', 'fmkt_fold': 'FMKTDistill'}.get(method.name,
                                                                         'SingleTeacherDistill')
-        if method == 'fmkt_fold':
+        if method.name == 'fmkt_fold':
             assert model.student.head.flow.meta_encoder.affine
 
 
@@ -82,7 +79,7 @@ def test_cached_teacher_equals_live_teacher(fmnist_root, tmp_path):
     from benchmarks.models import CachedLogitsTeacher
     split = _data(fmnist_root)['train']
     torch.manual_seed(0)
-    teacher = build_model(C.teacher_cfg('wide'))
+    teacher = build_model(configs.teacher_cfg('wide'))
     rows = list(range(0, 600, 7))
     path = cached_logits(teacher, split, rows, str(tmp_path / 'cache.pt'))
     cached = CachedLogitsTeacher(path)
@@ -106,8 +103,10 @@ def test_smoke_profile_end_to_end(fmnist_root, tmp_path):
         assert (res / name).is_file() and (res / name).stat().st_size > 0, name
     data = json.loads((res / 'results.json').read_text())
     runs = data['runs']
-    prof = C.profile('smoke')
+    prof = configs.profile('smoke')
     assert {r['method'] for r in runs} == set(prof['methods'])
+    # every method saw the same data order and flips
+    assert len({r['data_digest'] for r in runs}) == 1 and data['summary']['paired_data']
     assert {r['seed'] for r in runs} == set(prof['seeds'])
     for r in runs:
         assert math.isfinite(r['top1']) and 0 <= r['top1'] <= 100
@@ -119,7 +118,7 @@ def test_smoke_profile_end_to_end(fmnist_root, tmp_path):
     assert all(t['logits'].startswith('cache/') for t in data['teachers'])
     assert sorted(fmkt['top1_by_steps'], key=int) == ['1', '2', '4', '8']
     assert all(math.isfinite(v) for v in fmkt['top1_by_steps'].values())
-    assert fmkt['top1'] == fmkt['top1_by_steps']['8']
+    assert fmkt['top1'] == fmkt['top1_by_steps'][str(fmkt['headline_steps'])]
     # FM-KT^Theta by folding: the deployed plain student is the N=8 ensemble, exactly
     fold = next(r for r in runs if r['method'] == 'fmkt_fold')
     assert fold['fold_max_abs_logit_diff'] < 1e-4
@@ -128,7 +127,10 @@ def test_smoke_profile_end_to_end(fmnist_root, tmp_path):
     assert 'FM-KT^Theta (linear flow, folded) retention' in (res / 'results.md').read_text()
     text = (res / 'results.md').read_text()
     assert 'FM-KT (KD metric)' in text and '| KD |' in text
-    assert payload['summary']['wide']['rows']['kd']['seeds'] == [0]
+    assert payload['summary']['pairs']['wide']['rows']['kd']['seeds'] == [0]
+    # the paired comparisons are printed; one seed gives no interval
+    assert '| FM-KT (KD metric) vs KD | FM-KT (KD metric) | KD |' in text
+    assert 'n/a (one seed)' in text
 
     # a rerun finds the teacher and every run in the cache
     again = main(['--profile', 'smoke', '--out', str(out), '--threads', '1',
@@ -139,7 +141,15 @@ def test_smoke_profile_end_to_end(fmnist_root, tmp_path):
 @pytest.mark.slow
 def test_overhead_benchmark_runs():
     from benchmarks.overhead import run_overhead
-    result = run_overhead(size=32, batch=2, repeats=1, warmup=0, threads=1)
+    said = []
+    # --amp on the CPU: wired through, autocast stays off (fp32), said so
+    result = run_overhead(size=32, batch=2, repeats=1, warmup=0, threads=1, amp='bf16',
+                          progress=said.append)
+    assert result['amp'] is None and result['amp_requested'] == 'bf16'
+    assert any('autocast is off' in m for m in said)
+    assert set(result['throughput']) == {'kd', 'fmkt_logit', 'fmkt_feature'}
+    assert all(t['images_per_s'] > 0 and t['peak_mib'] > 0
+               for t in result['throughput'].values())
     keys = {r['key'] for r in result['ratios']}
     assert {'train_logit', 'train_feature', 'infer_flow_N8', 'infer_theta_head',
             'infer_theta_2stage', 'infer_theta_fold'} <= keys

@@ -219,3 +219,64 @@ def test_ddp_on_cpu_needs_fix():
         assert fixed.returncode == 0, fixed.stderr[-3000:]
         assert fixed.stdout.strip().splitlines()[-1].split() == ['ok', 'gloo', '1']
         assert ('instead of nccl' in fixed.stdout) == (step == 'init')
+
+
+def _fake_transformers5(root) -> str:
+    """A folder that makes a ``transformers`` 5 look installed (distribution metadata) whose
+    import fails as mmpretrain meets it (transformers 5 dropped ``apply_chunking_to_forward``
+    and more from ``modeling_utils``); nothing is installed."""
+    import importlib.util
+    pkg = root / 'transformers'
+    pkg.mkdir()
+    (pkg / '__init__.py').write_text(
+        "raise ImportError(\"cannot import name 'apply_chunking_to_forward' from "
+        "'transformers.modeling_utils' (simulated transformers 5)\")\n")
+    dists = {'transformers': '5.0.0'}
+    if importlib.util.find_spec('pycocotools') is None:  # mmpretrain also asks for it
+        dists['pycocotools'] = '2.0.8'
+    for name, version in dists.items():
+        info = root / f'{name}-{version}.dist-info'
+        info.mkdir()
+        (info / 'METADATA').write_text(
+            f'Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n')
+    return str(root)
+
+
+def _run_with_path(code: str, first: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(
+        [first, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))] + sys.path)
+    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_mmpretrain_with_transformers5_needs_fix(tmp_path):
+    fake = _fake_transformers5(tmp_path)
+    plain = _run_with_path('import mmpretrain.models', fake)
+    assert plain.returncode != 0, 'mmpretrain imports with transformers 5: fix may be obsolete'
+    assert 'simulated transformers 5' in plain.stderr, plain.stderr[-2000:]
+    fixed = _run_with_path('''
+        import fmkt_plugin
+        from fmkt_plugin import compat
+        import mmpretrain.models
+        from mmpretrain.registry import MODELS
+        from mmpretrain.utils.dependency import WITH_MULTIMODAL
+        assert 'mmpretrain-multimodal-transformers5' in compat.applied_fixes()
+        assert WITH_MULTIMODAL is False
+        assert MODELS.get('ImageClassifier') is not None
+        try:
+            MODELS.build(dict(type='BlipCaption'))
+        except ImportError as err:
+            assert 'multi-modal' in str(err), err
+        else:
+            raise AssertionError('the multimodal placeholder built')
+        print('ok')
+    ''', fake)
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    assert fixed.stdout.strip().endswith('ok')
+
+
+def test_mmpretrain_fix_applies_only_to_a_broken_transformers():
+    # here: no transformers, or one mmpretrain can import (then nothing is changed)
+    applied = 'mmpretrain-multimodal-transformers5' in compat.applied_fixes()
+    assert applied == compat._transformers_import_broken()

@@ -1,0 +1,114 @@
+"""Assembly of a finished run: the records, the settings and provenance into ``results.json``,
+the report and the plots (benchmark), or the trials and the picks file (tune)."""
+import os
+import os.path as osp
+import platform
+import sys
+import time
+from typing import Dict, List, Optional
+
+import torch
+
+from . import configs
+from .data import IDX_BYTES, PACKAGE_DIR, sha256
+from .device import device_name
+from .eta import fmt_time
+from .files import write_json, write_text
+from .methods import get
+from .report import (
+    summarize,
+    summarize_tune,
+    tune_markdown,
+    write_markdown,
+    write_plots,
+)
+from .tuning import TRIALS, write_picks
+
+__all__ = ['portable', 'split_records', 'base_meta', 'write_benchmark', 'write_tune']
+
+
+def portable(obj, cache_dir: str):
+    """``obj`` (nested dicts/lists) with every path inside the cache folder written as
+    ``cache/...``, so that a published results.json names no path of the machine that made it."""
+    if isinstance(obj, dict):
+        return {k: portable(v, cache_dir) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [portable(v, cache_dir) for v in obj]
+    if isinstance(obj, str) and osp.isabs(obj) and obj.startswith(osp.abspath(cache_dir) + os.sep):
+        return osp.join('cache', osp.relpath(obj, cache_dir))
+    return obj
+
+
+def split_records(results: Dict[str, dict], pairs: List[str]) -> tuple:
+    """``(runs, teachers)``; a teacher-free run (trained once per seed) is listed under every
+    pair."""
+    runs = [r for r in results.values() if r['kind'] == 'run']
+    teachers = [r for r in results.values() if r['kind'] == 'teacher']
+    for r in list(runs):
+        if not get(r['method']).teacher:
+            for pair in pairs:
+                if pair != r['pair']:
+                    runs.append(dict(r, pair=pair, shared_with=r['pair']))
+    return runs, teachers
+
+
+def base_meta(args, prof: dict, setting: dict, runs: List[dict], data_root: str,
+              started: float, argv: Optional[List[str]]) -> dict:
+    """Settings and provenance of a run (profile, budget, device, versions, data hashes)."""
+    first = runs[0] if runs else {}
+    return dict(
+        profile=args.profile, holdout=args.holdout,
+        evaluated_on=('validation split held out of the training images' if args.holdout
+                      else 'test split'),
+        seeds=list(prof['seeds']), pairs=list(prof['pairs']), methods=list(prof['methods']),
+        student_epochs=prof['epochs'], theta_epochs=prof['theta_epochs'],
+        teacher_epochs=prof['teacher_epochs'], train_images=first.get('train_images'),
+        test_images=first.get('test_images'), jobs=setting['workers'],
+        threads=setting['threads'], device=device_name(setting['device']),
+        amp=setting['amp'], torch=torch.__version__, python=platform.python_version(),
+        hparams=configs.HPARAMS,
+        started=time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(started)),
+        wall_time_s=time.time() - started,
+        data=dict(package_dir=PACKAGE_DIR, sha256={
+            n: sha256(osp.join(data_root, n)) for n in IDX_BYTES}),
+        command=' '.join(['python -m benchmarks.run'] + (argv if argv is not None
+                                                          else sys.argv[1:])))
+
+
+def write_benchmark(out_dir: str, cache_dir: str, meta: dict, runs: List[dict],
+                    teachers: List[dict]) -> dict:
+    """Write results.json, results.md and the plots; print the report; return the payload."""
+    summary = summarize(runs, teachers, meta['pairs'], meta['methods'])
+    payload = portable(dict(meta=meta, teachers=teachers, runs=runs, summary=summary), cache_dir)
+    write_json(osp.join(out_dir, 'results.json'), payload)
+    text = write_markdown(osp.join(out_dir, 'results.md'), summary, meta)
+    plots = write_plots(out_dir, summary, runs)
+    print('\n' + text)
+    print(f'wrote {osp.join(out_dir, "results.json")}, results.md, '
+          f'{", ".join(osp.basename(p) for p in plots)} in {fmt_time(meta["wall_time_s"])}',
+          flush=True)
+    return payload
+
+
+def write_tune(out_dir: str, cache_dir: str, meta: dict, runs: List[dict],
+               teachers: List[dict], picks_path: str) -> dict:
+    """Write the tune results (results.json, results.md) and the picks file; return the
+    payload."""
+    trials = summarize_tune(runs)
+    picks = {m: next(t['setting'] for t in items if t['picked']) for m, items in trials.items()}
+    meta = dict(meta, trials=TRIALS)
+    payload = portable(dict(meta=meta, teachers=teachers, runs=runs, trials=trials,
+                            picks=picks), cache_dir)
+    write_json(osp.join(out_dir, 'results.json'), payload)
+    text = tune_markdown(trials, meta)
+    write_text(osp.join(out_dir, 'results.md'), text)
+    keep = ('profile', 'holdout', 'seeds', 'pairs', 'student_epochs', 'teacher_epochs',
+            'trials', 'device', 'command')
+    write_picks(picks_path, picks, {m: [dict(setting=t['setting'], mean=t['mean'], std=t['std'],
+                                             n=t['n']) for t in items]
+                                    for m, items in trials.items()},
+                {k: meta[k] for k in keep})
+    print('\n' + text)
+    print(f'wrote {picks_path} and {osp.join(out_dir, "results.md")} in '
+          f'{fmt_time(meta["wall_time_s"])}', flush=True)
+    return payload

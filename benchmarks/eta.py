@@ -1,0 +1,122 @@
+"""Progress lines and the ETA.
+
+A job's cost prior (epochs x its method's relative cost, see :mod:`benchmarks.methods`) is
+turned into seconds by a speed (seconds per cost unit) measured per method on this device: first
+from this run's finished jobs of the same method, then from the speeds stored by earlier runs on
+the same device (``<cache>/speeds.json``), then by the device's measured average over the
+other methods. A GPU and a CPU differ by orders of magnitude, and methods differ in how they
+profit from a GPU, so one CPU-derived scale cannot serve both.
+"""
+import statistics
+import time
+from typing import Dict, List, Optional
+
+from .files import read_json, write_json
+
+__all__ = ['SpeedBook', 'Progress', 'job_kind', 'measured_seconds', 'fmt_time']
+
+#: Seconds per cost unit before anything is measured, per device type (2-core CPU, 1 thread
+#: per run: the student alone trains one epoch of 60k images in about 5.5 s). None: unknown.
+DEFAULT_RATE = dict(cpu=5.5, cuda=None)
+
+
+def fmt_time(seconds: float) -> str:
+    """``'3m07s'``."""
+    seconds = max(0, int(seconds))
+    return f'{seconds // 60:d}m{seconds % 60:02d}s'
+
+
+def job_kind(job: dict) -> str:
+    """What a speed is measured for: the method, or ``teacher-<pair>``."""
+    return job['id'] if job['kind'] == 'teacher' else job['method']
+
+
+def measured_seconds(record: dict) -> float:
+    """Seconds a finished job took (a later stage counts its own training only)."""
+    train = record.get('stage2_train_time_s', record.get('train_time_s', 0.0))
+    return (train + record.get('eval_time_s', 0.0) + record.get('cache_time_s', 0.0)
+            + record.get('ensemble_cache_time_s', 0.0))
+
+
+class SpeedBook:
+    """Seconds per cost unit per job kind on one device, kept across runs in a JSON file.
+
+    Args:
+        path: the JSON file (None: nothing is stored).
+        device: a key naming the device and how it is shared (e.g. GPU name and parallel runs).
+        device_type: ``'cpu'`` or ``'cuda'`` (for the default before any measurement).
+    """
+
+    def __init__(self, path: Optional[str], device: str, device_type: str = 'cpu') -> None:
+        self.path = path
+        self.device = device
+        stored = (read_json(path) or {}) if path else {}
+        self.stored: Dict[str, float] = dict(stored.get(device, {}))
+        self.now: Dict[str, List[float]] = {}
+        self.default = DEFAULT_RATE.get(device_type)
+
+    def add(self, kind: str, cost: float, seconds: float) -> None:
+        """Record one finished, not cached, job."""
+        if cost > 0 and seconds > 0:
+            self.now.setdefault(kind, []).append(seconds / cost)
+
+    def rate(self, kind: str) -> Optional[float]:
+        """Seconds per cost unit of ``kind`` on this device (None when nothing is known)."""
+        if kind in self.now:
+            return statistics.median(self.now[kind])
+        if kind in self.stored:
+            return self.stored[kind]
+        measured = [statistics.median(v) for v in self.now.values()]
+        if measured:  # this device's scale, from the other methods
+            return statistics.median(measured)
+        if self.stored:
+            return statistics.median(self.stored.values())
+        return self.default
+
+    def save(self) -> None:
+        """Merge this run's speeds into the file."""
+        if not self.path or not self.now:
+            return
+        data = read_json(self.path) or {}
+        entry = data.setdefault(self.device, {})
+        entry.update({k: statistics.median(v) for k, v in self.now.items()})
+        write_json(self.path, data)
+
+
+class Progress:
+    """Prints progress lines with the elapsed time and an ETA from the measured speeds."""
+
+    def __init__(self, jobs: List[dict], workers: int, speeds: SpeedBook,
+                 extra_s: float = 0.0) -> None:
+        self.pending = {j['id']: j for j in jobs}
+        self.workers = max(1, workers)
+        self.speeds = speeds
+        self.extra_s = extra_s
+        self.start = time.perf_counter()
+        self.done = 0
+        self.count = len(jobs)
+
+    def finish(self, job: dict, record: dict) -> None:
+        """Account a finished job (a cached one adds no speed)."""
+        self.done += 1
+        self.pending.pop(job['id'], None)
+        if not record.get('cached'):
+            self.speeds.add(job_kind(job), job['cost'], measured_seconds(record))
+            self.speeds.save()  # an interrupted run still informs the next one
+
+    def eta(self) -> Optional[float]:
+        """Seconds left, or None while no speed is known."""
+        total = 0.0
+        for job in self.pending.values():
+            rate = self.speeds.rate(job_kind(job))
+            if rate is None:
+                return None
+            total += job['cost'] * rate
+        return total / self.workers + self.extra_s
+
+    def say(self, msg: str) -> None:
+        """Print ``msg`` after the elapsed time, the count done and the ETA."""
+        eta = self.eta()
+        head = (f'[{fmt_time(time.perf_counter() - self.start)} | {self.done}/{self.count} '
+                f'done | ETA {fmt_time(eta) if eta is not None else "?"}]')
+        print(f'{head} {msg}', flush=True)

@@ -1,0 +1,232 @@
+"""The benchmark's methods, one record each.
+
+A record says everything the planner, the ETA, the runner, the report and the tune mode need
+about a method: its labels, its cost prior, whether it needs a teacher, its group in the report,
+its config builder and what it is compared against. Adding a method (DiffKD, RDR, ...) is one
+:class:`Method` entry in :data:`REGISTRY` (and, to tune it, one grid in
+:data:`benchmarks.tuning.GRID`).
+
+A config builder takes the pair, the method's hyperparameters (``HPARAMS`` with the method's
+tuned settings applied) and the teacher arguments (``{}`` for a method without teacher) and
+returns the model config dict.
+"""
+import copy
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Tuple
+
+from mmengine.config import Config
+
+from .configs import (
+    HPARAMS,
+    PAIRS,
+    classifier_cfg,
+    flow_distiller,
+    logit_distiller,
+    preprocessor,
+    teacher_ref,
+)
+
+__all__ = ['Method', 'REGISTRY', 'METHODS', 'get', 'method_cfg', 'method_hparams', 'names']
+
+Builder = Callable[[str, dict, dict], dict]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One method of the benchmark.
+
+    Attributes:
+        name: key (job ids, cache files, results).
+        label: name in tables.
+        short: name under a bar of the plot (may hold a line break).
+        cost: ETA prior: cost of one epoch relative to the student alone's on the same device
+            (rescaled by the measured speed once runs finish).
+        teacher: needs the pair's teacher (teacher-free methods run once per seed and are
+            listed under every pair).
+        group: ``'reference'`` (no distillation), ``'baseline'`` (the methods FM-KT is
+            compared with), ``'fmkt'`` (ours, candidates for "best FM-KT") or ``'variant'``
+            (ours, reported but not a candidate).
+        build: config builder ``(pair, hparams, teacher_args) -> model config dict``.
+        versus: methods this one is compared with, paired by seed (this minus that).
+        stage_of: method whose trained run this one starts from (its ``ensemble_logits`` and
+            ``ckpt``); this one then trains ``theta_epochs``.
+        deploy_fold: evaluate the plain student with the flow folded into its linear head.
+        lr_mult_key: key of ``HPARAMS['flow_lr_mult']`` for the flow's parameters.
+        tuned_as: take the tuned settings of this method instead of its own.
+    """
+
+    name: str
+    label: str
+    short: str
+    cost: float
+    teacher: bool
+    group: str
+    build: Builder
+    versus: Tuple[str, ...] = ()
+    stage_of: Optional[str] = None
+    deploy_fold: bool = False
+    lr_mult_key: str = 'fmkt'
+    tuned_as: Optional[str] = None
+
+
+def _distill(algorithm: str, student: dict, distiller: dict, teacher: dict) -> dict:
+    if not teacher:
+        raise ValueError(f'{algorithm}: this method needs a teacher (teacher_cache)')
+    return dict(_scope_='mmrazor', type=algorithm, data_preprocessor=preprocessor(),
+                architecture=student, distiller=distiller, **teacher)
+
+
+def _kl(hp: dict) -> dict:
+    kd = hp['kd']
+    return dict(type='KLDivergence', tau=kd['tau'], loss_weight=kd['kd_weight'])
+
+
+def _dist_loss(hp: dict) -> dict:
+    d = hp['dist']
+    return dict(type='DISTLoss', tau=d['tau'], inter_loss_weight=d['inter'],
+                intra_loss_weight=d['intra'], loss_weight=1.0)
+
+
+def build_student(pair: str, hp: dict, teacher: dict) -> dict:
+    """The student alone (CE)."""
+    return classifier_cfg(PAIRS[pair]['student'])
+
+
+def build_kd(pair: str, hp: dict, teacher: dict) -> dict:
+    """Vanilla KD: ``ce_weight`` CE + ``kd_weight`` T^2 KL."""
+    student = classifier_cfg(PAIRS[pair]['student'], ce_weight=hp['kd']['ce_weight'])
+    return _distill('SingleTeacherDistill', student, logit_distiller('loss_kl', _kl(hp)), teacher)
+
+
+def build_dkd(pair: str, hp: dict, teacher: dict) -> dict:
+    """DKD (MMRazor's ``DKDLoss``) + CE."""
+    d = hp['dkd']
+    student = classifier_cfg(PAIRS[pair]['student'], ce_weight=d['ce_weight'])
+    loss = dict(type='DKDLoss', tau=d['tau'], alpha=d['alpha'], beta=d['beta'], loss_weight=1.0,
+                reduction='batchmean')
+    return _distill('SingleTeacherDistill', student,
+                    logit_distiller('loss_dkd', loss, with_labels=True), teacher)
+
+
+def build_dist(pair: str, hp: dict, teacher: dict) -> dict:
+    """DIST (MMRazor's ``DISTLoss``) + CE."""
+    student = classifier_cfg(PAIRS[pair]['student'], ce_weight=hp['dist']['ce_weight'])
+    # DISTLoss.forward(logits_S, logits_T)
+    distiller = logit_distiller('loss_dist', _dist_loss(hp), keys=('logits_S', 'logits_T'))
+    return _distill('SingleTeacherDistill', student, distiller, teacher)
+
+
+def _fmkt(pair: str, hp: dict, teacher: dict, metric: dict, ce_weight: float,
+          flow: dict) -> dict:
+    student = classifier_cfg(PAIRS[pair]['student'], head='flow', ce_weight=ce_weight,
+                             flow=flow)
+    return _distill('FMKTDistill', student, flow_distiller(metric, hp['metric_weight']), teacher)
+
+
+def build_fmkt_kd(pair: str, hp: dict, teacher: dict) -> dict:
+    """FM-KT with the KD loss as the per-step metric."""
+    return _fmkt(pair, hp, teacher, _kl(hp), hp['kd']['ce_weight'], hp['flow'])
+
+
+def build_fmkt_dist(pair: str, hp: dict, teacher: dict) -> dict:
+    """FM-KT with the DIST loss as the per-step metric."""
+    return _fmkt(pair, hp, teacher, _dist_loss(hp), hp['dist']['ce_weight'], hp['flow'])
+
+
+def build_fmkt_fold(pair: str, hp: dict, teacher: dict) -> dict:
+    """FM-KT (KD metric) with an affine meta-encoder, to be folded into a linear head."""
+    flow = dict(copy.deepcopy(hp['flow']), **copy.deepcopy(hp['fold']))
+    return _fmkt(pair, hp, teacher, _kl(hp), hp['kd']['ce_weight'], flow)
+
+
+def build_ofmkt(pair: str, hp: dict, teacher: dict) -> dict:
+    """OFM-KT: no teacher, the detached step ensemble is the target."""
+    o = hp['ofmkt']
+    metric = dict(type='KLDivergence', tau=o['tau'], loss_weight=o['kd_weight'])
+    return dict(_scope_='mmrazor', type='OFMKT', data_preprocessor=preprocessor(),
+                architecture=classifier_cfg(PAIRS[pair]['student'], head='flow', flow=hp['flow']),
+                distill_loss=dict(type='FMKTLoss', metric=metric),
+                label_smoothing=o['label_smooth'], ce_weight=1.0)
+
+
+#: Every method, in table order.
+REGISTRY: Tuple[Method, ...] = (
+    Method('student', 'student alone', 'student\nalone', cost=1.0, teacher=False,
+           group='reference', build=build_student),
+    Method('kd', 'KD', 'KD', cost=1.1, teacher=True, group='baseline', build=build_kd),
+    Method('dkd', 'DKD', 'DKD', cost=1.1, teacher=True, group='baseline', build=build_dkd),
+    Method('dist', 'DIST', 'DIST', cost=1.1, teacher=True, group='baseline', build=build_dist),
+    Method('fmkt_kd', 'FM-KT (KD metric)', 'FM-KT\n(KD)', cost=2.0, teacher=True,
+           group='fmkt', build=build_fmkt_kd, versus=('kd', )),
+    Method('fmkt_dist', 'FM-KT (DIST metric)', 'FM-KT\n(DIST)', cost=2.0, teacher=True,
+           group='fmkt', build=build_fmkt_dist, versus=('dist', )),
+    Method('fmkt_theta', 'FM-KT^Theta (2-stage, plain head)', 'Theta\n(2-stage)', cost=1.1,
+           teacher=True, group='variant', build=build_kd, versus=('kd', ),
+           stage_of='fmkt_kd', tuned_as='fmkt_kd'),
+    Method('fmkt_fold', 'FM-KT^Theta (linear flow, folded)', 'Theta\n(folded)', cost=2.0,
+           teacher=True, group='variant', build=build_fmkt_fold, versus=('kd', ),
+           deploy_fold=True, tuned_as='fmkt_kd'),
+    Method('ofmkt', 'OFM-KT (online, no teacher)', 'OFM-KT\n(online)', cost=2.0, teacher=False,
+           group='fmkt', build=build_ofmkt, versus=('student', ), lr_mult_key='ofmkt'),
+)
+
+_BY_NAME: Dict[str, Method] = {m.name: m for m in REGISTRY}
+#: Method names in table order.
+METHODS: List[str] = [m.name for m in REGISTRY]
+
+
+def names() -> List[str]:
+    """Method names in table order."""
+    return list(METHODS)
+
+
+def get(name: str) -> Method:
+    """The record of ``name``.
+
+    Raises:
+        ValueError: unknown method, naming the known ones.
+    """
+    if name not in _BY_NAME:
+        raise ValueError(f'unknown method {name!r}; choose from {METHODS}')
+    return _BY_NAME[name]
+
+
+def method_hparams(name: str, picks: Optional[Dict[str, dict]] = None,
+                   overrides: Optional[dict] = None) -> dict:
+    """``HPARAMS`` with the method's tuned settings (``picks``, see :mod:`benchmarks.tuning`)
+    and then ``overrides`` (a tune trial) applied."""
+    from .tuning import apply_settings
+    method = get(name)
+    hp = copy.deepcopy(HPARAMS)
+    if picks:
+        hp = apply_settings(hp, picks.get(method.tuned_as or method.name, {}))
+    if overrides:
+        hp = apply_settings(hp, overrides)
+    return hp
+
+
+def method_cfg(name: str,
+               pair: str,
+               teacher_cache: Optional[str] = None,
+               teacher_model: Optional[dict] = None,
+               teacher_ckpt: Optional[str] = None,
+               hparams: Optional[dict] = None) -> Config:
+    """The model config of one method on one pair.
+
+    Args:
+        name: a method of :data:`REGISTRY`.
+        pair: one of ``PAIRS``.
+        teacher_cache: file of cached teacher logits (``CachedLogitsTeacher``); for a method
+            with ``stage_of``, the cached ensemble of the first stage's student.
+        teacher_model: a live teacher config instead of the cache (with ``teacher_ckpt``).
+        teacher_ckpt: checkpoint of the live teacher.
+        hparams: the method's hyperparameters (default ``HPARAMS``).
+
+    Returns:
+        ``Config(model=...)``.
+    """
+    method = get(name)
+    if pair not in PAIRS:
+        raise ValueError(f'unknown pair {pair!r}; choose from {sorted(PAIRS)}')
+    teacher = teacher_ref(teacher_cache, teacher_model, teacher_ckpt) if method.teacher else {}
+    return Config(dict(model=method.build(pair, hparams or copy.deepcopy(HPARAMS), teacher)))

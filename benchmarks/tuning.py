@@ -1,0 +1,190 @@
+"""Equal tuning: the grid of every method (declared here, in one place), the settings it
+picks and the file that carries the picks to the benchmark.
+
+``python -m benchmarks.run --tune`` runs every method's first :data:`TRIALS` grid points on the
+validation split (``--holdout``; the test split is not loaded), picks each method's setting by
+its validation mean over seeds and pairs and writes :data:`TUNED_FILE`. The benchmark applies
+those picks per method (``--untuned`` ignores them).
+
+A setting is a dict ``{path: value}``; a path names an entry of ``HPARAMS`` with dots
+(``'kd.tau'``) and ``'+'`` joins paths that take the same value (DIST's beta = gamma).
+Points whose flow option the installed plugin does not have are dropped before the first
+:data:`TRIALS` are taken, so every method gets the same number of trials either way.
+"""
+import copy
+import datetime
+import inspect
+import itertools
+import json
+import os.path as osp
+from typing import Dict, List, Optional, Sequence
+
+from .configs import HPARAMS
+from .files import write_json
+
+__all__ = [
+    'TRIALS', 'GRID', 'TUNED_FILE', 'flow_option_supported', 'grid_points', 'apply_settings',
+    'tuned_methods', 'pick_best', 'load_picks', 'write_picks', 'setting_label'
+]
+
+#: Trials per tuned method: each runs exactly this many settings of its grid.
+TRIALS = 4
+
+#: The flow options of the FM-KT grids, slowest-varying first: with ``estimate`` (once the
+#: connector has it) the first 4 points are {interpolant, displacement} x {0.1, 1} at N=8;
+#: without it, N in {8, 4} x {0.1, 1}.
+_FLOW_AXES = {
+    'flow.num_steps': (8, 4),
+    'flow.estimate': ('interpolant', 'displacement'),
+}
+
+#: Per method: axes ``{path: values}``; the first value of every axis is the untuned default,
+#: so the first point is ``HPARAMS`` itself. Methods not listed are not tuned (student alone
+#: has nothing to tune; the FM-KT^Theta variants take FM-KT (KD metric)'s picks).
+GRID: Dict[str, Dict[str, tuple]] = {
+    'kd': {'kd.tau': (4.0, 1.0), 'kd.kd_weight': (0.9, 0.5)},
+    'dkd': {'dkd.beta': (8.0, 2.0), 'dkd.tau': (4.0, 1.0)},
+    'dist': {'dist.tau': (4.0, 1.0), 'dist.inter+dist.intra': (2.0, 1.0)},
+    'fmkt_kd': dict(_FLOW_AXES, **{'flow_lr_mult.fmkt': (0.1, 1.0)}),
+    'fmkt_dist': dict(_FLOW_AXES, **{'flow_lr_mult.fmkt': (0.1, 1.0)}),
+    'ofmkt': dict(_FLOW_AXES, **{'flow_lr_mult.ofmkt': (1.0, 0.1)}),
+}
+
+#: The picks file the benchmark reads (committed; written by the tune mode).
+TUNED_FILE = osp.join(osp.dirname(osp.abspath(__file__)), 'tuned.json')
+
+
+def flow_option_supported(option: str) -> bool:
+    """Whether the installed ``FlowMatchingConnector`` takes ``option`` in its config."""
+    from fmkt_plugin.models.connectors import FlowMatchingConnector
+    return option in inspect.signature(FlowMatchingConnector.__init__).parameters
+
+
+def _new_flow_option(path: str) -> Optional[str]:
+    """The option named by ``flow.<option>`` when ``HPARAMS['flow']`` does not set it."""
+    parts = path.split('.')
+    if len(parts) == 2 and parts[0] == 'flow' and parts[1] not in HPARAMS['flow']:
+        return parts[1]
+    return None
+
+
+def _runnable(point: dict, axes: Dict[str, tuple], supported) -> Optional[dict]:
+    """``point`` as the installed plugin can run it: an option it lacks is dropped where the
+    point takes the option's default (its first value, today's behaviour), else None."""
+    out = {}
+    for key, value in point.items():
+        options = [_new_flow_option(p) for p in key.split('+')]
+        if all(o is None or supported(o) for o in options):
+            out[key] = value
+        elif value != axes[key][0]:
+            return None
+    return out
+
+
+def grid_points(method: str, supported=flow_option_supported,
+                trials: int = TRIALS) -> List[dict]:
+    """The settings a method is tuned over: the first ``trials`` points of its grid (last axis
+    fastest) that the installed plugin can run.
+
+    Raises:
+        ValueError: the method has no grid, or fewer runnable points than ``trials``.
+    """
+    if method not in GRID:
+        raise ValueError(f'no tuning grid for {method!r}; tuned methods: {sorted(GRID)}')
+    axes = GRID[method]
+    points = []
+    for values in itertools.product(*axes.values()):
+        point = _runnable(dict(zip(axes, values)), axes, supported)
+        if point is not None and point not in points:
+            points.append(point)
+    if len(points) < trials:
+        raise ValueError(f'tuning grid of {method!r} has {len(points)} runnable points, '
+                         f'fewer than the {trials} trials every method gets')
+    return points[:trials]
+
+
+def tuned_methods(methods: Sequence[str]) -> List[str]:
+    """The methods among ``methods`` that have a grid (in the given order)."""
+    return [m for m in methods if m in GRID]
+
+
+def apply_settings(hparams: dict, setting: dict) -> dict:
+    """A copy of ``hparams`` with ``setting`` applied.
+
+    Raises:
+        ValueError: a path that names no entry of ``hparams`` (new keys are allowed only in
+            the flow config, for options of the installed connector).
+    """
+    out = copy.deepcopy(hparams)
+    for key, value in setting.items():
+        for path in key.split('+'):
+            parts = path.split('.')
+            node = out
+            for part in parts[:-1]:
+                if not isinstance(node.get(part) if isinstance(node, dict) else None, dict):
+                    raise ValueError(f'tuning setting {key!r}: {path!r} names no entry of '
+                                     'HPARAMS')
+                node = node[part]
+            leaf = parts[-1]
+            option = _new_flow_option(path)
+            if leaf not in node and not (option and flow_option_supported(option)):
+                raise ValueError(f'tuning setting {key!r}: {path!r} names no entry of '
+                                 'HPARAMS (nor an option of the installed flow)')
+            node[leaf] = value
+    return out
+
+
+def setting_label(setting: dict) -> str:
+    """``'kd.tau=1, kd.kd_weight=0.9'`` (``'defaults'`` for an empty setting)."""
+    if not setting:
+        return 'defaults'
+    return ', '.join(f'{k}={v:g}' if isinstance(v, float) else f'{k}={v}'
+                     for k, v in setting.items())
+
+
+def pick_best(trials: List[dict]) -> dict:
+    """The trial with the highest validation mean (the earliest one on a tie).
+
+    Args:
+        trials: dicts with ``setting`` and ``mean``.
+    """
+    if not trials:
+        raise ValueError('pick_best: no trials')
+    return max(enumerate(trials), key=lambda it: (it[1]['mean'], -it[0]))[1]
+
+
+def load_picks(path: Optional[str] = None) -> Dict[str, dict]:
+    """The picks of a tuned file (``{}`` when ``path`` is None and the default file is absent).
+
+    Raises:
+        ValueError: a malformed file, an unknown method or setting, naming the file.
+    """
+    from .methods import get
+    if path is None:
+        if not osp.isfile(TUNED_FILE):
+            return {}
+        path = TUNED_FILE
+    with open(path) as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f'{path}: not JSON ({err})') from None
+    picks = data.get('picks') if isinstance(data, dict) else None
+    if not isinstance(picks, dict):
+        raise ValueError(f'{path}: expected an object with "picks": {{method: setting}}')
+    for method, setting in picks.items():
+        try:
+            get(method)
+            if not isinstance(setting, dict):
+                raise ValueError(f'setting must be an object, got {setting!r}')
+            apply_settings(HPARAMS, setting)
+        except ValueError as err:
+            raise ValueError(f'{path}: picks.{method}: {err}') from None
+    return picks
+
+
+def write_picks(path: str, picks: Dict[str, dict], trials: Dict[str, List[dict]],
+                meta: dict) -> None:
+    """Write the picks with every trial's validation figures and the tuning setting."""
+    write_json(path, dict(picks=picks, trials=trials, meta=dict(
+        meta, written=datetime.datetime.now().strftime('%Y-%m-%d %H:%M'))))

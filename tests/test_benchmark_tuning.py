@@ -1,0 +1,131 @@
+"""Equal tuning: one grid, the same number of trials per method, picks written and read, the
+test split never read while tuning."""
+import json
+import os.path as osp
+
+import pytest
+
+from benchmarks.configs import HPARAMS
+from benchmarks.methods import get, method_hparams
+from benchmarks.tuning import (
+    GRID,
+    TRIALS,
+    TUNED_FILE,
+    apply_settings,
+    grid_points,
+    load_picks,
+    pick_best,
+)
+
+
+@pytest.mark.parametrize('has_estimate', [False, True])
+def test_every_method_gets_the_same_number_of_trials(has_estimate):
+    def supported(option):
+        return has_estimate and option == 'estimate'
+    for method in GRID:
+        points = grid_points(method, supported=supported)
+        assert len(points) == TRIALS, method
+        assert len({json.dumps(p, sort_keys=True) for p in points}) == TRIALS
+        uses_estimate = any('flow.estimate' in p for p in points)
+        assert uses_estimate == (has_estimate and 'flow.estimate' in GRID[method])
+        if not uses_estimate:  # runnable here: the first point is the untuned default
+            assert apply_settings(HPARAMS, points[0]) == HPARAMS, method
+            for point in points:
+                apply_settings(HPARAMS, point)
+    # with the option, FM-KT compares both estimates at the default N; without it, N
+    fmkt = grid_points('fmkt_kd', supported=supported)
+    axis = 'flow.estimate' if has_estimate else 'flow.num_steps'
+    assert {p[axis] for p in fmkt} == set(GRID['fmkt_kd'][axis])
+
+
+def test_settings_apply_to_a_copy_and_bad_paths_are_named():
+    hp = apply_settings(HPARAMS, {'dist.inter+dist.intra': 1.0, 'kd.tau': 1.0})
+    assert hp['dist']['inter'] == hp['dist']['intra'] == 1.0 and hp['kd']['tau'] == 1.0
+    assert HPARAMS['dist']['inter'] == 2.0  # untouched
+    with pytest.raises(ValueError, match="'kd.temperature'"):
+        apply_settings(HPARAMS, {'kd.temperature': 2.0})
+    with pytest.raises(ValueError, match="'nothing.tau'"):
+        apply_settings(HPARAMS, {'nothing.tau': 2.0})
+    # the FM-KT^Theta variants take FM-KT (KD metric)'s picks
+    picks = {'fmkt_kd': {'flow_lr_mult.fmkt': 1.0}, 'kd': {'kd.tau': 1.0}}
+    assert method_hparams('fmkt_fold', picks)['flow_lr_mult']['fmkt'] == 1.0
+    assert method_hparams('fmkt_fold', picks)['kd']['tau'] == 4.0
+    assert get('fmkt_theta').tuned_as == 'fmkt_kd'
+
+
+def test_pick_best_takes_the_highest_mean_first_on_ties():
+    trials = [dict(setting={}, mean=88.0), dict(setting={'a': 1}, mean=88.5),
+              dict(setting={'a': 2}, mean=88.5)]
+    assert pick_best(trials)['setting'] == {'a': 1}
+
+
+def test_picks_file_is_checked(tmp_path):
+    bad = tmp_path / 'tuned.json'
+    bad.write_text('{"picks": {"kd": {"kd.temperature": 1.0}}}')
+    with pytest.raises(ValueError, match=r'tuned.json: picks.kd: .*kd.temperature'):
+        load_picks(str(bad))
+    bad.write_text('{"picks": {"nomethod": {}}}')
+    with pytest.raises(ValueError, match='picks.nomethod: unknown method'):
+        load_picks(str(bad))
+    bad.write_text('not json')
+    with pytest.raises(ValueError, match='not JSON'):
+        load_picks(str(bad))
+    if osp.isfile(TUNED_FILE):  # the committed picks are valid
+        assert set(load_picks()) <= set(GRID)
+
+
+def test_tune_plan_needs_the_validation_split():
+    from benchmarks.planning import plan_tune_jobs, resolve_profile
+    prof = resolve_profile('smoke', methods=['student', 'kd', 'fmkt_kd'])
+    with pytest.raises(ValueError, match='--holdout'):
+        plan_tune_jobs(prof, dict(holdout=0))
+    jobs = plan_tune_jobs(prof, dict(holdout=300))
+    runs = [j for j in jobs if j['kind'] == 'run']
+    assert {j['method'] for j in runs} == {'kd', 'fmkt_kd'}  # student has nothing to tune
+    for method in ('kd', 'fmkt_kd'):
+        assert sorted(j['trial'] for j in runs if j['method'] == method) == list(range(TRIALS))
+    assert all(j['tune'] and j['holdout'] == 300 for j in jobs)
+
+
+def test_a_tune_job_cannot_reach_the_test_split():
+    from benchmarks.jobs import TestSplitForbidden, _ForbiddenSplit, _loaders
+    with pytest.raises(TestSplitForbidden, match='--holdout'):
+        _loaders(dict(tune=True, holdout=0, data_root='unused'), 0)
+    with pytest.raises(TestSplitForbidden):
+        _ForbiddenSplit().images
+
+
+@pytest.mark.slow
+def test_tune_mode_end_to_end_reads_no_test_image(fmnist_root_tune, tmp_path):
+    from benchmarks import jobs
+    from benchmarks.run import main
+    picks_file = tmp_path / 'tuned.json'
+    jobs._DATA.clear()
+    payload = main(['--tune', '--profile', 'smoke', '--holdout', '300', '--methods', 'kd',
+                    '--out', str(tmp_path / 'out'), '--cache-dir', fmnist_root_tune,
+                    '--threads', '1', '--tuned', str(picks_file)])
+    # the test split was never loaded: only train-only data was read
+    assert jobs._DATA and all(not with_test for (_, with_test) in jobs._DATA)
+    assert all(r['test_images'] == 300 for r in payload['runs'])
+    written = json.loads(picks_file.read_text())
+    assert set(written['picks']) == {'kd'} and len(written['trials']['kd']) == TRIALS
+    best = max(written['trials']['kd'], key=lambda t: t['mean'])
+    assert written['picks']['kd'] == best['setting']
+    assert load_picks(str(picks_file)) == written['picks']
+    assert 'picked' in (tmp_path / 'out' / 'tune' / 'results.md').read_text()
+
+
+@pytest.fixture(scope='module')
+def fmnist_root_tune(tmp_path_factory):
+    from benchmarks.data import prepare_fashion_mnist
+    cache = tmp_path_factory.mktemp('tune_cache')
+    prepare_fashion_mnist(str(cache / 'data' / 'fashion_mnist'))
+    return str(cache)
+
+
+def test_tune_command_line_defaults_to_a_holdout_and_refuses_none():
+    from benchmarks.run import TUNE_HOLDOUT, parse_args
+    assert parse_args(['--tune']).holdout == TUNE_HOLDOUT > 0
+    assert parse_args([]).holdout == 0
+    with pytest.raises(SystemExit):
+        parse_args(['--tune', '--holdout', '0'])
