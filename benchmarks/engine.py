@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import time
-from typing import Callable, Dict, Iterator, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import torch
 from mmengine.config import Config
@@ -72,23 +72,17 @@ def _student(model: nn.Module) -> nn.Module:
 
 def flow_heads(model: nn.Module) -> list:
     """The student's flow connectors (empty for plain heads)."""
-    from fmkt_plugin.models.connectors import FlowMatchingConnector
-    return [m for m in _student(model).modules() if isinstance(m, FlowMatchingConnector)]
+    from fmkt_plugin.models.connectors import find_flows
+    return list(find_flows(_student(model)).values())
 
 
-@contextlib.contextmanager
-def eval_num_steps(model: nn.Module, num_steps: Optional[int]) -> Iterator[None]:
-    """Evaluate every flow of ``model`` with ``num_steps`` steps inside the block (None: as
-    configured). The only place the benchmark chooses N from outside a model."""
-    flows = flow_heads(model) if num_steps is not None else []
-    saved = [f.test_num_steps for f in flows]
-    for f in flows:
-        f.test_num_steps = num_steps
-    try:
-        yield
-    finally:
-        for f, n in zip(flows, saved):
-            f.test_num_steps = n
+def eval_num_steps(model: nn.Module, num_steps: Optional[int]):
+    """Evaluate every flow of ``model`` with ``num_steps`` steps inside the block (None, or a
+    model without a flow: as configured), through the plugin's ``flow_num_steps``."""
+    from fmkt_plugin.models.connectors import flow_num_steps
+    if num_steps is None or not flow_heads(model):
+        return contextlib.nullcontext()
+    return flow_num_steps(model, num_steps)
 
 
 def _optim_wrapper(model: nn.Module, lr_scale: float, flow_lr_mult: float, device: str,

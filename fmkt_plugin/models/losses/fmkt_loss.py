@@ -105,8 +105,9 @@ class FMKTLoss(nn.Module):
                 without ``data_idx=0``.
         """
         if not isinstance(preds, Tensor):
-            hint = (' (a FlowResult: pick its estimates with data_idx=0 in the loss_forward_mappings'
-                    ' entry, or pass .estimates)' if isinstance(preds, tuple) else '')
+            hint = (' (a FlowResult: pick its estimates with data_idx=0 in the '
+                    'loss_forward_mappings entry, or pass .estimates)'
+                    if isinstance(preds, tuple) else '')
             raise TypeError(f'FMKTLoss: preds must be a tensor (N, B, ...), got '
                             f'{type(preds).__name__}{hint}')
         if preds.shape == target.shape:
