@@ -56,12 +56,14 @@ def _fix_mmrazor_quantization_import() -> None:
 # ---------------------------------------------------------------------------------------------
 # Fix 2: mmengine 0.10.x cannot resume from its own checkpoints on torch >= 2.6.
 # Upstream: torch 2.6 changed ``torch.load``'s default to ``weights_only=True``; mmengine's
-# ``load_from_local`` / ``load_from_http`` call ``torch.load`` without the argument, and the
-# checkpoints mmengine writes hold the ``message_hub`` state (``HistoryBuffer`` objects backed by
-# numpy arrays), which the restricted unpickler rejects with ``UnpicklingError``. Turning
-# weights_only off would allow arbitrary code execution from a checkpoint file, so instead we
-# allow-list exactly the classes that mmengine's own checkpoints contain. A checkpoint holding
-# anything else (for example a pickled callable) still fails to load.
+# ``load_from_local`` calls ``torch.load`` without the argument, and the checkpoints mmengine
+# writes hold the ``message_hub`` state (``HistoryBuffer`` objects backed by numpy arrays), which
+# the restricted unpickler rejects with ``UnpicklingError``. Turning weights_only off would allow
+# arbitrary code execution from a checkpoint file, so instead we allow-list exactly the classes
+# that mmengine's own checkpoints contain (``torch.serialization.add_safe_globals``: the list
+# applies to every ``weights_only=True`` load in the process). A local checkpoint holding
+# anything else (for example a pickled callable) still fails to load. Remote checkpoints (URLs)
+# were loaded with ``weights_only=False`` by mmengine regardless of this list: Fix 5.
 # ``HistoryBuffer`` pickles its statistics methods as ``getattr(HistoryBuffer, 'mean')``; allowing
 # the real ``getattr`` would let a crafted file reach arbitrary attributes, so the name
 # ``builtins.getattr`` is mapped to a restricted version that only resolves those methods.
@@ -120,27 +122,18 @@ def _fix_mmengine_checkpoint_weights_only() -> None:
 # ``LocalBackend.put``, which opens the final path with ``'wb'`` and writes into it. A process
 # killed during that write (SIGKILL, OOM killer, node pre-emption, a file-size limit) leaves a
 # truncated file under the final name, e.g. ``epoch_12.pth``, and when the name already existed
-# the complete old file is gone too. We make ``put`` atomic: write a temporary file next to the
-# target, flush and fsync it, then ``os.replace`` it onto the target (atomic on POSIX within one
-# file system). A killed write leaves only a hidden ``.<name>.tmp-<pid>`` file; the target is
+# the complete old file is gone too. We make ``put`` atomic with
+# :func:`fmkt_plugin.utils.fileio.atomic_write`: a temporary file next to the target, flushed and
+# fsynced, then ``os.replace``-d onto the target (atomic on POSIX within one file system). A
+# killed write leaves only a hidden ``.<name>.tmp-<pid>-<token><ext>`` file; the target is
 # either absent or still the previous complete file.
 # ---------------------------------------------------------------------------------------------
 def _atomic_local_put(self, obj: bytes, filepath) -> None:
     """``LocalBackend.put`` that never leaves a partly written file under ``filepath``."""
-    filepath = str(filepath)
-    directory, name = osp.split(osp.abspath(filepath))
-    os.makedirs(directory, exist_ok=True)
-    tmp = osp.join(directory, f'.{name}.tmp-{os.getpid()}')
-    try:
-        with open(tmp, 'wb') as f:
-            f.write(obj)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, filepath)
-    except BaseException:
-        if osp.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from .utils.fileio import atomic_write
+    if not isinstance(obj, (bytes, bytearray, memoryview)):  # put() takes bytes; put_text text
+        raise TypeError(f'LocalBackend.put: obj must be bytes, got {type(obj).__name__}')
+    atomic_write(filepath, obj)
 
 
 def _fix_mmengine_atomic_checkpoint_write() -> None:
@@ -186,15 +179,8 @@ def _fix_mmengine_ddp_on_cpu() -> None:
     def _init_dist_pytorch(backend, init_backend='torch', **kwargs) -> None:
         if _accelerator_available() or init_backend != 'torch':
             return upstream_init(backend, init_backend=init_backend, **kwargs)
-        import logging
-
         import torch.distributed as torch_dist
-        from mmengine.logging import print_log
-        if backend == 'nccl':
-            print_log('no CUDA device: using the gloo backend instead of nccl', 'current',
-                      logging.WARNING)
-            backend = 'gloo'
-        torch_dist.init_process_group(backend=backend, **kwargs)
+        torch_dist.init_process_group(backend=_cpu_backend(backend), **kwargs)
 
     _init_dist_pytorch.__fmkt_fix__ = True
     dist_utils._init_dist_pytorch = _init_dist_pytorch
@@ -212,6 +198,177 @@ def _fix_mmengine_ddp_on_cpu() -> None:
     _APPLIED.append('mmengine-ddp-on-cpu')
 
 
+# ---------------------------------------------------------------------------------------------
+# Fix 5: mmengine 0.10.x unpickles checkpoints given by URL with code execution.
+# Upstream: ``mmengine.runner.checkpoint.load_from_http`` (the loader of ``http://`` and
+# ``https://`` paths, and through it of ``torchvision://``, ``open-mmlab://`` and ``mmcls://``)
+# calls ``mmengine.utils.dl_utils.load_url``, which on torch >= 1.7 is
+# ``torch.hub.load_state_dict_from_url``; its ``weights_only`` defaults to False, so the
+# downloaded file, or a file already in the hub cache (``<hub dir>/checkpoints/<name>``), is
+# unpickled with arbitrary code execution. Every remote load of the stack goes through it:
+# ``teacher_ckpt``, ``load_from`` and ``resume`` (a URL in ``last_checkpoint`` too),
+# ``init_cfg=dict(type='Pretrained', checkpoint=URL)``, mmengine's
+# ``get_model(..., pretrained=True)``. We replace ``load_url`` where mmengine looks it up by a
+# wrapper that always passes ``weights_only=True``: remote and cached files then go through the
+# same restricted unpickler and allow-list (Fix 2) as local files.
+# ---------------------------------------------------------------------------------------------
+def _safe_load_url(url: str,
+                   model_dir=None,
+                   map_location=None,
+                   progress: bool = True,
+                   check_hash: bool = False,
+                   file_name=None,
+                   weights_only: bool = True):
+    """``load_url`` that unpickles with ``weights_only=True`` only, naming the URL on refusal."""
+    import pickle
+    from urllib.parse import urlparse
+
+    import torch
+
+    if not weights_only:
+        raise ValueError(f'{url}: fmkt_plugin loads remote checkpoints with weights_only=True '
+                         'only (a pickle can run code while it loads)')
+    try:
+        return torch.hub.load_state_dict_from_url(
+            url, model_dir=model_dir, map_location=map_location, progress=progress,
+            check_hash=check_hash, file_name=file_name, weights_only=True)
+    except pickle.UnpicklingError as err:
+        folder = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
+        cached = osp.join(folder, file_name or osp.basename(urlparse(url).path))
+        first = (str(err).splitlines() or [''])[0]
+        raise pickle.UnpicklingError(
+            f'{url} (cached as {cached}) holds objects other than tensors and the allowed '
+            f'checkpoint metadata; it was not loaded, since unpickling it could run code: '
+            f'{first}') from err
+
+
+def _fix_mmengine_remote_checkpoint_weights_only() -> None:
+    import mmengine.runner.checkpoint as mm_checkpoint
+    import mmengine.utils.dl_utils as dl_utils
+    import mmengine.utils.dl_utils.hub as dl_hub
+
+    if getattr(mm_checkpoint.load_url, '__fmkt_fix__', False):
+        return
+    _safe_load_url.__fmkt_fix__ = True
+    for module in (mm_checkpoint, dl_utils, dl_hub):
+        if hasattr(module, 'load_url'):
+            module.load_url = _safe_load_url
+    _APPLIED.append('mmengine-remote-checkpoint-weights-only')
+
+
+# ---------------------------------------------------------------------------------------------
+# Fix 6: mmengine 0.10.x cannot start a Slurm job on a node without a GPU.
+# Upstream: ``mmengine.dist.utils._init_dist_slurm`` computes the local rank as
+# ``SLURM_PROCID % torch.cuda.device_count()`` when ``SLURM_LOCALID`` is unset (a division by
+# zero without GPUs) and always calls ``torch.cuda.set_device``, which fails without CUDA. Without
+# an accelerator we set up the same environment (``MASTER_ADDR`` from ``scontrol`` unless set,
+# ``MASTER_PORT``, ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``) and start the process group on the
+# CPU, with gloo instead of nccl (as Fix 4 does for ``--launcher pytorch``).
+# ---------------------------------------------------------------------------------------------
+def _cpu_backend(backend: str) -> str:
+    """nccl needs GPUs: switch to gloo on a CPU-only process, with a warning."""
+    if backend != 'nccl':
+        return backend
+    import logging
+
+    from mmengine.logging import print_log
+    print_log('no CUDA device: using the gloo backend instead of nccl', 'current',
+              logging.WARNING)
+    return 'gloo'
+
+
+def _fix_mmengine_slurm_on_cpu() -> None:
+    import mmengine.dist.utils as dist_utils
+
+    if getattr(dist_utils._init_dist_slurm, '__fmkt_fix__', False):
+        return
+    upstream = dist_utils._init_dist_slurm
+
+    def _init_dist_slurm(backend, port=None, init_backend='torch', **kwargs) -> None:
+        if _accelerator_available() or init_backend != 'torch':
+            return upstream(backend, port=port, init_backend=init_backend, **kwargs)
+        import subprocess
+
+        import torch.distributed as torch_dist
+        proc_id = int(os.environ['SLURM_PROCID'])
+        ntasks = int(os.environ['SLURM_NTASKS'])
+        local_rank = int(os.environ.get('SLURM_LOCALID', proc_id))
+        if port is not None:
+            os.environ['MASTER_PORT'] = str(port)
+        os.environ.setdefault('MASTER_PORT', '29500')  # torch.distributed's default
+        if 'MASTER_ADDR' not in os.environ:
+            node_list = os.environ['SLURM_NODELIST']
+            os.environ['MASTER_ADDR'] = subprocess.getoutput(
+                f'scontrol show hostname {node_list} | head -n1')
+        os.environ['WORLD_SIZE'] = str(ntasks)
+        os.environ['LOCAL_RANK'] = str(local_rank)
+        os.environ['RANK'] = str(proc_id)
+        torch_dist.init_process_group(backend=_cpu_backend(backend), **kwargs)
+
+    _init_dist_slurm.__fmkt_fix__ = True
+    dist_utils._init_dist_slurm = _init_dist_slurm
+    _APPLIED.append('mmengine-slurm-on-cpu')
+
+
+# ---------------------------------------------------------------------------------------------
+# Fix 7: mmengine 0.10.x ``CheckpointHook`` can lose every checkpoint of a run.
+# Upstream: ``CheckpointHook._save_checkpoint_with_step`` deletes the oldest checkpoint (with
+# ``max_keep_ckpts``) *before* it saves the new one, and writes ``work_dir/last_checkpoint`` in
+# place with ``open(..., 'w')``. A process killed (or a save that fails) in between leaves no
+# checkpoint at all with ``max_keep_ckpts=1``, and ``last_checkpoint`` naming a deleted file, or
+# empty when the kill hits its write; ``--resume`` then has nothing to resume from. We keep the
+# bookkeeping as upstream has it (the ids to keep are updated first, so the saved message hub
+# holds them), save the new checkpoint, replace ``last_checkpoint`` atomically, and only then
+# delete the outdated checkpoint.
+# ---------------------------------------------------------------------------------------------
+def _save_checkpoint_with_step(self, runner, step, meta) -> None:
+    """``CheckpointHook._save_checkpoint_with_step``: save first, then delete the outdated."""
+    from mmengine.dist import is_main_process
+
+    from .utils.fileio import atomic_write
+
+    outdated = None
+    if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
+        # _save_checkpoint and _save_best_checkpoint may both save this step
+        if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+            outdated = self.file_backend.join_path(
+                self.out_dir, self.filename_tmpl.format(self.keep_ckpt_ids.popleft()))
+        self.keep_ckpt_ids.append(step)
+        runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+
+    ckpt_filename = self.filename_tmpl.format(step)
+    self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
+    runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+    runner.save_checkpoint(
+        self.out_dir,
+        ckpt_filename,
+        self.file_client_args,
+        save_optimizer=self.save_optimizer,
+        save_param_scheduler=self.save_param_scheduler,
+        meta=meta,
+        by_epoch=self.by_epoch,
+        backend_args=self.backend_args,
+        **self.args)
+    if not is_main_process():
+        return
+    atomic_write(osp.join(runner.work_dir, 'last_checkpoint'), str(self.last_ckpt))
+    if outdated is not None and outdated != self.last_ckpt:
+        if self.file_backend.isfile(outdated):
+            self.file_backend.remove(outdated)
+        elif self.file_backend.isdir(outdated):  # deepspeed saves folders
+            self.file_backend.rmtree(outdated)
+
+
+def _fix_mmengine_checkpoint_hook_order() -> None:
+    from mmengine.hooks import CheckpointHook
+
+    if getattr(CheckpointHook._save_checkpoint_with_step, '__fmkt_fix__', False):
+        return
+    _save_checkpoint_with_step.__fmkt_fix__ = True
+    CheckpointHook._save_checkpoint_with_step = _save_checkpoint_with_step
+    _APPLIED.append('mmengine-checkpoint-hook-save-before-delete')
+
+
 def apply_all() -> None:
     """Apply every fix once (idempotent)."""
     if _APPLIED:
@@ -221,6 +378,9 @@ def apply_all() -> None:
     _fix_mmengine_checkpoint_weights_only()
     _fix_mmengine_atomic_checkpoint_write()
     _fix_mmengine_ddp_on_cpu()
+    _fix_mmengine_remote_checkpoint_weights_only()
+    _fix_mmengine_slurm_on_cpu()
+    _fix_mmengine_checkpoint_hook_order()
 
 
 def applied_fixes() -> List[str]:

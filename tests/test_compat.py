@@ -22,7 +22,9 @@ def _run(code: str) -> subprocess.CompletedProcess:
 def test_fixes_are_applied_on_import():
     assert set(compat.applied_fixes()) == {
         'mmrazor-quantization-import', 'mmengine-checkpoint-weights-only',
-        'mmengine-atomic-checkpoint-write', 'mmengine-ddp-on-cpu'}
+        'mmengine-atomic-checkpoint-write', 'mmengine-ddp-on-cpu',
+        'mmengine-remote-checkpoint-weights-only', 'mmengine-slurm-on-cpu',
+        'mmengine-checkpoint-hook-save-before-delete'}
 
 
 def test_mmrazor_models_import_fails_without_fix_and_works_with_it():
@@ -280,3 +282,330 @@ def test_mmpretrain_fix_applies_only_to_a_broken_transformers():
     # here: no transformers, or one mmpretrain can import (then nothing is changed)
     applied = 'mmpretrain-multimodal-transformers5' in compat.applied_fixes()
     assert applied == compat._transformers_import_broken()
+
+
+# ---------------------------------------------------------------------------------------------
+# Fix 5: checkpoints given by URL (or found in the hub cache) load with weights_only=True.
+# A hostile checkpoint is served from a loopback HTTP server (127.0.0.1 only, a bounded number
+# of requests, shut down after a time limit); every loader must refuse it without running its
+# payload, and a positive control shows that the same bytes do run it with weights_only=False.
+# ---------------------------------------------------------------------------------------------
+class _Payload:
+    """Unpickling this runs code: it creates the marker file."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f'open({self.marker!r}, "w").close()', ))
+
+
+def _hostile_bytes(marker) -> bytes:
+    import io
+    buf = io.BytesIO()
+    torch.save({'state_dict': {'weight': torch.zeros(2, 2)}, 'meta': {'epoch': 1, 'iter': 1},
+                'payload': _Payload(str(marker))}, buf)
+    return buf.getvalue()
+
+
+class _LoopbackServer:
+    """Serves ``files`` (name -> bytes) on 127.0.0.1; counts requests, refuses past a limit."""
+
+    def __init__(self, files: dict, max_requests: int = 6, lifetime_s: float = 120.0) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        self.requests = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's naming)
+                server.requests += 1
+                body = files.get(self.path.lstrip('/'))
+                if body is None or server.requests > max_requests:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header('Content-Length', str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f'http://127.0.0.1:{self.httpd.server_address[1]}'
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05, ),
+                                       daemon=True)
+        self.timer = threading.Timer(lifetime_s, self.httpd.shutdown)
+        self.timer.daemon = True
+
+    def __enter__(self):
+        self.thread.start()
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.timer.cancel()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def hostile(tmp_path, monkeypatch):
+    """(server, url, marker): a hostile checkpoint at ``url``; the hub cache under tmp_path."""
+    for var in ('http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'all_proxy',
+                'ALL_PROXY'):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv('no_proxy', '127.0.0.1')
+    monkeypatch.setenv('NO_PROXY', '127.0.0.1')
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    monkeypatch.setattr(torch.hub, '_hub_dir', None)  # get_dir() follows TORCH_HOME
+    assert torch.hub.get_dir().startswith(str(tmp_path))
+    marker = tmp_path / 'payload_ran'
+    with _LoopbackServer({'evil.pth': _hostile_bytes(marker)}) as server:
+        yield server, f'{server.url}/evil.pth', marker
+
+
+def _payload_runs_without_weights_only(url: str, marker) -> None:
+    """Positive control: the same file (downloaded or cached) runs its payload when unguarded."""
+    assert not marker.exists()
+    torch.hub.load_state_dict_from_url(url, weights_only=False, progress=False)
+    assert marker.exists(), 'the hostile file did not run its payload: the test proves nothing'
+
+
+def _tiny_config(tmp_path) -> str:
+    """The smallest runner config: a one-layer model, a test split that is never read."""
+    path = tmp_path / 'tiny.py'
+    path.write_text(textwrap.dedent('''
+        model = dict(type='mmpretrain.ImageClassifier',
+                     backbone=dict(type='mmpretrain.LeNet5', num_classes=2))
+        test_dataloader = dict(batch_size=1, dataset=dict(type='mmpretrain.CustomDataset',
+                               data_root='never_read', pipeline=[]),
+                               sampler=dict(type='DefaultSampler', shuffle=False))
+        test_cfg = dict()
+        test_evaluator = dict(type='mmpretrain.Accuracy')
+        default_scope = 'mmpretrain'
+        '''))
+    return str(path)
+
+
+def test_hostile_teacher_ckpt_url_is_refused(hostile):
+    from fmkt_plugin.models.algorithms.checks import load_teacher_checkpoint
+    server, url, marker = hostile
+    with pytest.raises(RuntimeError, match='teacher_ckpt: cannot load .*evil.pth'):
+        load_teacher_checkpoint(torch.nn.Linear(2, 2), url)
+    assert server.requests == 1 and not marker.exists()
+    _payload_runs_without_weights_only(url, marker)
+
+
+def test_hostile_file_in_hub_cache_for_a_shipped_teacher_url_is_refused(hostile, tmp_path):
+    """A shipped config's teacher URL, with a poisoned file in the hub cache (no download)."""
+    from helpers import config_path
+
+    from fmkt_plugin.apis import load_config
+    from fmkt_plugin.models.algorithms.checks import load_teacher_checkpoint
+    _, _, marker = hostile
+    url = load_config(config_path('fmkt/resnet34_res18_in1k.py')).model.teacher_ckpt
+    assert url.startswith('https://')
+    cache = os.path.join(torch.hub.get_dir(), 'checkpoints', os.path.basename(url))
+    os.makedirs(os.path.dirname(cache))
+    with open(cache, 'wb') as f:
+        f.write(_hostile_bytes(marker))
+    with pytest.raises(RuntimeError, match='teacher_ckpt: cannot load'):
+        load_teacher_checkpoint(torch.nn.Linear(2, 2), url)
+    assert not marker.exists()
+    _payload_runs_without_weights_only(url, marker)  # served from the cache, no network
+
+
+def test_hostile_load_from_url_is_refused(hostile, tmp_path):
+    """``tools/train.py --cfg-options load_from=URL``."""
+    from helpers import load_tool
+    server, url, marker = hostile
+    runner = load_tool('train').build_runner(
+        [_tiny_config(tmp_path), '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+         f'load_from={url}'])
+    with pytest.raises(pickle.UnpicklingError, match='evil.pth'):
+        runner.load_or_resume()
+    assert server.requests == 1 and not marker.exists()
+    _payload_runs_without_weights_only(url, marker)
+
+
+def test_hostile_resume_url_is_refused(hostile, tmp_path):
+    """``--resume URL``, and ``--resume`` (auto) with the URL in ``last_checkpoint``."""
+    from helpers import load_tool
+    server, url, marker = hostile
+    train, work = load_tool('train'), tmp_path / 'work'
+    with pytest.raises(RuntimeError, match='--resume: cannot load .*evil.pth'):
+        train.build_runner([_tiny_config(tmp_path), '--work-dir', str(work), '--resume', url])
+    work.mkdir()
+    (work / 'last_checkpoint').write_text(url)
+    runner = train.build_runner([_tiny_config(tmp_path), '--work-dir', str(work), '--resume'])
+    with pytest.raises(pickle.UnpicklingError, match='evil.pth'):
+        runner.load_or_resume()
+    assert server.requests >= 1 and not marker.exists()
+    _payload_runs_without_weights_only(url, marker)
+
+
+def test_hostile_pretrained_init_cfg_url_is_refused(hostile):
+    from mmengine.model import BaseModule
+    server, url, marker = hostile
+
+    class Tiny(BaseModule):
+        def __init__(self, init_cfg):
+            super().__init__(init_cfg=init_cfg)
+            self.fc = torch.nn.Linear(2, 2)
+
+    model = Tiny(init_cfg=dict(type='Pretrained', checkpoint=url))
+    with pytest.raises(pickle.UnpicklingError, match='evil.pth'):
+        model.init_weights()
+    assert server.requests == 1 and not marker.exists()
+    _payload_runs_without_weights_only(url, marker)
+
+
+def test_hostile_checkpoint_url_for_test_tool_is_refused(hostile, tmp_path):
+    from helpers import load_tool
+    server, url, marker = hostile
+    with pytest.raises(RuntimeError, match='checkpoint: cannot load .*evil.pth'):
+        load_tool('test').main([_tiny_config(tmp_path), url, '--work-dir', str(tmp_path / 'w')])
+    assert server.requests == 1 and not marker.exists()
+    _payload_runs_without_weights_only(url, marker)
+
+
+def test_hostile_checkpoint_url_for_converter_is_refused(hostile, tmp_path):
+    """The converter takes local files only: it refuses the URL before any download."""
+    from helpers import config_path, load_tool
+    server, url, marker = hostile
+    with pytest.raises(FileNotFoundError, match='evil.pth'):
+        load_tool('convert_fmkt_ckpt_to_student').main(
+            [config_path('fmkt/resnet34_res18_in1k.py'), url, str(tmp_path / 'out')])
+    assert server.requests == 0 and not marker.exists()
+    _payload_runs_without_weights_only(url, marker)
+
+
+def test_safe_load_url_refuses_an_explicit_weights_only_false(hostile):
+    server, url, marker = hostile
+    import mmengine.runner.checkpoint as mm_checkpoint
+    with pytest.raises(ValueError, match='weights_only=True only'):
+        mm_checkpoint.load_url(url, weights_only=False)
+    assert server.requests == 0 and not marker.exists()
+
+
+def test_remote_state_dict_still_loads(tmp_path, monkeypatch):
+    """A plain checkpoint by URL loads as before (through the hub cache under tmp_path)."""
+    import io
+
+    from mmengine.runner.checkpoint import _load_checkpoint
+    for var in ('http_proxy', 'HTTP_PROXY', 'all_proxy', 'ALL_PROXY'):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv('no_proxy', '127.0.0.1')
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    monkeypatch.setattr(torch.hub, '_hub_dir', None)
+    buf = io.BytesIO()
+    torch.save({'state_dict': {'w': torch.arange(3.)}}, buf)
+    with _LoopbackServer({'ok.pth': buf.getvalue()}) as server:
+        ckpt = _load_checkpoint(f'{server.url}/ok.pth', map_location='cpu')
+    assert torch.equal(ckpt['state_dict']['w'], torch.arange(3.))
+
+
+# Fix 6: --launcher slurm on a node without a GPU (one task, as srun starts it; no scontrol
+# needed because MASTER_ADDR is set, as srun --export or the job script may do).
+_SLURM_ON_CPU = """
+{imports}
+import torch.distributed as torch_dist
+from mmengine.dist import init_dist
+init_dist('slurm', backend='nccl')
+print('ok', torch_dist.get_backend(), torch_dist.get_world_size(), torch_dist.get_rank())
+"""
+
+
+@pytest.mark.slow
+def test_slurm_launcher_on_cpu_needs_fix():
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', SLURM_PROCID='0', SLURM_NTASKS='1',
+               SLURM_NODELIST='localhost', MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    env.pop('SLURM_LOCALID', None)
+    env['PYTHONPATH'] = os.pathsep.join(
+        [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))] + sys.path)
+
+    def run(plugin: bool) -> subprocess.CompletedProcess:
+        code = _SLURM_ON_CPU.format(imports='import fmkt_plugin' if plugin else '')
+        return subprocess.run([sys.executable, '-c', code], env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    plain = run(plugin=False)
+    assert plain.returncode != 0 and 'ZeroDivisionError' in plain.stderr, plain.stderr[-2000:]
+    fixed = run(plugin=True)
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    assert fixed.stdout.strip().splitlines()[-1].split() == ['ok', 'gloo', '1', '0']
+
+
+# Fix 7: CheckpointHook saves the new checkpoint before it deletes the outdated one, and
+# replaces last_checkpoint atomically. A real mmengine Runner on a one-parameter model; the
+# second epoch's save fails inside runner.save_checkpoint (a hook raising in
+# before_save_checkpoint, as a crash or a full disk would).
+def _checkpoint_hook_run(work_dir: str, fail_at_epoch=None, hooks=()):
+    from mmengine.hooks import Hook
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class OneWeight(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            out = (self.w * torch.stack(inputs)).sum()
+            return {'loss': out} if mode == 'loss' else out
+
+    class FailingSave(Hook):
+        def before_save_checkpoint(self, runner, checkpoint):
+            if checkpoint['meta']['epoch'] == fail_at_epoch:
+                raise OSError('disk full (simulated inside save_checkpoint)')
+
+    loader = torch.utils.data.DataLoader([torch.ones(1)] * 2, batch_size=1,
+                                         collate_fn=lambda b: dict(inputs=b))
+    runner = Runner(
+        model=OneWeight(), work_dir=work_dir, train_dataloader=loader,
+        train_cfg=dict(by_epoch=True, max_epochs=3),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1,
+                                           max_keep_ckpts=1)),
+        custom_hooks=[FailingSave(), *hooks], default_scope='mmengine')
+    if fail_at_epoch is None:
+        runner.train()
+    else:
+        with pytest.raises(OSError, match='disk full'):
+            runner.train()
+
+
+def test_checkpoint_hook_keeps_the_last_checkpoint_when_a_save_fails(tmp_path):
+    work = tmp_path / 'work'
+    _checkpoint_hook_run(str(work), fail_at_epoch=3)  # epochs 1, 2 saved, 3 fails
+    kept = sorted(p.name for p in work.iterdir() if p.suffix == '.pth')
+    assert kept == ['epoch_2.pth']  # upstream deleted it before the failed save: []
+    last = (work / 'last_checkpoint').read_text()
+    assert last == str(work / 'epoch_2.pth') and os.path.isfile(last)
+    assert torch.load(last, map_location='cpu')['meta']['epoch'] == 2
+
+
+def test_checkpoint_hook_replaces_last_checkpoint_atomically(tmp_path):
+    """An in-place write keeps the file's inode; an atomic replace gives a new one each save."""
+    from mmengine.hooks import Hook
+    work = tmp_path / 'work'
+    inodes = []
+
+    class Inode(Hook):
+        priority = 'LOWEST'  # after CheckpointHook's after_train_epoch
+
+        def after_train_epoch(self, runner):
+            inodes.append(os.stat(work / 'last_checkpoint').st_ino)
+
+    _checkpoint_hook_run(str(work), hooks=[Inode()])
+    assert len(inodes) == 3 and all(a != b for a, b in zip(inodes, inodes[1:])), inodes
+    assert sorted(p.name for p in work.iterdir() if p.suffix == '.pth') == ['epoch_3.pth']
+    assert not [p for p in work.iterdir() if '.tmp-' in p.name]

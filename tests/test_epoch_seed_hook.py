@@ -43,13 +43,14 @@ class _Recorder(BaseModel):
 _RUNS = iter(range(10**6))
 
 
-def _runner(work_dir, epochs, hooks, resume=False):
+def _runner(work_dir, epochs, hooks, resume=False, **loader):
     return Runner(
         model=_Recorder(),
         work_dir=str(work_dir),
         train_dataloader=dict(
             dataset=_RandomData(), sampler=dict(type='DefaultSampler', shuffle=True),
-            batch_size=2, num_workers=0, collate_fn=dict(type='default_collate')),
+            batch_size=2, collate_fn=dict(type='default_collate'),
+            **dict(dict(num_workers=0), **loader)),
         train_cfg=dict(by_epoch=True, max_epochs=epochs),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1),
@@ -97,9 +98,28 @@ def test_hook_is_registered_and_checks_its_argument():
 
 
 def test_every_shipped_config_enables_it():
-    """Baselines too: FM-KT and the methods it is compared with resume alike."""
+    """Baselines too: FM-KT and the methods it is compared with resume alike, exactly."""
     configs = sorted(glob.glob(config_path('fmkt/*.py')) + glob.glob(config_path('baselines/*.py')))
     assert len(configs) >= 20
     for path in configs:
-        hooks = Config.fromfile(path).get('custom_hooks', [])
+        cfg = Config.fromfile(path)
+        hooks = cfg.get('custom_hooks', [])
         assert [h['type'] for h in hooks].count('EpochSeedHook') == 1, path
+        # and no persistent workers (mmdet's COCO base turns them on): see the next test
+        loader = cfg.train_dataloader
+        assert not loader.get('persistent_workers', False) or loader.num_workers == 0, path
+
+
+def test_run_log_names_the_setting_that_breaks_an_exact_resume(tmp_path):
+    """A config with persistent workers: the run log says that this setting makes a resume
+    inexact, and how to change it."""
+    runner = _runner(tmp_path, 1, [EpochSeedHook()], num_workers=1, persistent_workers=True)
+    runner.train()
+    logs = glob.glob(osp.join(str(tmp_path), '*', '*.log'))
+    text = open(logs[0]).read()
+    assert 'train_dataloader.persistent_workers=True (num_workers=1)' in text
+    assert 'persistent_workers=False (or num_workers=0) for an exact resume' in text
+    quiet = _runner(tmp_path / 'quiet', 1, [EpochSeedHook()])
+    quiet.train()
+    text = open(glob.glob(osp.join(str(tmp_path / 'quiet'), '*', '*.log'))[0]).read()
+    assert 'persistent_workers' not in text

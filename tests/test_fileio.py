@@ -9,8 +9,13 @@ import pytest
 import torch
 
 from fmkt_plugin.utils import fileio
-from fmkt_plugin.utils.fileio import (atomic_open, atomic_path, atomic_save, atomic_write,
-                                      atomic_write_json)
+from fmkt_plugin.utils.fileio import (
+    atomic_open,
+    atomic_path,
+    atomic_save,
+    atomic_write,
+    atomic_write_json,
+)
 
 
 def test_atomic_write_bytes_text_and_overwrite(tmp_path):
@@ -81,7 +86,8 @@ def test_killed_writer_leaves_previous_file(tmp_path):
         'spec = importlib.util.spec_from_file_location("fileio", sys.argv[2])\n'
         'fileio = importlib.util.module_from_spec(spec)\n'
         'spec.loader.exec_module(fileio)\n'
-        'resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 12, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))\n'
+        'hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]\n'
+        'resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 12, hard))\n'
         'signal.signal(signal.SIGXFSZ, signal.SIG_DFL)\n'
         'fileio.atomic_write(sys.argv[1], b"x" * (1 << 16))\n')
     # the module file alone: no package import, so the child starts in a fraction of a second

@@ -67,3 +67,23 @@ def test_check_number_sign_and_bounds():
     assert check_number(float('inf'), 'clip', finite=False, positive=True) == math.inf
     with pytest.raises(ValueError, match='clip must be a positive number, got nan'):
         check_number(float('nan'), 'clip', finite=False, positive=True)
+
+
+def test_check_loss_settings_reads_weights_and_temperatures():
+    from fmkt_plugin.utils.validation import check_loss_settings
+
+    class Loss(torch.nn.Module):
+        def __init__(self, **kw):
+            super().__init__()
+            self.__dict__.update(kw)
+
+    check_loss_settings(Loss(loss_weight=0, tau=2.0, reduction='mean', alpha=np.float32(1)),
+                        'metric')
+    with pytest.raises(ValueError, match=r'^FMKTLoss: metric.tau must be a positive finite '
+                                         r'number, got 0$'):
+        check_loss_settings(Loss(tau=0), 'metric', owner='FMKTLoss')
+    with pytest.raises(ValueError, match=r'loss.beta must be a non-negative finite number'):
+        check_loss_settings(Loss(beta=float('nan')), 'loss')
+    with pytest.raises(ValueError, match=r'metric.intra_loss_weight must be a non-negative'):
+        check_loss_settings(Loss(intra_loss_weight=-1.0), 'metric')
+    check_loss_settings(Loss(tau=torch.tensor(-1.0), use_sigmoid=True), 'x')  # not scalars

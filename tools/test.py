@@ -16,12 +16,14 @@ from mmengine.config import DictAction  # noqa: E402
 
 import fmkt_plugin  # noqa: E402,F401  (applies compat fixes before mmrazor is imported)
 from fmkt_plugin.apis import build_runner_config  # noqa: E402
+from fmkt_plugin.apis.checkpoint import check_checkpoint_fits  # noqa: E402
+from fmkt_plugin.apis.config import check_dataset_not_empty  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test (evaluate) a model with fmkt_plugin')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', help='checkpoint file or URL')
     parser.add_argument('--work-dir', help='the dir to save logs and metrics')
     parser.add_argument('--out', help='dump the evaluation metrics to this JSON/pickle file')
     parser.add_argument(
@@ -50,6 +52,10 @@ def main(argv=None):
     if cfg.get('test_dataloader', None) is None:
         raise ValueError(f'{args.config}: the config has no test_dataloader to evaluate on')
     runner = Runner.from_cfg(cfg)
+    # mmengine loads it with strict=False: a checkpoint of another model would be evaluated
+    # on random weights with only a log line. Compare keys and shapes first.
+    check_checkpoint_fits(runner.model, args.checkpoint, args.config)
+    check_dataset_not_empty(runner, 'test')
     metrics = runner.test()
     if args.out:
         import mmengine

@@ -2,6 +2,7 @@
 
 Usage:
     python tools/train.py CONFIG [--work-dir DIR] [--resume [auto|PATH]] [--amp]
+                          [--auto-scale-lr]
                           [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm}]
 """
 import argparse
@@ -16,6 +17,7 @@ from mmengine.config import DictAction  # noqa: E402
 
 import fmkt_plugin  # noqa: E402,F401  (applies compat fixes before mmrazor is imported)
 from fmkt_plugin.apis import build_runner_config  # noqa: E402
+from fmkt_plugin.apis.config import check_dataset_not_empty  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -30,6 +32,10 @@ def parse_args(argv=None):
         help='resume from the given checkpoint, or from the latest checkpoint in the work dir '
         'when no path (or "auto") is given')
     parser.add_argument('--amp', action='store_true', help='enable automatic mixed precision')
+    parser.add_argument(
+        '--auto-scale-lr', action='store_true',
+        help='scale the learning rate linearly by the actual total batch size over the '
+        "config's auto_scale_lr.base_batch_size")
     parser.add_argument(
         '--no-validate', action='store_true', help='do not evaluate during training')
     parser.add_argument(
@@ -61,7 +67,8 @@ def build_runner(argv=None):
         launcher=args.launcher,
         amp=args.amp,
         resume=args.resume,
-        no_validate=args.no_validate)
+        no_validate=args.no_validate,
+        auto_scale_lr=args.auto_scale_lr)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
@@ -69,6 +76,7 @@ def build_runner(argv=None):
 
 def main(argv=None):
     runner = build_runner(argv)
+    check_dataset_not_empty(runner, 'train')  # an empty dataset would "train" 0 iterations
     runner.train()
     return runner
 

@@ -4,7 +4,7 @@ from typing import Optional, Union
 
 from mmengine.config import Config
 
-__all__ = ['load_config', 'build_runner_config']
+__all__ = ['load_config', 'build_runner_config', 'check_dataset_not_empty']
 
 
 def load_config(config: Union[str, Config], cfg_options: Optional[dict] = None) -> Config:
@@ -35,7 +35,8 @@ def build_runner_config(config: Union[str, Config],
                         amp: bool = False,
                         resume: Optional[str] = None,
                         no_validate: bool = False,
-                        load_from: Optional[str] = None) -> Config:
+                        load_from: Optional[str] = None,
+                        auto_scale_lr: bool = False) -> Config:
     """Return the runner config that ``tools/train.py``/``tools/test.py`` hand to mmengine.
 
     Args:
@@ -47,7 +48,9 @@ def build_runner_config(config: Union[str, Config],
         resume: ``'auto'`` resumes from the latest checkpoint in the work dir, a path resumes from
             that checkpoint, ``None`` starts fresh.
         no_validate: drop the validation loop.
-        load_from: checkpoint to evaluate/initialise from (``tools/test.py``).
+        load_from: checkpoint (path or URL) to evaluate/initialise from (``tools/test.py``).
+        auto_scale_lr: scale the learning rate by the actual total batch size over
+            ``auto_scale_lr.base_batch_size`` (mmengine's linear scaling rule).
     """
     cfg = load_config(config, cfg_options)
     cfg.launcher = launcher
@@ -73,15 +76,23 @@ def build_runner_config(config: Union[str, Config],
             cfg.resume = True
             cfg.load_from = None
         else:
-            if not osp.isfile(resume):
-                raise FileNotFoundError(f'--resume: checkpoint file not found: {resume}')
+            from .checkpoint import check_resume_checkpoint
+            check_resume_checkpoint(resume)  # names the file: empty, teacher, exported student
             cfg.resume = True
             cfg.load_from = resume
 
     if load_from is not None:
-        if not osp.isfile(load_from):
+        # a URL is downloaded by mmengine and unpickled with weights_only=True (compat)
+        if '://' not in load_from and not osp.isfile(load_from):
             raise FileNotFoundError(f'checkpoint file not found: {load_from}')
         cfg.load_from = load_from
+
+    if auto_scale_lr:
+        scale = cfg.get('auto_scale_lr', None)
+        if not scale or 'base_batch_size' not in scale:
+            raise ValueError('--auto-scale-lr: the config has no auto_scale_lr.base_batch_size '
+                             '(the total batch size its learning rate is meant for)')
+        scale['enable'] = True
 
     if no_validate:
         cfg.val_cfg = None
@@ -93,3 +104,49 @@ def build_runner_config(config: Union[str, Config],
     if 'fmkt_plugin' not in imports:
         cfg.custom_imports = dict(imports=['fmkt_plugin'] + imports, allow_failed_imports=False)
     return cfg
+
+
+def _count_samples(dataset_cfg) -> Optional[int]:
+    """Samples a dataset config lists, read without building the dataset (``lazy_init``)."""
+    import copy
+
+    from mmengine.registry import DATASETS
+    cfg = copy.deepcopy(dataset_cfg)
+    cfg['lazy_init'] = True
+    try:
+        return len(DATASETS.build(cfg).load_data_list())
+    except Exception:  # not a BaseDataset, or broken for another reason: report that one
+        return None
+
+
+def check_dataset_not_empty(runner, split: str) -> None:
+    """Build ``runner``'s ``<split>_dataloader`` and refuse a dataset with no samples.
+
+    An empty folder or an empty annotation file gives a dataset of length 0: mmengine's
+    ``BaseDataset`` then fails inside numpy (``need at least one array to concatenate``), or,
+    for a dataset that builds anyway, the run trains zero iterations without an error.
+
+    Args:
+        runner: an mmengine ``Runner``.
+        split: ``'train'``, ``'val'`` or ``'test'``.
+
+    Raises:
+        ValueError: naming the dataloader field and where the dataset reads from.
+    """
+    dataset_cfg = (runner.cfg.get(f'{split}_dataloader') or {}).get('dataset')
+    try:
+        loader = getattr(runner, f'{split}_dataloader')  # builds it, as train()/test() would
+    except Exception as err:
+        if dataset_cfg is not None and _count_samples(dataset_cfg) == 0:
+            raise ValueError(_empty_message(split, dataset_cfg)) from err
+        raise
+    dataset = getattr(loader, 'dataset', None)
+    if dataset is not None and len(dataset) == 0:
+        raise ValueError(_empty_message(split, dataset_cfg or {}))
+
+
+def _empty_message(split: str, dataset_cfg) -> str:
+    where = {k: dataset_cfg.get(k) for k in ('type', 'data_root', 'ann_file', 'data_prefix')
+             if dataset_cfg.get(k)}
+    return (f'{split}_dataloader.dataset: the dataset has no samples (0 items; {where}): check '
+            'the folder and the annotation file')

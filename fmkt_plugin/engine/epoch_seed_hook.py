@@ -9,6 +9,8 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
+from ..utils.validation import check_int
+
 __all__ = ['EpochSeedHook', 'epoch_seed']
 
 
@@ -55,19 +57,20 @@ class EpochSeedHook(Hook):
     priority = 'VERY_HIGH'  # before any other hook can draw in before_train_epoch
 
     def __init__(self, seed: Optional[int] = None) -> None:
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-            raise ValueError(f'EpochSeedHook: seed must be an int or None, got {seed!r}')
-        self.seed = seed
+        self.seed = None if seed is None else check_int(seed, 'seed', min_value=None,
+                                                         owner='EpochSeedHook')
 
     def before_train(self, runner) -> None:
         """Warn when data-loader workers keep their own generator state across epochs."""
         loader = getattr(runner.train_loop, 'dataloader', None)
         if loader is not None and getattr(loader, 'num_workers', 0) > 0 and getattr(
                 loader, 'persistent_workers', False):
-            print_log('EpochSeedHook: persistent data-loader workers keep their random state '
-                      'across epochs; a resumed run will not repeat their augmentations '
-                      'exactly (use num_workers=0 or persistent_workers=False for that)',
-                      'current', logging.WARNING)
+            print_log('EpochSeedHook: resuming this run will not be exact: '
+                      f'train_dataloader.persistent_workers=True (num_workers='
+                      f'{loader.num_workers}) keeps the workers and their random state across '
+                      'epochs, so a resumed run does not repeat their augmentations. Set '
+                      'train_dataloader.persistent_workers=False (or num_workers=0) for an '
+                      'exact resume', 'current', logging.WARNING)
 
     def _seed_for(self, runner, epoch: int) -> int:
         base = runner.seed if self.seed is None else self.seed

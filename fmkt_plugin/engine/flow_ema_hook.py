@@ -10,6 +10,7 @@ from mmengine.registry import HOOKS
 from torch import nn
 
 from ..models.connectors import find_flows
+from ..utils.validation import check_int, check_number
 
 __all__ = ['FlowEMAHook']
 
@@ -41,11 +42,15 @@ class FlowEMAHook(EMAHook):
                  begin_iter: int = 0,
                  begin_epoch: int = 0,
                  strict_load: bool = False) -> None:
+        momentum = check_number(momentum, 'momentum', min_value=0, max_value=1,
+                                owner='FlowEMAHook')
+        if momentum == 0:  # the average would never move from its first copy
+            raise ValueError('FlowEMAHook: momentum must be in (0, 1], got 0')
         super().__init__(
             ema_type='ExponentialMovingAverage',
             strict_load=strict_load,
-            begin_iter=begin_iter,
-            begin_epoch=begin_epoch,
+            begin_iter=check_int(begin_iter, 'begin_iter', min_value=0, owner='FlowEMAHook'),
+            begin_epoch=check_int(begin_epoch, 'begin_epoch', min_value=0, owner='FlowEMAHook'),
             momentum=momentum)
         self._names: Dict[str, str] = {}
 

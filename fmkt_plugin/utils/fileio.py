@@ -118,7 +118,9 @@ def atomic_write_json(path: PathLike, obj: Any, **dump_kwargs) -> None:
         json.dump(obj, f, **dump_kwargs)
 
 
-def atomic_save(obj: Any, path: PathLike, saver: Optional[Callable[[Any, str], Any]] = None) -> None:
+def atomic_save(obj: Any,
+                path: PathLike,
+                saver: Optional[Callable[[Any, str], Any]] = None) -> None:
     """Save ``obj`` with ``saver(obj, temp_path)`` (default :func:`torch.save`) atomically."""
     if saver is None:
         import torch

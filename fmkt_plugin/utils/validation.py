@@ -11,7 +11,7 @@ import math
 from numbers import Integral, Real
 from typing import Optional
 
-__all__ = ['check_int', 'check_number']
+__all__ = ['check_int', 'check_number', 'check_loss_settings']
 
 
 def _prefix(owner: Optional[str]) -> str:
@@ -130,3 +130,35 @@ def check_number(value,
     if bad:
         raise ValueError(f'{_prefix(owner)}{field} must be {expected}, got {value!r}')
     return number
+
+
+# Attribute names under which OpenMMLab / MMRazor losses keep their scalar settings.
+_WEIGHT_ATTRS = ('loss_weight', 'inter_loss_weight', 'intra_loss_weight', 'alpha', 'beta',
+                 'gamma')
+_TEMPERATURE_ATTRS = ('tau', 'T', 'temperature')
+
+
+def check_loss_settings(loss, field: str, *, owner: Optional[str] = None) -> None:
+    """Check the scalar settings of a built loss module: weights >= 0, temperatures > 0.
+
+    Losses built from a config (mmpretrain's ``CrossEntropyLoss``, MMRazor's ``KLDivergence``,
+    ``DISTLoss``, ``DKDLoss``, ...) accept any number; a negative weight or temperature trains
+    away from the target, and NaN/inf poisons every step. The attributes checked, when present
+    and numeric, are ``loss_weight``, ``inter_loss_weight``, ``intra_loss_weight``, ``alpha``,
+    ``beta``, ``gamma`` (finite, >= 0) and ``tau``, ``T``, ``temperature`` (finite, > 0).
+
+    Args:
+        loss: the built loss module.
+        field: the config field of the loss, prefixed to the attribute name in the error
+            (e.g. ``'metric'`` gives ``metric.tau``).
+        owner: the component, prefixed to the error.
+
+    Raises:
+        ValueError: naming ``<field>.<attribute>`` and the value.
+    """
+    for names, kind in ((_WEIGHT_ATTRS, dict(nonnegative=True)),
+                        (_TEMPERATURE_ATTRS, dict(positive=True))):
+        for name in names:
+            value = getattr(loss, name, None)
+            if isinstance(value, Real) and not isinstance(value, bool):
+                check_number(value, f'{field}.{name}', owner=owner, **kind)

@@ -29,3 +29,6 @@ find_unused_parameters = True
 # Reseed python/numpy/torch from (seed, epoch) before every training epoch: an epoch's random
 # augmentations do not depend on what ran before it, so --resume is exact (see EpochSeedHook).
 custom_hooks = [dict(type='EpochSeedHook')]
+# mmdet's COCO base keeps persistent workers, whose random state would carry across epochs and
+# make a resumed run differ; workers restarted every epoch are reseeded with it.
+train_dataloader = dict(persistent_workers=False)

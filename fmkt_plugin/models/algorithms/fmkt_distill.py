@@ -6,7 +6,7 @@ from mmrazor.models.algorithms import SingleTeacherDistill
 
 from ...registry import register_model
 from ..connectors import find_flows
-from .checks import check_finite_losses, load_teacher_checkpoint
+from .checks import BatchChecker, check_finite_losses, has_pretrained_init, load_teacher_checkpoint
 
 __all__ = ['FMKTDistill']
 
@@ -23,6 +23,13 @@ class FMKTDistill(SingleTeacherDistill):
       flow head or neck), checked at build time;
     - the teacher checkpoint is loaded strictly: a checkpoint of another architecture is an
       error, not a warning;
+    - no teacher checkpoint is an error, not a silently random teacher, unless the teacher
+      loads its own weights (a ``Pretrained`` ``init_cfg``, or ``teacher=dict(...,
+      pretrained=True)``), has no weights at all (e.g. cached logits), or
+      ``allow_random_teacher=True`` says it is meant (tests, timing runs);
+    - every batch is checked before the data preprocessor (see :class:`BatchChecker`): a
+      NaN/inf input is refused before it can reach the BatchNorm statistics, in training and
+      in evaluation, and a wrong channel count or a label outside the classes is named;
     - a NaN/inf loss stops training with a message before the optimizer steps.
 
     Validation and test evaluate the student, i.e. the implicit ensemble of its flow head.
@@ -30,11 +37,15 @@ class FMKTDistill(SingleTeacherDistill):
     Args:
         teacher_ckpt: teacher checkpoint path or URL (loaded strictly).
         require_flow: whether the student must contain a flow. Defaults to True.
+        allow_random_teacher: accept a teacher without trained weights. Defaults to False.
+        check_inputs: check every batch before the forward pass. Defaults to True.
         **kwargs: the arguments of ``SingleTeacherDistill``.
     """
 
     def __init__(self, *args, teacher_ckpt: Optional[str] = None, require_flow: bool = True,
+                 allow_random_teacher: bool = False, check_inputs: bool = True,
                  **kwargs) -> None:
+        teacher_cfg = kwargs.get('teacher')
         super().__init__(*args, teacher_ckpt=None, **kwargs)
         if teacher_ckpt:
             load_teacher_checkpoint(self.teacher, teacher_ckpt)
@@ -44,6 +55,26 @@ class FMKTDistill(SingleTeacherDistill):
             raise ValueError(
                 'model.architecture: FMKTDistill needs a student with an FM-KT flow '
                 '(e.g. head=dict(type="FlowMatchingClsHead") or a FlowMatchingNeck/FlowFPN)')
+        if not teacher_ckpt and not allow_random_teacher and not self._teacher_has_weights(
+                teacher_cfg):
+            raise ValueError(
+                f'model.teacher_ckpt: {teacher_ckpt!r} gives the teacher no trained weights, so '
+                'the student would be distilled from a random teacher. Set teacher_ckpt to a '
+                'checkpoint, give the teacher a Pretrained init_cfg, or set '
+                'allow_random_teacher=True if a random teacher is meant')
+        self.check_inputs = check_inputs
+        if check_inputs:
+            self.data_preprocessor.register_forward_pre_hook(
+                BatchChecker(self.student), with_kwargs=True)
+
+    def _teacher_has_weights(self, teacher_cfg) -> bool:
+        """Whether the teacher gets trained weights without ``teacher_ckpt`` (or has none)."""
+        if isinstance(teacher_cfg, dict) and teacher_cfg.get('pretrained'):
+            return True  # built by mmengine's get_model(cfg_path, pretrained=True)
+        if has_pretrained_init(self.teacher):
+            return True
+        # nothing to load (e.g. a teacher serving cached logits from a non-persistent buffer)
+        return not self.teacher.state_dict()
 
     def flow_modules(self) -> Dict[str, torch.nn.Module]:
         """The student's flow connectors, by module name."""

@@ -19,6 +19,9 @@ class FMKTFpnDistill(FpnTeacherDistill, FMKTDistill):
 
     - the student must contain at least one ``FlowMatchingConnector`` (``require_flow``);
     - ``teacher_ckpt`` is loaded strictly (a checkpoint of another architecture is an error);
+    - no ``teacher_ckpt`` is an error unless the teacher loads its own weights or
+      ``allow_random_teacher=True``;
+    - every batch is checked before the data preprocessor (NaN/inf values, channels, labels);
     - a NaN/inf loss raises before the optimizer steps.
 
     Validation and test evaluate the student detector with its transported FPN features.
@@ -26,5 +29,7 @@ class FMKTFpnDistill(FpnTeacherDistill, FMKTDistill):
     Args:
         teacher_ckpt: teacher checkpoint path or URL (loaded strictly).
         require_flow: whether the student must contain a flow. Defaults to True.
+        allow_random_teacher: accept a teacher without trained weights. Defaults to False.
+        check_inputs: check every batch before the forward pass. Defaults to True.
         **kwargs: the arguments of ``FpnTeacherDistill`` / ``SingleTeacherDistill``.
     """

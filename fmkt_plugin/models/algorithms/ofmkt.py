@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from mmrazor.models.algorithms.base import BaseAlgorithm
 
 from ...registry import MODELS, register_model
-from .checks import check_finite_losses
+from ...utils.validation import check_number
+from .checks import BatchChecker, check_finite_losses
 
 __all__ = ['OFMKT']
 
@@ -26,6 +27,8 @@ class OFMKT(BaseAlgorithm):
         distill_loss: ``FMKTLoss`` config. Defaults to KL divergence (tau = 1).
         label_smoothing: label smoothing of the per-step CE. Defaults to 0.1.
         ce_weight: weight of the per-step CE. Defaults to 1.0.
+        check_inputs: check every batch before the forward pass (NaN/inf values, channels,
+            labels; see ``BatchChecker``). Defaults to True.
         **kwargs: the arguments of MMRazor's ``BaseAlgorithm`` (``data_preprocessor``, ...).
     """
 
@@ -34,6 +37,7 @@ class OFMKT(BaseAlgorithm):
                  distill_loss: Optional[dict] = None,
                  label_smoothing: float = 0.1,
                  ce_weight: float = 1.0,
+                 check_inputs: bool = True,
                  **kwargs) -> None:
         super().__init__(architecture, **kwargs)
         from ..heads import FlowMatchingClsHead
@@ -41,14 +45,17 @@ class OFMKT(BaseAlgorithm):
         if not isinstance(head, FlowMatchingClsHead):
             raise ValueError('model.architecture.head: OFMKT needs a FlowMatchingClsHead, got '
                              f'{type(head).__name__}')
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f'OFMKT: label_smoothing must be in [0, 1), got {label_smoothing}')
-        if ce_weight < 0:
-            raise ValueError(f'OFMKT: ce_weight must be >= 0, got {ce_weight}')
-        self.label_smoothing = float(label_smoothing)
-        self.ce_weight = float(ce_weight)
+        self.label_smoothing = check_number(label_smoothing, 'label_smoothing', min_value=0,
+                                            max_value=1, owner='OFMKT')
+        if self.label_smoothing == 1:  # every target uniform: nothing left to learn
+            raise ValueError('OFMKT: label_smoothing must be in [0, 1), got 1')
+        self.ce_weight = check_number(ce_weight, 'ce_weight', nonnegative=True, owner='OFMKT')
         self.distill_loss = MODELS.build(distill_loss or dict(
             type='FMKTLoss', metric=dict(type='KLDivergence', tau=1, loss_weight=1.0)))
+        self.check_inputs = check_inputs
+        if check_inputs:  # NaN/inf pixels, channels, labels: before BatchNorm sees the batch
+            self.data_preprocessor.register_forward_pre_hook(
+                BatchChecker(self.architecture), with_kwargs=True)
 
     @property
     def student(self) -> torch.nn.Module:

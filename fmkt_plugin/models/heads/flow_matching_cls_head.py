@@ -1,5 +1,4 @@
 """Classification head that reaches the teacher's logits through a flow (logit-level FM-KT)."""
-from numbers import Real
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
@@ -10,6 +9,7 @@ from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
 from ...registry import register_model
+from ...utils.validation import check_int, check_loss_settings, check_number
 from ..connectors import build_flow
 from .step_classifier import StepClassifier
 
@@ -20,10 +20,7 @@ _THETA_DEFAULTS = dict(tau=1.0, kd_weight=1.0, ce_weight=1.0, detach_feature=Tru
 
 
 def _non_negative(value, field: str) -> float:
-    if not isinstance(value, Real) or isinstance(value, bool) or value < 0:
-        raise ValueError(f'FlowMatchingClsHead: {field} must be a non-negative number, got '
-                         f'{value!r}')
-    return float(value)
+    return check_number(value, field, nonnegative=True, owner='FlowMatchingClsHead')
 
 
 @register_model(also=('mmpretrain', ))
@@ -70,16 +67,16 @@ class FlowMatchingClsHead(ClsHead):
                  topk: Union[int, Tuple[int]] = (1, ),
                  cal_acc: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
-        for name, value in (('num_classes', num_classes), ('in_channels', in_channels)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f'FlowMatchingClsHead: {name} must be a positive int, got '
-                                 f'{value!r}')
+        num_classes = check_int(num_classes, 'num_classes', owner='FlowMatchingClsHead')
+        in_channels = check_int(in_channels, 'in_channels', owner='FlowMatchingClsHead')
         if isinstance(loss, dict):
             loss = dict(loss)
             # mmrazor registers its own (distillation) CrossEntropyLoss: pin the mmpretrain one.
             if '.' not in str(loss.get('type', '')):
                 loss.setdefault('_scope_', 'mmpretrain')
         super().__init__(loss=loss, topk=topk, cal_acc=cal_acc, init_cfg=init_cfg)
+        # a negative loss_weight of the CE trains away from the labels: refuse it here
+        check_loss_settings(self.loss_module, 'loss', owner='FlowMatchingClsHead')
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.ce_weight = _non_negative(ce_weight, 'ce_weight')
@@ -104,10 +101,10 @@ class FlowMatchingClsHead(ClsHead):
                 raise ValueError(f'FlowMatchingClsHead: unknown theta keys {sorted(unknown)} '
                                  f'(known: {sorted(_THETA_DEFAULTS)})')
             cfg.update(theta)
-        for key in ('tau', 'kd_weight', 'ce_weight'):
+        for key in ('kd_weight', 'ce_weight'):
             cfg[key] = _non_negative(cfg[key], f'theta.{key}')
-        if cfg['tau'] <= 0:
-            raise ValueError(f'FlowMatchingClsHead: theta.tau must be > 0, got {cfg["tau"]}')
+        cfg['tau'] = check_number(cfg['tau'], 'theta.tau', positive=True,
+                                  owner='FlowMatchingClsHead')
         return cfg
 
     def pre_logits(self, feats: Tuple[Tensor]) -> Tensor:

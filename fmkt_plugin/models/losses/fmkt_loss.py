@@ -1,6 +1,5 @@
 """Per-step distillation loss of FM-KT."""
 import inspect
-from numbers import Real
 from typing import Optional, Union
 
 import torch
@@ -8,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...registry import register_model
+from ...utils.validation import check_loss_settings, check_number
 from ..builder import build_component
 
 __all__ = ['FMKTLoss', 'MSEMetric']
@@ -23,7 +23,8 @@ class MSEMetric(nn.Module):
 
     def __init__(self, loss_weight: float = 1.0) -> None:
         super().__init__()
-        self.loss_weight = loss_weight
+        self.loss_weight = check_number(loss_weight, 'loss_weight', nonnegative=True,
+                                        owner='MSEMetric')
 
     def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
         return self.loss_weight * F.mse_loss(preds_S, preds_T.detach())
@@ -59,16 +60,13 @@ class FMKTLoss(nn.Module):
                  loss_weight: float = 1.0,
                  dirac_ratio: float = 1.0) -> None:
         super().__init__()
-        if not isinstance(loss_weight, Real) or isinstance(loss_weight, bool) or loss_weight < 0:
-            raise ValueError(f'FMKTLoss: loss_weight must be a non-negative number, got '
-                             f'{loss_weight!r}')
-        if (not isinstance(dirac_ratio, Real) or isinstance(dirac_ratio, bool)
-                or not 0.0 <= dirac_ratio <= 1.0):
-            raise ValueError(f'FMKTLoss: dirac_ratio must be a number in [0, 1], got '
-                             f'{dirac_ratio!r}')
-        self.loss_weight = float(loss_weight)
-        self.dirac_ratio = float(dirac_ratio)
+        self.loss_weight = check_number(loss_weight, 'loss_weight', nonnegative=True,
+                                        owner='FMKTLoss')
+        self.dirac_ratio = check_number(dirac_ratio, 'dirac_ratio', min_value=0, max_value=1,
+                                        owner='FMKTLoss')
         self.metric = build_component(metric, 'metric', aliases=_METRIC_ALIASES, base=nn.Module)
+        # the metric's own weights and temperature (KL tau, DIST loss_weight, ...)
+        check_loss_settings(self.metric, 'metric', owner='FMKTLoss')
         params = inspect.signature(self.metric.forward).parameters
         self.metric_needs_labels = 'gt_labels' in params
 

@@ -1,0 +1,115 @@
+"""Checks of checkpoint files before a tool hands them to mmengine, with errors naming the file.
+
+mmengine loads a checkpoint for evaluation with ``strict=False`` (a checkpoint of another model
+only logs the missing keys, and the evaluation runs on random weights) and resumes from any
+file it can unpickle (an empty file is an ``EOFError``, a teacher or an exported student a
+``KeyError: 'epoch'``). These checks run first and say what is wrong in terms of the files.
+"""
+import os.path as osp
+import re
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..models.algorithms.checks import checkpoint_state_dict
+
+__all__ = ['load_checkpoint_file', 'check_resume_checkpoint', 'check_checkpoint_fits']
+
+
+def load_checkpoint_file(path: str, field: str) -> dict:
+    """Load a checkpoint (local file or URL) with the restricted unpickler, naming ``field``.
+
+    Local files are memory-mapped when they are in torch's zip format, so a check costs little
+    even for a large checkpoint.
+
+    Raises:
+        FileNotFoundError: no such local file.
+        ValueError: an empty file, or not a checkpoint dict.
+        RuntimeError: a file that cannot be unpickled (truncated, corrupted, or holding objects
+            other than tensors and mmengine's metadata), chained to the cause.
+    """
+    remote = '://' in path
+    if not remote:
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{field}: checkpoint file not found: {path}')
+        if osp.getsize(path) == 0:
+            raise ValueError(f'{field}: {path} is empty (0 bytes), not a checkpoint')
+    try:
+        if remote:
+            from mmengine.runner.checkpoint import _load_checkpoint
+            ckpt = _load_checkpoint(path, map_location='cpu')
+        else:
+            try:
+                ckpt = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+            except RuntimeError:  # not zip format (legacy torch.save): no mmap
+                ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:
+        first = (str(err).splitlines() or [''])[0]
+        raise RuntimeError(f'{field}: cannot load {path}: {type(err).__name__}: {first}') from err
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'{field}: {path} holds a {type(ckpt).__name__}, not a checkpoint dict')
+    return ckpt
+
+
+def check_resume_checkpoint(path: str) -> None:
+    """Check that ``path`` is a training checkpoint ``--resume`` can continue from.
+
+    Raises:
+        FileNotFoundError / ValueError / RuntimeError: naming ``--resume`` and the file, for a
+            missing, empty or unreadable file, and for a checkpoint without training state (a
+            teacher, an exported student, a plain model: no ``meta.epoch``/``meta.iter``).
+    """
+    ckpt = load_checkpoint_file(path, '--resume')
+    checkpoint_state_dict(ckpt, path, '--resume')
+    meta = ckpt.get('meta')
+    hint = ('To start a new run from its weights, pass it as load_from '
+            '(--cfg-options load_from=...) instead')
+    if isinstance(meta, dict) and 'fmkt_export' in meta:
+        raise ValueError(f'--resume: {path} is an exported student, not a training checkpoint. '
+                         f'{hint}')
+    if (not isinstance(meta, dict) or 'epoch' not in meta or 'iter' not in meta
+            or 'message_hub' not in ckpt):
+        raise ValueError(
+            f'--resume: {path} is not a training checkpoint (no meta.epoch/meta.iter/message_hub: '
+            f'a teacher, an exported student or a plain model checkpoint?). {hint}')
+
+
+def _revise(key: str) -> str:
+    return re.sub(r'^module\.', '', key)  # as mmengine's Runner.load_checkpoint
+
+
+def check_checkpoint_fits(model: nn.Module, path: str, config: Optional[str] = None,
+                          field: str = 'checkpoint') -> None:
+    """Check that ``path`` holds exactly the weights of ``model``: same keys, same shapes.
+
+    Args:
+        model: the model built from ``config`` (a model wrapper is unwrapped).
+        path: checkpoint file or URL.
+        config: the config file, named in the error.
+        field: how the checkpoint is named in the error.
+
+    Raises:
+        ValueError: naming both files, with the missing, unexpected and mis-shaped keys.
+    """
+    model = getattr(model, 'module', model)
+    ckpt = load_checkpoint_file(path, field)
+    state = {_revise(k): v for k, v in checkpoint_state_dict(ckpt, path, field).items()}
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f'{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}' for k, v in expected.items()
+              if k in state and torch.is_tensor(state[k]) and state[k].shape != v.shape]
+    if not (missing or unexpected or shapes):
+        return
+    parts = []
+    for name, items in (('missing', missing), ('unexpected', unexpected),
+                        ('with another shape', shapes)):
+        if items:
+            more = f', ... ({len(items)} in all)' if len(items) > 5 else ''
+            parts.append(f'{name}: {", ".join(items[:5])}{more}')
+    of_config = f' of {config}' if config else ''
+    raise ValueError(
+        f'{field}: {path} does not fit the model{of_config} ({"; ".join(parts)}). A '
+        'distillation checkpoint is evaluated with its distillation config, an exported student '
+        'with its student_config.py')
