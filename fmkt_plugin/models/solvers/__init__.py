@@ -1,4 +1,5 @@
 """ODE solvers for the student-to-teacher flow."""
+from .ddim import DDIMSolver, DDIMSolverOutput
 from .euler import EulerSolver, SolverOutput
 
-__all__ = ['EulerSolver', 'SolverOutput']
+__all__ = ['EulerSolver', 'SolverOutput', 'DDIMSolver', 'DDIMSolverOutput']
