@@ -63,7 +63,7 @@ class RDRDistill(FMKTDistill):
             raise ValueError(f'model.rep: unknown keys {sorted(unknown)}')
         self.rep_cfg = dict(rep)
         self._graft(architecture, rep)
-        super().__init__(architecture, *args, require_flow=require_flow, **kwargs)
+        super().__init__(*args, architecture=architecture, require_flow=require_flow, **kwargs)
 
     @staticmethod
     def _graft(student: nn.Module, rep: dict) -> None:
@@ -85,8 +85,11 @@ class RDRDistill(FMKTDistill):
                 raise ValueError(f'model.rep.residual: {rep["conv"]!r} is not inside '
                                  f'{residual!r}')
 
-            def keep_identity(module, args, branches=branches):
-                branches.identity = args[0]
+            inner = rep['conv'][len(residual) + 1:]
+
+            def keep_identity(module, args, inner=inner):
+                # looked up from the hooked block, so a deep copy of the student hooks its own
+                module.get_submodule(inner).identity = args[0]
 
             block.register_forward_pre_hook(keep_identity)
 

@@ -24,6 +24,11 @@ class DiffKDDenoiser(nn.Module):
     - ``kernel_size=1`` (vectors such as logits, as ``(B, C, 1, 1)`` maps): 1x1 convs
       ``C -> 4C -> C -> 4C -> C`` with BatchNorm/ReLU between.
 
+    As in the authors' design, every path from the embedding to the output passes a
+    BatchNorm, so in training mode a timestep shared by the whole batch (the DDIM steps) only
+    shifts the input by a per-channel constant that the batch statistics remove; per-sample
+    timesteps (the diffusion loss) and eval mode (running statistics) do see it.
+
     Args:
         channels: channels of the (latent) feature.
         kernel_size: 3 for maps, 1 for vectors.
