@@ -223,9 +223,9 @@ def build_overhead_models() -> Dict[str, torch.nn.Module]:
     (``INFER_KEYS``): the plain ResNet-18, DiffKD's deployed student (a plain ResNet-18), the
     RDR student with its branches and the RDR student folded into a plain ResNet-18 (its
     extra branches perturbed first, so the fold is not trivial)."""
-    import fmkt_plugin  # noqa: F401
     from mmrazor.registry import MODELS
 
+    import fmkt_plugin  # noqa: F401
     from fmkt_plugin.apis.rdr_export import rdr_plain_student_state
     kd_cfg, diffkd_cfg_, rdr_cfg_ = _load(KD_CONFIG), _load(DIFFKD_CONFIG), _load(RDR_CONFIG)
     torch.manual_seed(0)

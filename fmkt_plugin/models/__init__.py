@@ -1,8 +1,17 @@
 """FM-KT models: schedules, meta-encoders, solvers, connectors, heads, necks, losses, algorithms;
 the DiffKD denoisers and RDR's re-parameterisable branches."""
 from . import (  # noqa: F401
-    algorithms, connectors, denoisers, heads, losses, meta_encoders, necks, reparam, schedules,
-    solvers)
+    algorithms,
+    connectors,
+    denoisers,
+    heads,
+    losses,
+    meta_encoders,
+    necks,
+    reparam,
+    schedules,
+    solvers,
+)
 from .algorithms import *  # noqa: F401,F403
 from .connectors import *  # noqa: F401,F403
 from .denoisers import *  # noqa: F401,F403

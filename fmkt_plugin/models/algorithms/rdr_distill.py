@@ -35,7 +35,7 @@ class RDRDistill(FMKTDistill):
     linear conv + BN branches; the BN is replaced by an identity. The partial sums are the
     student features that :class:`RDRLoss` moves towards the teacher step by step (record
     ``'<rep.conv>.partials'``). After training the branches fold into one conv, so the
-    exported student is the plain student (:func:`fmkt_plugin.apis.rdr_export.rdr_plain_student_state`).
+    exported student is the plain student (``fmkt_plugin.apis.rdr_export``).
 
     If ``rep.residual`` names the residual block around the conv (e.g. a ResNet
     ``BasicBlock`` without downsample), its input is added to the partial sums, so they are
