@@ -1,16 +1,17 @@
-"""MMRazor connectors of FM-KT."""
+"""MMRazor connectors of FM-KT (and of DiffKD)."""
+from .diffkd_connector import DiffKDConnector, DiffKDOutput
 from .flow_matching_connector import (
-                                      ESTIMATES,
-                                      MAX_STEPS,
-                                      FlowMatchingConnector,
-                                      FlowResult,
-                                      build_flow,
-                                      find_flows,
-                                      flow_num_steps,
+    ESTIMATES,
+    MAX_STEPS,
+    FlowMatchingConnector,
+    FlowResult,
+    build_flow,
+    find_flows,
+    flow_num_steps,
 )
 from .teacher_projector import TeacherProjector
 
 __all__ = [
     'FlowMatchingConnector', 'FlowResult', 'TeacherProjector', 'ESTIMATES', 'MAX_STEPS',
-    'build_flow', 'find_flows', 'flow_num_steps'
+    'build_flow', 'find_flows', 'flow_num_steps', 'DiffKDConnector', 'DiffKDOutput'
 ]

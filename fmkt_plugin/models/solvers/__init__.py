@@ -1,7 +1,9 @@
-"""ODE solvers for the student-to-teacher flow: pure integrators over a time grid."""
+"""ODE solvers for the student-to-teacher flow (pure integrators over a time grid) and the DDIM
+sampler of DiffKD."""
 from .base import ODESolver, Trajectory, VelocityModel, uniform_time_grid
+from .ddim import DDIMSolver, DDIMSolverOutput
 from .euler import EulerSolver
 from .heun import HeunSolver
 
 __all__ = ['ODESolver', 'Trajectory', 'VelocityModel', 'uniform_time_grid', 'EulerSolver',
-           'HeunSolver']
+           'HeunSolver', 'DDIMSolver', 'DDIMSolverOutput']

@@ -1,0 +1,66 @@
+"""DiffKD and RDR (ResNet-34 -> ResNet-18 configs) trained via tools/train.py, as the baselines."""
+import copy
+import glob
+import os.path as osp
+
+import pytest
+import torch
+from helpers import (
+    all_finite,
+    changed_params,
+    config_path,
+    load_tool,
+    scalar_history,
+    snapshot,
+    tiny_cls_options,
+    write_child_config,
+)
+
+RIVALS = {
+    'diffkd': ('train/distill.loss_diffkd', 'train/distill.diffkd_diffusion'),
+    'rdr': ('train/distill.loss_rdr', 'train/distill.loss_kl'),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('method', sorted(RIVALS))
+def test_rival_trains_and_validates(method, tiny_imagenet, teacher_ckpts, tmp_path):
+    # DiffKD's denoiser is BatchNorm throughout: at 32 px layer4 is 1x1, and BatchNorm over the
+    # 2 values of a batch of 2 is degenerate (its gradient explodes); 64 px gives 2x2 maps
+    options = tiny_cls_options(tiny_imagenet, size=64 if method == 'diffkd' else 32)
+    options['model.teacher_ckpt'] = teacher_ckpts['resnet34_8xb32_in1k']
+    cfg = write_child_config(
+        tmp_path, config_path(f'baselines/{method}_res34_res18_in1k.py'), options)
+
+    runner = load_tool('train').build_runner([cfg, '--work-dir', str(tmp_path / 'work')])
+    runner.model.init_weights()
+    student_before = snapshot(runner.model.architecture)
+    teacher_before = snapshot(runner.model.teacher)
+    runner.train()
+
+    assert runner.iter == 4
+    for key in RIVALS[method] + ('train/student.loss', ):
+        values = scalar_history(runner, key)
+        assert len(values) == 4 and all_finite(values), key
+    assert changed_params(student_before, runner.model.architecture) > 0
+    assert changed_params(teacher_before, runner.model.teacher) == 0
+    assert 'val/accuracy/top1' in runner.message_hub.log_scalars
+
+    if method == 'rdr':
+        # the checkpoint's student folds into the plain ResNet-18 with the same outputs
+        from mmengine.runner.checkpoint import _load_checkpoint
+
+        from fmkt_plugin.apis.rdr_export import fold_rdr_state
+        from fmkt_plugin.registry import MODELS
+        ckpt = sorted(glob.glob(osp.join(str(tmp_path / 'work'), 'epoch_*.pth')))[-1]
+        state = _load_checkpoint(ckpt, map_location='cpu')['state_dict']
+        student_state = {k[len('architecture.'):]: v for k, v in state.items()
+                         if k.startswith('architecture.')}
+        plain = MODELS.build(copy.deepcopy(runner.cfg.model.architecture))
+        plain.load_state_dict(fold_rdr_state(runner.cfg.model, student_state), strict=True)
+        student = runner.model.student.eval()
+        plain.eval()
+        x = torch.randn(2, 3, 32, 32)
+        with torch.no_grad():
+            want, got = student(x, mode='tensor'), plain(x, mode='tensor')
+        assert (got - want).abs().max() <= 1e-5 * max(1.0, want.abs().max().item())
