@@ -95,7 +95,9 @@ def _teacher(pair: str, teacher_model: Optional[dict], teacher_ckpt: Optional[st
     if pair not in PAIRS:
         raise ValueError(f'unknown pair {pair!r}; choose from {sorted(PAIRS)}')
     model = teacher_model or classifier_cfg(PAIRS[pair]['teacher'])
-    return dict(teacher=copy.deepcopy(model), teacher_ckpt=teacher_ckpt)
+    # without a checkpoint (cache keys, timing) the random teacher is meant
+    return dict(teacher=copy.deepcopy(model), teacher_ckpt=teacher_ckpt,
+                allow_random_teacher=teacher_ckpt is None)
 
 
 def diffkd_cfg(pair: str,

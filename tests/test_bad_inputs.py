@@ -52,29 +52,21 @@ def test_bad_component_config_raises_at_build(cfg, match):
         MODELS.build(dict(cfg, _scope_='mmrazor'))
 
 
-def _xfail(reason: str):
-    return pytest.mark.xfail(strict=True, reason=reason)
-
-
-_FLOW_OWNED = 'flow components (connectors/schedules/meta_encoders/solvers) are being ' \
-    'refactored to the shared validators; this case passes once they use them'
-
-
 @pytest.mark.parametrize('cfg, match', [
     pytest.param(dict(CONNECTOR, num_steps=10**9), r'num_steps must be an int in \[1, 1024\]',
-                 marks=_xfail(_FLOW_OWNED), id='N=1e9'),
+                 id='N=1e9'),
     pytest.param(dict(CONNECTOR, test_num_steps=10**9),
-                 r'test_num_steps must be an int in \[1, 1024\]', marks=_xfail(_FLOW_OWNED),
+                 r'test_num_steps must be an int in \[1, 1024\]',
                  id='test-N=1e9'),
-    pytest.param(dict(CONNECTOR, num_steps=np.int64(8)), None, marks=_xfail(_FLOW_OWNED),
+    pytest.param(dict(CONNECTOR, num_steps=np.int64(8)), None,
                  id='N=np.int64'),
-    pytest.param(dict(CONNECTOR, test_num_steps=np.int64(4)), None, marks=_xfail(_FLOW_OWNED),
+    pytest.param(dict(CONNECTOR, test_num_steps=np.int64(4)), None,
                  id='test-N=np.int64'),
     pytest.param(dict(CONNECTOR, schedule=dict(type='VESchedule', s_min='0.1')), 's_min',
-                 marks=_xfail(_FLOW_OWNED), id='ve-s_min-str'),
+                 id='ve-s_min-str'),
     pytest.param(dict(CONNECTOR, meta_encoder=dict(type='MLPMetaEncoder', hidden_channels=-4)),
-                 'hidden_channels', marks=_xfail(_FLOW_OWNED), id='hidden<0'),
-    pytest.param(dict(CONNECTOR, solver='VPSchedule'), 'solver', marks=_xfail(_FLOW_OWNED),
+                 'hidden_channels', id='hidden<0'),
+    pytest.param(dict(CONNECTOR, solver='VPSchedule'), 'solver',
                  id='schedule-as-solver'),
 ])
 def test_flow_component_bad_values(cfg, match):

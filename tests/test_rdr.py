@@ -83,6 +83,7 @@ def test_rdr_loss_targets_move_to_the_teacher():
 def rdr_model():
     cfg = load_config(config_path('baselines/rdr_res34_res18_in1k.py'))
     cfg.model.teacher_ckpt = None
+    cfg.model.allow_random_teacher = True
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
@@ -131,6 +132,7 @@ def test_folded_plain_student_equals_the_rdr_student(rdr_model):
 def test_bad_rep_config():
     cfg = load_config(config_path('baselines/rdr_res34_res18_in1k.py'))
     cfg.model.teacher_ckpt = None
+    cfg.model.allow_random_teacher = True
     cfg.model.rep.conv = 'backbone.layer9.conv'
     with pytest.raises(ValueError, match='model.rep.conv'):
         MODELS.build(cfg.model)

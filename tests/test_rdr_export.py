@@ -11,6 +11,7 @@ from fmkt_plugin.registry import MODELS
 def test_state_dict_fold_matches_module_fold():
     cfg = load_config(config_path('baselines/rdr_res34_res18_in1k.py'))
     cfg.model.teacher_ckpt = None
+    cfg.model.allow_random_teacher = True
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     with torch.no_grad():
