@@ -72,6 +72,9 @@ class Method:
 def _distill(algorithm: str, student: dict, distiller: dict, teacher: dict) -> dict:
     if not teacher:
         raise ValueError(f'{algorithm}: this method needs a teacher (teacher_cache)')
+    if algorithm == 'FMKTDistill' and 'teacher_ckpt' in teacher and not teacher['teacher_ckpt']:
+        # a live teacher without weights (timing, tests): say that a random teacher is meant
+        teacher = dict(teacher, allow_random_teacher=True)
     return dict(_scope_='mmrazor', type=algorithm, data_preprocessor=preprocessor(),
                 architecture=student, distiller=distiller, **teacher)
 

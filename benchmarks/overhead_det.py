@@ -48,11 +48,14 @@ def build_train_model(config: str):
     from fmkt_plugin.apis import load_config
     from fmkt_plugin.registry import MODELS
 
-    cfg = load_config(osp.join(REPO, config), {
+    options = {
         'model.teacher_ckpt': None,
         'model.architecture.backbone.init_cfg': None,
         'optim_wrapper.optimizer.lr': 1e-6,
-    })
+    }
+    if 'fmkt' in osp.basename(config):  # FMKTFpnDistill: a random teacher is meant (timing)
+        options['model.allow_random_teacher'] = True
+    cfg = load_config(osp.join(REPO, config), options)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model = MODELS.build(cfg.model)
     model.architecture.init_weights()

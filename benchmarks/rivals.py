@@ -144,6 +144,8 @@ def rdr_cfg(pair: str,
     Arguments as :func:`diffkd_cfg` (``hparams`` overrides ``RIVAL_HPARAMS['rdr']``).
     """
     hp = _hparams('rdr', hparams)
+    if pair not in PAIRS:
+        raise ValueError(f'unknown pair {pair!r}; choose from {sorted(PAIRS)}')
     arch = PAIRS[pair]['student']
     if arch.get('convs_per_stage', 1) != 1:
         raise ValueError(f'rdr_cfg: the student of {pair!r} must have one conv per stage')
@@ -217,6 +219,8 @@ def _load(path: str):
     from fmkt_plugin.apis.config import load_config
     cfg = load_config(path)
     cfg.model.teacher_ckpt = None  # timing does not depend on the weights
+    if cfg.model.type != 'SingleTeacherDistill':  # the plugin's algorithms: say it is meant
+        cfg.model.allow_random_teacher = True
     return cfg
 
 
