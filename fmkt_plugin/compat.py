@@ -389,7 +389,7 @@ def applied_fixes() -> List[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Fix 5: mmpretrain 1.2.0 does not import when transformers >= 5 is installed.
+# Fix 8: mmpretrain 1.2.0 does not import when transformers >= 5 is installed.
 # Upstream: ``mmpretrain.utils.dependency.WITH_MULTIMODAL`` is true when the *distributions*
 # pycocotools and transformers>=4.28 are installed; ``mmpretrain.models.multimodal`` then imports
 # ``blip/language_model.py``, which imports ``apply_chunking_to_forward`` (and more) from
