@@ -3,7 +3,11 @@
 Every fix here names the upstream problem it works around and has a test in
 ``tests/test_compat.py`` that fails without it. Nothing in site-packages is edited: fixes are
 stand-in modules placed in ``sys.modules`` before the broken import, allow-lists handed to
-PyTorch, or a method replaced on an upstream class at import.
+PyTorch, or a function or method replaced in an upstream module or class at import.
+
+With these fixes every checkpoint that mmengine loads, local or by URL (including files in the
+torch hub cache), is unpickled with ``weights_only=True`` and the allow-list of Fix 2
+(Fix 5 for URLs). Code that calls ``torch.load(weights_only=False)`` itself is not covered.
 """
 import os
 import os.path as osp

@@ -144,6 +144,13 @@ def test_non_finite_loss_stops_before_the_optimizer_steps():
                              'distill.loss_fmkt': torch.tensor(float('nan'))},
                             torch.tensor(float('nan')))
     check_finite_losses({'loss': torch.tensor(1.0)}, torch.tensor(1.0))  # finite: no error
+    # several bad losses (one combined check, then each named), and a non-tensor value
+    with pytest.raises(FloatingPointError, match=r'\(loss_a=inf, loss_b=nan\)'):
+        check_finite_losses({'loss_a': torch.tensor(float('inf')), 'loss_b': float('nan'),
+                             'loss_c': 2.0, 'acc': torch.tensor(float('nan'))},
+                            torch.tensor(1.0))
+    with pytest.raises(FloatingPointError, match=r'\(loss=inf\)'):  # only the total
+        check_finite_losses({'loss_a': torch.tensor(1.0)}, torch.tensor(float('inf')))
 
 
 @pytest.fixture(scope='module')

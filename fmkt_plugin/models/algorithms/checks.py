@@ -122,7 +122,8 @@ class BatchChecker:
       against its 3-channel mean and feed a silently wrong image).
     - a label outside ``[0, num_classes)`` is a ``ValueError`` naming the sample.
 
-    The raw batch usually lives on the CPU, so the checks cost no device synchronisation.
+    The raw batch usually lives on the CPU, so the checks cost no device synchronisation; a
+    batch already on a device costs one.
 
     Args:
         student: the student model (its first convolution and its head are read).
@@ -139,7 +140,12 @@ class BatchChecker:
             self.check(data.get('inputs'), data.get('data_samples'), bool(training))
 
     def check(self, inputs, data_samples, training: bool) -> None:
-        """Raise on a bad batch; see the class docstring."""
+        """Raise on a bad batch; see the class docstring.
+
+        Shapes are read without touching the data; the value checks (finite inputs, labels in
+        range) are combined into one flag and read with a single host sync, and the culprits
+        are looked for only when that flag is false.
+        """
         images = list(inputs) if isinstance(inputs, (list, tuple)) else (
             list(inputs) if torch.is_tensor(inputs) and inputs.dim() == 4 else [])
         for index, image in enumerate(images):
@@ -151,13 +157,33 @@ class BatchChecker:
                     f'{tuple(image.shape)}), the student\'s first convolution takes '
                     f'{self.channels}')
         if torch.is_tensor(inputs) and inputs.is_floating_point():
-            # one check (one sync if the batch is already on a device), then find the samples
-            finite = bool(torch.isfinite(inputs).all())
-            bad = [] if finite else torch.nonzero(
-                ~torch.isfinite(inputs.flatten(1)).all(1)).flatten().tolist()
+            floats = {None: inputs}
         else:
-            bad = [i for i, image in enumerate(images) if torch.is_tensor(image)
-                   and image.is_floating_point() and not bool(torch.isfinite(image).all())]
+            floats = {i: image for i, image in enumerate(images)
+                      if torch.is_tensor(image) and image.is_floating_point()}
+        labels = {}
+        if self.num_classes is not None:
+            for index, sample in enumerate(data_samples or []):
+                value = _sample_labels(sample)
+                if torch.is_tensor(value) and value.numel():
+                    labels[index] = value.reshape(-1)
+        flags = [torch.isfinite(t).all() for t in floats.values()]
+        if labels:
+            every = torch.cat(list(labels.values()))
+            flags.append(((every >= 0) & (every < self.num_classes)).all())
+        if not flags:
+            return
+        device = flags[0].device
+        if torch.stack([f.to(device) for f in flags]).all().item():
+            return
+        self._raise(floats, labels, training)
+
+    def _raise(self, floats: dict, labels: dict, training: bool) -> None:
+        if None in floats:  # a stacked batch
+            bad = torch.nonzero(~torch.isfinite(floats[None].flatten(1)).all(1)).flatten()
+            bad = bad.tolist()
+        else:
+            bad = [i for i, image in floats.items() if not bool(torch.isfinite(image).all())]
         if bad:
             if training:
                 raise FloatingPointError(
@@ -167,18 +193,12 @@ class BatchChecker:
             raise FloatingPointError(
                 f'inputs: NaN/inf values in sample(s) {bad} of the batch; refusing to predict '
                 '(a non-finite image would get an arbitrary label)')
-        if self.num_classes is None or not data_samples:
-            return
-        for index, sample in enumerate(data_samples):
-            labels = _sample_labels(sample)
-            if not torch.is_tensor(labels) or labels.numel() == 0:
-                continue
-            low, high = int(labels.min()), int(labels.max())
+        for index, value in labels.items():
+            low, high = int(value.min()), int(value.max())
             if low < 0 or high >= self.num_classes:
-                value = low if low < 0 else high
                 raise ValueError(
-                    f'data_samples[{index}]: label {value} is outside [0, {self.num_classes}) '
-                    f'({self.classes_field} = {self.num_classes})')
+                    f'data_samples[{index}]: label {low if low < 0 else high} is outside '
+                    f'[0, {self.num_classes}) ({self.classes_field} = {self.num_classes})')
 
 
 def has_pretrained_init(module: nn.Module) -> bool:
