@@ -139,8 +139,6 @@ def test_smoke_profile_end_to_end(fmnist_root, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason='benchmarks/overhead.py builds FM-KT with '
-                   'teacher_ckpt=None and must now pass allow_random_teacher=True')
 def test_overhead_benchmark_runs():
     from benchmarks.overhead import run_overhead
     said = []
@@ -159,8 +157,6 @@ def test_overhead_benchmark_runs():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason='benchmarks/overhead_det.py builds FM-KT with '
-                   'teacher_ckpt=None and must now pass allow_random_teacher=True')
 def test_detection_rows_of_the_overhead_table():
     from benchmarks.run import det_overhead_rows
     said = []

@@ -409,8 +409,6 @@ def test_fmkt_fpn_distill_checks_student_and_teacher(tiny_coco, det_teacher_ckpt
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason='benchmarks/overhead_det.py builds FM-KT with '
-                   'teacher_ckpt=None and must now pass allow_random_teacher=True')
 def test_det_overhead_benchmark_runs():
     import importlib.util
     import math
