@@ -13,7 +13,7 @@ import os.path as osp
 import shutil
 import sys
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Optional
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -70,6 +70,9 @@ def job_options(job: dict) -> dict:
         'env_cfg.dist_cfg.backend': 'gloo',
         'log_level': 'WARNING',
     }
+    if job.get('score_thr') is not None:  # the smoke keeps every detection for the metric
+        for part in ('architecture', 'teacher'):
+            opts[f'model.{part}.test_cfg.score_thr'] = float(job['score_thr'])
     if job.get('lr') is not None:
         opts['optim_wrapper.optimizer.lr'] = float(job['lr'])
     for loader, data_split in (('train_dataloader', 'train'), ('val_dataloader', split),
@@ -145,7 +148,7 @@ class _ProgressHook:
             def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
                 it = runner.iter + 1
                 if it % every == 0 or it == runner.max_iters:
-                    loss = float(outputs['loss']) if outputs and 'loss' in outputs else \
+                    loss = float(outputs['loss'].detach()) if outputs and 'loss' in outputs else \
                         float('nan')
                     report(f'{name}: iter {it}/{runner.max_iters}, loss {loss:.3f}')
 
@@ -153,19 +156,24 @@ class _ProgressHook:
 
 
 def _metrics(raw: dict) -> dict:
-    return {'mAP': 100.0 * float(raw['coco/bbox_mAP']),
-            'mAP50': 100.0 * float(raw['coco/bbox_mAP_50']),
-            'mAP75': 100.0 * float(raw['coco/bbox_mAP_75'])}
+    # CocoMetric returns no bbox keys when no image has a detection above the score threshold
+    # (an untrained detector): that is a score of 0.
+    return {'mAP': 100.0 * float(raw.get('coco/bbox_mAP', 0.0)),
+            'mAP50': 100.0 * float(raw.get('coco/bbox_mAP_50', 0.0)),
+            'mAP75': 100.0 * float(raw.get('coco/bbox_mAP_75', 0.0))}
 
 
 def _train_and_test(job: dict, work_dir: str, report: Callable[[str], None]) -> dict:
     """Train the job's model with mmengine's Runner, then score it on the evaluation split."""
-    import torch
     from mmengine.runner import Runner
 
     from fmkt_plugin.apis import build_runner_config
 
     cfg = method_config(job)
+    if job['kind'] == 'run' and job['method'] == 'fmkt':
+        # keep the detections too: the exported student must reproduce them
+        cfg.test_evaluator = [cfg.test_evaluator, dict(
+            type='DumpDetResults', out_file_path=osp.join(work_dir, 'predictions.pkl'))]
     os.makedirs(work_dir, exist_ok=True)
     cfg_path = osp.join(work_dir, 'config.py')
     cfg.dump(cfg_path)
@@ -176,15 +184,19 @@ def _train_and_test(job: dict, work_dir: str, report: Callable[[str], None]) -> 
     start = time.perf_counter()
     runner.train()
     train_s = time.perf_counter() - start
-    start = time.perf_counter()
-    with torch.no_grad():
-        raw = runner.test()
-    test_s = time.perf_counter() - start
-    ckpt = osp.join(work_dir, f'iter_{runner.iter}.pth')
+    iters = runner.iter
+    ckpt = osp.join(work_dir, f'iter_{iters}.pth')
     if not osp.isfile(ckpt):
         raise RuntimeError(f'{job["id"]}: training wrote no checkpoint {ckpt}')
+    del runner
+    # Scored from the saved checkpoint by tools/test.py, as a user would: for FM-KT the
+    # checkpoint holds the averaged flows (FlowEMAHook), which the test runner swaps in.
+    start = time.perf_counter()
+    raw = load_tool('test').main([cfg_path, ckpt, '--work-dir', osp.join(work_dir, 'test'),
+                                  '--out', osp.join(work_dir, 'metrics.json')])
+    test_s = time.perf_counter() - start
     return dict(config=cfg_path, ckpt=ckpt, train_time_s=train_s, eval_time_s=test_s,
-                iters=runner.iter, **_metrics(raw))
+                iters=iters, **_metrics(raw))
 
 
 def _export_and_test(job: dict, record: dict, work_dir: str) -> dict:
@@ -194,10 +206,39 @@ def _export_and_test(job: dict, record: dict, work_dir: str) -> dict:
     exported = load_tool('convert_fmkt_ckpt_to_student').main(
         [record['config'], record['ckpt'], out])
     metrics_file = osp.join(work_dir, 'student_metrics.json')
+    preds = osp.join(work_dir, 'student_predictions.pkl')
     raw = load_tool('test').main([exported['config'], exported['checkpoint'], '--work-dir',
-                                  osp.join(work_dir, 'student_test'), '--out', metrics_file])
+                                  osp.join(work_dir, 'student_test'), '--out', metrics_file,
+                                  '--cfg-options', f'test_evaluator.1.out_file_path={preds}'])
+    seconds = time.perf_counter() - start
     return dict(config=exported['config'], ckpt=exported['checkpoint'], mode=exported['mode'],
-                eval_time_s=time.perf_counter() - start, **_metrics(raw))
+                eval_time_s=seconds, **compare_predictions(
+                    osp.join(work_dir, 'predictions.pkl'), preds), **_metrics(raw))
+
+
+def compare_predictions(path_a: str, path_b: str) -> dict:
+    """Largest differences between two ``DumpDetResults`` files of the same images: box
+    coordinates (px), scores, and the number of images whose labels or detection counts
+    differ."""
+    import mmengine
+    import torch
+    a = {r['img_id']: r['pred_instances'] for r in mmengine.load(path_a)}
+    b = {r['img_id']: r['pred_instances'] for r in mmengine.load(path_b)}
+    if set(a) != set(b):
+        raise RuntimeError(f'{path_a} and {path_b} hold different images')
+    box, score, mismatched, count = 0.0, 0.0, 0, 0
+    for img_id, pa in a.items():
+        pb = b[img_id]
+        count += len(pa['scores'])
+        if len(pa['scores']) != len(pb['scores']) or not torch.equal(pa['labels'],
+                                                                     pb['labels']):
+            mismatched += 1
+            continue
+        if len(pa['scores']):
+            box = max(box, float((pa['bboxes'] - pb['bboxes']).abs().max()))
+            score = max(score, float((pa['scores'] - pb['scores']).abs().max()))
+    return dict(max_box_diff=box, max_score_diff=score, images_mismatched=mismatched,
+                detections=count)
 
 
 def _read_json(path: str) -> Optional[dict]:

@@ -4,7 +4,7 @@ import json
 import os
 import os.path as osp
 import statistics
-from typing import Dict, List
+from typing import List
 
 from .jobs import METHOD_LABELS
 from .stats import paired_ci
@@ -52,7 +52,10 @@ def summarize(runs: List[dict], teacher: dict) -> dict:
             vb = [rows[b][metric][rows[b]['seeds'].index(s)] for s in seeds]
             item[metric] = paired_ci(va, vb)
         comparisons.append(item)
-    return dict(rows=rows, comparisons=comparisons,
+    exports = [{k: r[k] for k in ('seed', 'max_box_diff', 'max_score_diff',
+                                  'images_mismatched', 'detections')}
+               for r in runs if r['method'] == 'fmkt_export']
+    return dict(rows=rows, comparisons=comparisons, exports=exports,
                 teacher={k: teacher[k] for k in ('mAP', 'mAP50', 'mAP75', 'train_time_s',
                                                  'eval_time_s', 'iters') if k in teacher})
 
@@ -90,10 +93,11 @@ def write_markdown(path: str, summary: dict, meta: dict) -> str:
         f'bbox mAP and mAP50 (%, mmdet `CocoMetric`) on the {meta["eval_images"]} scenes of the '
         f'{meta["evaluated_on"]} ({meta["canvas"]} px, 2-6 garments each), mean +- std over '
         f'seeds {", ".join(map(str, meta["seeds"]))}. RetinaNet students (ResNet-18, width 16, '
-        f'64-channel FPN) trained {meta["iters"]} iterations of batch {meta["batch_size"]} on '
+        f'32-channel FPN) trained {meta["iters"]} iterations of batch {meta["batch_size"]} on '
         f'{meta["train_images"]} training scenes; teacher RetinaNet ResNet-34 (width 32) '
-        f'trained once for {meta["teacher_iters"]} iterations: mAP {t["mAP"]:.2f}, mAP50 '
-        f'{t["mAP50"]:.2f}. Time: training + evaluation wall time per run '
+        + (f'trained once for {meta["teacher_iters"]} iterations: mAP {t["mAP"]:.2f}, mAP50 '
+           f'{t["mAP50"]:.2f}' if t else 'not run') +
+        '. Time: training + evaluation wall time per run '
         f'({meta["jobs"]} run(s) in parallel, {meta["threads"]} thread(s) each, on '
         f'{meta["device"]}); whole benchmark {meta["wall_time_s"] / 60:.1f} min.', '',
         '| method | mAP | mAP50 | mAP per seed | time / run |', '|---|---|---|---|---|']
@@ -110,6 +114,14 @@ def write_markdown(path: str, summary: dict, meta: dict) -> str:
     for item in summary['comparisons']:
         name = f'{METHOD_LABELS[item["a"]]} - {METHOD_LABELS[item["b"]]}'
         lines.append(f'| {name} | {_ci_text(item["mAP"])} | {_ci_text(item["mAP50"])} |')
+    exports = summary.get('exports') or []
+    if exports:
+        lines += ['', f'The exported FM-KT students (`tools/convert_fmkt_ckpt_to_student.py`, '
+                  f'scored by `tools/test.py`) reproduce the distillation model\'s detections: '
+                  f'largest score difference {max(e["max_score_diff"] for e in exports):.1e}, '
+                  f'largest box difference {max(e["max_box_diff"] for e in exports):.1e} px, '
+                  f'{sum(e["images_mismatched"] for e in exports)} image(s) with other labels '
+                  f'or counts, over {sum(e["detections"] for e in exports)} detections.']
     lines += ['', f'**{verdict(summary)}**']
     text = '\n'.join(lines) + '\n'
     os.makedirs(osp.dirname(path) or '.', exist_ok=True)

@@ -39,7 +39,7 @@ __all__ = ['PROFILES', 'plan_jobs', 'main']
 
 PROFILES: Dict[str, dict] = {
     'smoke': dict(scenes={'train': 8, 'val': 4, 'test': 4}, seeds=(0, ), teacher_iters=2,
-                  iters=2, batch_size=4, jobs=1, warmup_iters=1, report_every=1),
+                  iters=2, batch_size=4, jobs=1, warmup_iters=1, report_every=1, score_thr=0.0),
     'default': dict(scenes={'train': 2000, 'val': 300, 'test': 500}, seeds=(0, 1, 2),
                     teacher_iters=500, iters=300, batch_size=16, jobs=2, warmup_iters=50,
                     report_every=50),
@@ -62,8 +62,11 @@ def _fmt_time(seconds: float) -> str:
 def plan_jobs(prof: dict, base: dict) -> List[dict]:
     """The teacher job, then every method for every seed (``after``: dependencies)."""
     evals = base['eval_images']
-    jobs = [dict(base, kind='teacher', id='teacher', seed=0, iters=prof['teacher_iters'],
-                 after=[], cost=COST['teacher'] * prof['teacher_iters'] + EVAL_COST * evals)]
+    jobs = []
+    if any(m != 'student' for m in prof['methods']):
+        jobs.append(dict(base, kind='teacher', id='teacher', seed=0, iters=prof['teacher_iters'],
+                         after=[], cost=COST['teacher'] * prof['teacher_iters'] +
+                         EVAL_COST * evals))
     order = {'fmkt': 0, 'pkd': 1, 'student': 2}
     for seed in prof['seeds']:
         for method in sorted(prof['methods'], key=order.get):
@@ -271,12 +274,12 @@ def main(argv=None) -> dict:
                 cache_dir=cache_dir, threads=threads, batch_size=prof['batch_size'],
                 warmup_iters=prof['warmup_iters'], report_every=prof['report_every'],
                 eval_images=prof['scenes'][args.split], lr=args.lr,
-                ema_momentum=args.ema_momentum)
+                ema_momentum=args.ema_momentum, score_thr=prof.get('score_thr'))
     jobs = plan_jobs(prof, base)
     progress = Progress(jobs, workers, progress_stream)
     results = execute(jobs, workers, progress)
 
-    teacher = results['teacher']
+    teacher = results.get('teacher', {})
     runs = []
     for record in results.values():
         if record['kind'] != 'run':

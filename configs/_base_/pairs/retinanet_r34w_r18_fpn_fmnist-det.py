@@ -4,7 +4,7 @@
 # focal loss), narrowed to run on a CPU and trained from scratch.
 #   teacher: RetinaNet, ResNet-34 with base width 32 (deeper and wider)
 #   student: RetinaNet, ResNet-18 with base width 16
-# Both FPNs are 64 channels wide, so PKD and FM-KT (FPN) compare their outputs level by level.
+# Both FPNs are 32 channels wide, so PKD and FM-KT (FPN) compare their outputs level by level.
 # The scene set is written by benchmarks/detection (python -m benchmarks.detection.run); point
 # data_root at it (or pass the run's --cfg-options).
 _base_ = ['./retinanet_x101_r50_fpn_2x_coco.py']
@@ -13,7 +13,7 @@ data_root = 'data/fmnist_scenes/'
 classes = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker',
            'Bag', 'Ankle boot')
 image_size = 128
-fpn_channels = 64
+fpn_channels = 32
 max_iters = 400
 warmup_iters = 50
 
