@@ -173,7 +173,7 @@ def test_det_benchmark_smoke(fmnist, tmp_path):
     for metric in ('mAP', 'mAP50', 'mAP75'):
         assert export[metric] == runs['fmkt'][metric]
     exported = [osp.join(d, 'student_config.py') for d, _, names in os.walk(tmp_path)
-                if 'student_config.py' in names]
+                if osp.basename(d) == 'student' and 'student_config.py' in names]
     assert len(exported) == 1 and export['config'].endswith('student_config.py')
     with open(exported[0]) as f:
         text = f.read()

@@ -309,6 +309,8 @@ def main(argv=None) -> dict:
                          (list(argv) if argv is not None else sys.argv[1:])))
     payload = portable(dict(meta=meta, teacher=teacher, runs=runs, summary=summary),
                        {'cache': cache_dir, 'out': args.out, 'repo': REPO})
+    payload['meta']['command'] = ' '.join(
+        portable(meta['command'].split(' '), {'out': args.out, 'repo': REPO}))
     write_json(osp.join(out_dir, 'results.json'), payload)
     text = write_markdown(osp.join(out_dir, 'results.md'), summary, meta)
     write_plot(osp.join(out_dir, 'det_map.png'), summary)
