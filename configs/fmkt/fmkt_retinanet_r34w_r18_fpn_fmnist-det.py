@@ -5,15 +5,10 @@
 # teacher's FPN output of that level (flow weight 10, averaged over the steps). The flows are
 # averaged for evaluation (FlowEMAHook); the COCO decay of 0.999 spans ~1000 of its ~180k
 # iterations, here the momentum is scaled to the few hundred iterations of this schedule.
-_base_ = ['../_base_/pairs/retinanet_r34w_r18_fpn_fmnist-det.py']
+_base_ = [
+    '../_base_/pairs/retinanet_r34w_r18_fpn_fmnist-det.py', '../_base_/methods/fmkt_fpn.py'
+]
 
-flow_weight = 10
-levels = (0, 1, 2, 3)
-flow = dict(
-    type='FlowMatchingConnector',
-    schedule='rectified',
-    meta_encoder=dict(type='mlp', num_blocks=1),
-    num_steps=4)
 model = dict(
     type='FMKTFpnDistill',
     architecture=dict(
@@ -21,25 +16,16 @@ model = dict(
             _delete_=True,
             type='FlowFPN',
             neck={{_base_.model.architecture.neck}},
-            flow=flow,
-            flow_levels=levels)),
+            flow={{_base_.flow}},
+            flow_levels={{_base_.levels}})),
     distiller=dict(
         type='ConfigurableDistiller',
-        student_recorders={
-            f'flow{i}': dict(type='ModuleOutputs', source=f'neck.flows.{i}')
-            for i in levels
-        },
-        teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        student_recorders={{_base_.fpn_student_recorders}},
+        teacher_recorders={{_base_.fpn_teacher_recorders}},
         distill_losses={
-            f'loss_fmkt_fpn{i}': dict(
-                type='FMKTLoss', metric=dict(type='PKDLoss'), loss_weight=flow_weight)
-            for i in levels
+            f'loss_fmkt_fpn{i}': dict(type='FMKTLoss', metric=dict(type='PKDLoss'), loss_weight=10)
+            for i in (0, 1, 2, 3)
         },
-        loss_forward_mappings={
-            f'loss_fmkt_fpn{i}': dict(
-                preds=dict(from_student=True, recorder=f'flow{i}'),
-                target=dict(from_student=False, recorder='fpn', data_idx=i))
-            for i in levels
-        }))
+        loss_forward_mappings={{_base_.fpn_loss_forward_mappings}}))
 
 custom_hooks = [dict(type='EpochSeedHook'), dict(type='FlowEMAHook', momentum=0.02)]
