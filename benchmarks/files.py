@@ -5,26 +5,15 @@ import os.path as osp
 
 import torch
 
+from fmkt_plugin.utils.fileio import atomic_save, atomic_write
+
 __all__ = ['write_json', 'write_text', 'read_json', 'save_tensor']
-
-
-def _replace(path: str, write) -> None:
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    part = f'{path}.part-{os.getpid()}'
-    try:
-        write(part)
-        os.replace(part, path)
-    finally:
-        if osp.exists(part):
-            os.unlink(part)
 
 
 def write_text(path: str, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file renamed onto it."""
-    def write(part):
-        with open(part, 'w') as f:
-            f.write(text)
-    _replace(path, write)
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    atomic_write(path, text)
 
 
 def write_json(path: str, obj) -> None:
@@ -42,4 +31,5 @@ def read_json(path: str):
 
 def save_tensor(path: str, obj) -> None:
     """``torch.save`` through a temporary file renamed onto ``path``."""
-    _replace(path, lambda part: torch.save(obj, part))
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    atomic_save(obj, path, torch.save)

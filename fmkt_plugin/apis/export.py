@@ -2,13 +2,13 @@
 import copy
 import os
 import os.path as osp
-import tempfile
 from typing import Dict, Optional, Tuple
 
 import torch
 from mmengine.config import Config, ConfigDict
 
 from ..models.heads import fold_flow_head, plain_student_state
+from ..utils.fileio import atomic_save
 from .config import load_config
 
 __all__ = ['export_student', 'StudentExport']
@@ -19,20 +19,6 @@ _FLOW_HEAD = 'FlowMatchingClsHead'
 
 class StudentExport(dict):
     """Paths and facts of an export: ``config``, ``checkpoint``, ``num_params``, ``mode``."""
-
-
-def _atomic_save(obj, path: str, saver) -> None:
-    """Write through a temporary file in the same folder, then rename: no half-written file."""
-    folder = osp.dirname(osp.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp_', suffix=osp.splitext(path)[1])
-    os.close(fd)
-    try:
-        saver(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _student_state(checkpoint: str) -> Tuple[Dict[str, torch.Tensor], dict]:
@@ -170,8 +156,8 @@ def export_student(config: str,
     export_meta = dict(meta, fmkt_export=dict(source_config=osp.abspath(config),
                                               source_checkpoint=osp.abspath(checkpoint),
                                               mode=mode))
-    _atomic_save({'state_dict': model.state_dict(), 'meta': export_meta}, ckpt_path,
+    atomic_save({'state_dict': model.state_dict(), 'meta': export_meta}, ckpt_path,
                  lambda obj, p: torch.save(obj, p))
-    _atomic_save(out_cfg, cfg_path, lambda obj, p: obj.dump(p))
+    atomic_save(out_cfg, cfg_path, lambda obj, p: obj.dump(p))
     return StudentExport(config=cfg_path, checkpoint=ckpt_path, mode=mode,
                          num_params=sum(p.numel() for p in model.parameters()))
