@@ -91,9 +91,12 @@ def _hparams(method: str, hparams: Optional[dict]) -> dict:
     return hp
 
 
-def _teacher(pair: str, teacher_model: Optional[dict], teacher_ckpt: Optional[str]) -> dict:
+def _check_pair(pair: str) -> None:
     if pair not in PAIRS:
         raise ValueError(f'unknown pair {pair!r}; choose from {sorted(PAIRS)}')
+
+
+def _teacher(pair: str, teacher_model: Optional[dict], teacher_ckpt: Optional[str]) -> dict:
     model = teacher_model or classifier_cfg(PAIRS[pair]['teacher'])
     # without a checkpoint (cache keys, timing) the random teacher is meant
     return dict(teacher=copy.deepcopy(model), teacher_ckpt=teacher_ckpt,
@@ -113,6 +116,7 @@ def diffkd_cfg(pair: str,
             e.g. for cache keys and timing).
         hparams: overrides of ``RIVAL_HPARAMS['diffkd']``.
     """
+    _check_pair(pair)
     hp = _hparams('diffkd', hparams)
     teacher = _teacher(pair, teacher_model, teacher_ckpt)
     s_ch = PAIRS[pair]['student']['widths'][-1]
@@ -143,6 +147,7 @@ def rdr_cfg(pair: str,
 
     Arguments as :func:`diffkd_cfg` (``hparams`` overrides ``RIVAL_HPARAMS['rdr']``).
     """
+    _check_pair(pair)
     hp = _hparams('rdr', hparams)
     if pair not in PAIRS:
         raise ValueError(f'unknown pair {pair!r}; choose from {sorted(PAIRS)}')
@@ -232,7 +237,9 @@ def build_overhead_models() -> Dict[str, torch.nn.Module]:
     from mmrazor.registry import MODELS
 
     import fmkt_plugin  # noqa: F401
+    from benchmarks.engine import quiet_logs
     from fmkt_plugin.apis.rdr_export import rdr_plain_student_state
+    quiet_logs()
     kd_cfg, diffkd_cfg_, rdr_cfg_ = _load(KD_CONFIG), _load(DIFFKD_CONFIG), _load(RDR_CONFIG)
     torch.manual_seed(0)
     models = {'kd': MODELS.build(kd_cfg.model), 'diffkd': MODELS.build(diffkd_cfg_.model),
@@ -298,7 +305,8 @@ def run_rival_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup
 
     train_fns = {}
     for name in TRAIN_KEYS:
-        model = models[name].train()
+        model = models[name]
+        model.train()  # MMRazor's train() returns None: no chaining
         wrapper = build_optim_wrapper(model, dict(type='OptimWrapper', optimizer=dict(
             type='SGD', lr=1e-4, momentum=0.9, weight_decay=1e-4)))
         train_fns[name] = (lambda m=model, w=wrapper: m.train_step(copy.copy(data), w))
