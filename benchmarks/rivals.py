@@ -149,8 +149,6 @@ def rdr_cfg(pair: str,
     """
     _check_pair(pair)
     hp = _hparams('rdr', hparams)
-    if pair not in PAIRS:
-        raise ValueError(f'unknown pair {pair!r}; choose from {sorted(PAIRS)}')
     arch = PAIRS[pair]['student']
     if arch.get('convs_per_stage', 1) != 1:
         raise ValueError(f'rdr_cfg: the student of {pair!r} must have one conv per stage')
