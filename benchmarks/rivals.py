@@ -28,18 +28,15 @@ deployed students over the plain ResNet-18.
 import copy
 import os.path as osp
 import statistics
-import sys
 import time
 from typing import Callable, Dict, List, Optional
 
 import torch
 from mmengine.config import Config
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+from .configs import HPARAMS, NORM, PAIRS, classifier_cfg
 
-from benchmarks.configs import HPARAMS, NORM, PAIRS, classifier_cfg  # noqa: E402
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 __all__ = [
     'RIVAL_METHODS', 'RIVAL_LABELS', 'RIVAL_HPARAMS', 'rival_cfg', 'diffkd_cfg', 'rdr_cfg',
