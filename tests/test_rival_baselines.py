@@ -64,3 +64,13 @@ def test_rival_trains_and_validates(method, tiny_imagenet, teacher_ckpts, tmp_pa
         with torch.no_grad():
             want, got = student(x, mode='tensor'), plain(x, mode='tensor')
         assert (got - want).abs().max() <= 1e-5 * max(1.0, want.abs().max().item())
+        # and the converter exports that plain student (same outputs, plain parameter count)
+        from fmkt_plugin.apis.export import export_student
+        out = export_student(cfg, ckpt, str(tmp_path / 'student'))
+        exported = torch.load(out['checkpoint'], map_location='cpu', weights_only=True)
+        assert not any('branches' in k for k in exported['state_dict'])
+        assert out['num_params'] == sum(p.numel() for p in plain.parameters())
+        deployed = MODELS.build(copy.deepcopy(runner.cfg.model.architecture))
+        deployed.load_state_dict(exported['state_dict'], strict=True)
+        with torch.no_grad():
+            assert torch.allclose(deployed.eval()(x, mode='tensor'), got, atol=1e-6)

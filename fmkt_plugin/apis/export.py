@@ -10,6 +10,7 @@ from mmengine.config import Config, ConfigDict
 from ..models.heads import fold_flow_head, plain_student_state
 from ..utils.fileio import atomic_save
 from .config import load_config
+from .rdr_export import fold_rdr_state
 
 __all__ = ['export_student', 'StudentExport']
 
@@ -108,6 +109,8 @@ def export_student(config: str,
         student_cfg = get_config(student_cfg['cfg_path']).model
         student_cfg.setdefault('_scope_', 'mmpretrain')
     state, meta = _student_state(checkpoint)
+    # RDR: the re-parameterisable branches fold into the plain conv + BN (no-op otherwise)
+    state = fold_rdr_state(model_cfg, state)
 
     head = student_cfg.get('head', {})
     has_flow_head = head.get('type') == _FLOW_HEAD
