@@ -8,7 +8,7 @@ from fmkt_plugin.registry import MODELS
 
 def test_denoiser_shapes_and_time_dependence():
     torch.manual_seed(0)
-    model = MODELS.build(dict(type='DiffKDDenoiser', channels=16)).eval()
+    model = MODELS.build(dict(_scope_='mmrazor', type='DiffKDDenoiser', channels=16)).eval()
     x = torch.randn(2, 16, 5, 5)
     a, b = model(x, torch.tensor([10, 10])), model(x, torch.tensor([900, 900]))
     assert a.shape == x.shape

@@ -9,8 +9,8 @@ from fmkt_plugin.registry import MODELS
 
 def test_connector_denoises_into_teacher_space_and_trains_everything():
     torch.manual_seed(0)
-    conn = MODELS.build(dict(type='DiffKDConnector', student_channels=8, teacher_channels=32,
-                             ae_channels=16, num_steps=3))
+    conn = MODELS.build(dict(_scope_='mmrazor', type='DiffKDConnector', student_channels=8,
+                             teacher_channels=32, ae_channels=16, num_steps=3))
     assert conn.timesteps().tolist() == [2 * 166, 166, 0]  # 3 steps of a 6-step grid
     s, t = torch.randn(4, 8, 5, 5), torch.randn(4, 32, 5, 5)
     out = conn.forward_pair(s, t)
