@@ -91,7 +91,7 @@ PROFILES = {
     # N=1 and the trained N only, overhead 6 repeats (was 15).
     'default': dict(seeds=(0, 1, 2, 3, 4), pairs=('wide', 'deep'), methods=None,
                     teacher_epochs=3, epochs=3, theta_epochs=2, train_size=None, test_size=None,
-                    jobs=2, eval_steps=(1, 8), amp=None, tune_seeds=(0, 1),
+                    jobs=2, eval_steps=(1, 8), amp=None, tune_seeds=(0, ),
                     overhead=dict(size=224, batch=8, repeats=6, warmup=2, detection=True)),
     'full': dict(seeds=(0, 1, 2), pairs=('wide', 'deep'), methods=None,
                  teacher_epochs=20, epochs=15, theta_epochs=5, train_size=None, test_size=None,
