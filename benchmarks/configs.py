@@ -79,7 +79,8 @@ HPARAMS = dict(
 #: mixed precision of the student runs (CUDA only; off on CPU). ``tune_seeds``: the seeds of the
 #: tune mode (every trial runs on each of them and on every pair).
 PROFILES = {
-    'smoke': dict(seeds=(0, ), pairs=('wide', ), methods=('kd', 'fmkt_kd', 'fmkt_fold'),
+    'smoke': dict(seeds=(0, ), pairs=('wide', ),
+                  methods=('kd', 'diffkd', 'rdr', 'fmkt_kd', 'fmkt_fold'),
                   teacher_epochs=1, epochs=1, theta_epochs=1, train_size=1024, test_size=500,
                   jobs=1, eval_steps=(1, 2, 4, 8), amp=None, tune_seeds=(0, ),
                   overhead=dict(size=32, batch=2, repeats=1, warmup=1, detection=False)),

@@ -185,6 +185,16 @@ def _folded_student(model: torch.nn.Module, pair: str) -> torch.nn.Module:
     return plain.to(weight.device)
 
 
+def _deployed_student(deploy: str, model: torch.nn.Module, pair: str) -> torch.nn.Module:
+    """The plain student a method deploys (``Method.deploy``)."""
+    if deploy == 'fold':
+        return _folded_student(model, pair)
+    if deploy == 'rdr':
+        from .rivals import rdr_deployed_student
+        return rdr_deployed_student(model, pair)
+    raise ValueError(f'unknown deploy step {deploy!r} (expected fold or rdr)')
+
+
 def _keeps_ensemble(method: str) -> bool:
     """Whether a later stage starts from this method's run (then its student and its ensemble
     logits on the training images are kept)."""
@@ -200,7 +210,12 @@ def _train(job: dict, hp: dict, progress: Callable[[str], None]):
         teacher_cache = job['stage1']['ensemble_logits']
     elif method.teacher:
         teacher_cache = job['teacher']['logits']
-    cfg = method_cfg(method.name, job['pair'], teacher_cache=teacher_cache, hparams=hp)
+    if method.live_teacher:
+        cfg = method_cfg(method.name, job['pair'],
+                         teacher_model=configs.teacher_cfg(job['pair']).model.to_dict(),
+                         teacher_ckpt=job['teacher']['ckpt'], hparams=hp)
+    else:
+        cfg = method_cfg(method.name, job['pair'], teacher_cache=teacher_cache, hparams=hp)
     set_seed(job['seed'])
     data, train, test = _loaders(job, job['seed'])
     model = build_model(cfg)
@@ -217,8 +232,9 @@ def _train(job: dict, hp: dict, progress: Callable[[str], None]):
 
 
 def _evaluate(job: dict, hp: dict, model, test) -> dict:
-    """Top-1 at the trained N (headline) and at the analysis N, and for a folded method the
-    deployed plain student's top-1 and its distance to the ensemble."""
+    """Top-1 at the trained N (headline) and at the analysis N, and for a method with a
+    ``deploy`` step the deployed plain student's top-1 (the headline then), the trained
+    model's and their largest logit difference."""
     by_steps, out = {}, {}
     if flow_heads(model):
         headline = hp['flow']['num_steps']
@@ -228,13 +244,14 @@ def _evaluate(job: dict, hp: dict, model, test) -> dict:
         out['headline_steps'] = headline
     else:
         out['top1'] = evaluate(model, test)
-    if get(job['method']).deploy_fold:
+    deploy = get(job['method']).deploy
+    if deploy:
         student = getattr(model, 'student', model)
-        plain = _folded_student(model, job['pair'])
+        plain = _deployed_student(deploy, model, job['pair'])
         images = test.split.images[test.indices[:1000]]
         gap = (predict_logits(plain, images) - predict_logits(student, images)).abs().max()
-        out.update(top1=evaluate(plain, test), ensemble_top1=out['top1'],
-                   fold_max_abs_logit_diff=float(gap),
+        out.update(top1=evaluate(plain, test), trained_top1=out['top1'],
+                   deploy_max_abs_logit_diff=float(gap),
                    deployed_params=sum(p.numel() for p in plain.parameters()))
     return dict(out, top1_by_steps=by_steps)
 

@@ -50,7 +50,11 @@ class Method:
         versus: methods this one is compared with, paired by seed (this minus that).
         stage_of: method whose trained run this one starts from (its ``ensemble_logits`` and
             ``ckpt``); this one then trains ``theta_epochs``.
-        deploy_fold: evaluate the plain student with the flow folded into its linear head.
+        deploy: how the deployed plain student is made from the trained one, evaluated in its
+            place (its top-1 is the method's): ``'fold'`` (the affine flow folded into the
+            linear head) or ``'rdr'`` (RDR's branches folded into one convolution).
+        live_teacher: the method reads the teacher's feature maps, so it runs the trained
+            teacher (its cached checkpoint) instead of the cached logits.
         lr_mult_key: key of ``HPARAMS['flow_lr_mult']`` for the flow's parameters.
         tuned_as: take the tuned settings of this method instead of its own.
     """
@@ -64,7 +68,8 @@ class Method:
     build: Builder
     versus: Tuple[str, ...] = ()
     stage_of: Optional[str] = None
-    deploy_fold: bool = False
+    deploy: Optional[str] = None
+    live_teacher: bool = False
     lr_mult_key: str = 'fmkt'
     tuned_as: Optional[str] = None
 
@@ -152,6 +157,24 @@ def build_ofmkt(pair: str, hp: dict, teacher: dict) -> dict:
                 label_smoothing=o['label_smooth'], ce_weight=1.0)
 
 
+def _rival(method: str, pair: str, hp: dict, teacher: dict) -> dict:
+    from .rivals import rival_cfg
+    # a live teacher (``live_teacher``): only its checkpoint varies; without one (cache keys)
+    # the random teacher of the same architecture stands in
+    return rival_cfg(method, pair, teacher_ckpt=teacher.get('teacher_ckpt'),
+                     kd=hp['kd']).model.to_dict()
+
+
+def build_diffkd(pair: str, hp: dict, teacher: dict) -> dict:
+    """DiffKD on the last-stage maps + KD (KD's settings) on the logits."""
+    return _rival('diffkd', pair, hp, teacher)
+
+
+def build_rdr(pair: str, hp: dict, teacher: dict) -> dict:
+    """RDR (our reading) on the last conv + KD (KD's settings) on the logits."""
+    return _rival('rdr', pair, hp, teacher)
+
+
 #: Every method, in table order.
 REGISTRY: Tuple[Method, ...] = (
     Method('student', 'student alone', 'student\nalone', cost=1.0, teacher=False,
@@ -159,8 +182,14 @@ REGISTRY: Tuple[Method, ...] = (
     Method('kd', 'KD', 'KD', cost=1.1, teacher=True, group='baseline', build=build_kd),
     Method('dkd', 'DKD', 'DKD', cost=1.1, teacher=True, group='baseline', build=build_dkd),
     Method('dist', 'DIST', 'DIST', cost=1.1, teacher=True, group='baseline', build=build_dist),
+    # the diffusion-family rivals: KD (KD's tuned settings) + their feature term, hyperparameters
+    # of their papers (benchmarks/rivals.py), compared with KD to isolate that term
+    Method('diffkd', 'DiffKD', 'DiffKD', cost=2.2, teacher=True, group='baseline',
+           build=build_diffkd, versus=('kd', ), live_teacher=True, tuned_as='kd'),
+    Method('rdr', 'RDR (our reading)', 'RDR\n(ours)', cost=1.6, teacher=True, group='baseline',
+           build=build_rdr, versus=('kd', ), live_teacher=True, tuned_as='kd', deploy='rdr'),
     Method('fmkt_kd', 'FM-KT (KD metric)', 'FM-KT\n(KD)', cost=2.0, teacher=True,
-           group='fmkt', build=build_fmkt_kd, versus=('kd', )),
+           group='fmkt', build=build_fmkt_kd, versus=('kd', 'diffkd', 'rdr')),
     Method('fmkt_dist', 'FM-KT (DIST metric)', 'FM-KT\n(DIST)', cost=2.0, teacher=True,
            group='fmkt', build=build_fmkt_dist, versus=('dist', )),
     Method('fmkt_theta', 'FM-KT^Theta (2-stage, plain head)', 'Theta\n(2-stage)', cost=1.1,
@@ -168,7 +197,7 @@ REGISTRY: Tuple[Method, ...] = (
            stage_of='fmkt_kd', tuned_as='fmkt_kd'),
     Method('fmkt_fold', 'FM-KT^Theta (linear flow, folded)', 'Theta\n(folded)', cost=2.0,
            teacher=True, group='variant', build=build_fmkt_fold, versus=('kd', ),
-           deploy_fold=True, tuned_as='fmkt_kd'),
+           deploy='fold', tuned_as='fmkt_kd'),
     Method('ofmkt', 'OFM-KT (online, no teacher)', 'OFM-KT\n(online)', cost=2.0, teacher=False,
            group='fmkt', build=build_ofmkt, versus=('student', ), lr_mult_key='ofmkt'),
 )

@@ -64,9 +64,9 @@ def _preprocessor() -> dict:
     return dict(type='mmpretrain.ClsDataPreprocessor', to_rgb=False, **NORM)
 
 
-def _kd_parts(student_feat: Dict[str, dict], teacher_feat: Dict[str, dict]) -> dict:
-    """Distiller with the KD baseline's logit loss and the given feature recorders."""
-    kd = HPARAMS['kd']
+def _kd_parts(student_feat: Dict[str, dict], teacher_feat: Dict[str, dict], kd: dict) -> dict:
+    """Distiller with the KD baseline's logit loss (``kd``: its ``HPARAMS['kd']`` entry, tuned
+    or not) and the given feature recorders."""
     return dict(
         type='ConfigurableDistiller',
         student_recorders=dict(fc=dict(type='ModuleOutputs', source='head.fc'), **student_feat),
@@ -103,7 +103,8 @@ def _teacher(pair: str, teacher_model: Optional[dict], teacher_ckpt: Optional[st
 def diffkd_cfg(pair: str,
                teacher_model: Optional[dict] = None,
                teacher_ckpt: Optional[str] = None,
-               hparams: Optional[dict] = None) -> Config:
+               hparams: Optional[dict] = None,
+               kd: Optional[dict] = None) -> Config:
     """DiffKD on ``pair``: DiffKD on the last-stage maps + KD on the logits.
 
     Args:
@@ -112,14 +113,18 @@ def diffkd_cfg(pair: str,
         teacher_ckpt: the trained teacher's checkpoint (loaded strictly; None: random teacher,
             e.g. for cache keys and timing).
         hparams: overrides of ``RIVAL_HPARAMS['diffkd']``.
+        kd: the logit KD settings (``HPARAMS['kd']`` layout; default ``HPARAMS['kd']``): the
+            benchmark passes KD's tuned settings, so the rival differs from KD only by its
+            feature term.
     """
     _check_pair(pair)
     hp = _hparams('diffkd', hparams)
+    kd = kd or HPARAMS['kd']
     teacher = _teacher(pair, teacher_model, teacher_ckpt)
     s_ch = PAIRS[pair]['student']['widths'][-1]
     t_ch = PAIRS[pair]['teacher']['widths'][-1]
     distiller = _kd_parts(dict(feat=dict(type='ModuleOutputs', source=_LAST_STAGE)),
-                          dict(feat=dict(type='ModuleOutputs', source=_LAST_STAGE)))
+                          dict(feat=dict(type='ModuleOutputs', source=_LAST_STAGE)), kd)
     distiller['distill_losses']['loss_diffkd'] = dict(
         type='DiffKDLoss',
         connector=dict(type='DiffKDConnector', student_channels=s_ch, teacher_channels=t_ch,
@@ -130,7 +135,7 @@ def diffkd_cfg(pair: str,
     distiller['loss_forward_mappings']['loss_diffkd'] = dict(
         preds_S=dict(from_student=True, recorder='feat'),
         preds_T=dict(from_student=False, recorder='feat'))
-    student = classifier_cfg(PAIRS[pair]['student'], ce_weight=HPARAMS['kd']['ce_weight'])
+    student = classifier_cfg(PAIRS[pair]['student'], ce_weight=kd['ce_weight'])
     return Config(dict(model=dict(_scope_='mmrazor', type='DiffKDDistill',
                                   data_preprocessor=_preprocessor(), architecture=student,
                                   distiller=distiller, **teacher)))
@@ -139,13 +144,15 @@ def diffkd_cfg(pair: str,
 def rdr_cfg(pair: str,
             teacher_model: Optional[dict] = None,
             teacher_ckpt: Optional[str] = None,
-            hparams: Optional[dict] = None) -> Config:
+            hparams: Optional[dict] = None,
+            kd: Optional[dict] = None) -> Config:
     """RDR (our reading) on ``pair``: branches on the student's last conv + KD on the logits.
 
     Arguments as :func:`diffkd_cfg` (``hparams`` overrides ``RIVAL_HPARAMS['rdr']``).
     """
     _check_pair(pair)
     hp = _hparams('rdr', hparams)
+    kd = kd or HPARAMS['kd']
     arch = PAIRS[pair]['student']
     if arch.get('convs_per_stage', 1) != 1:
         raise ValueError(f'rdr_cfg: the student of {pair!r} must have one conv per stage')
@@ -155,7 +162,7 @@ def rdr_cfg(pair: str,
     conv = f'{_LAST_STAGE}.0'
     distiller = _kd_parts(
         dict(partials=dict(type='ModuleOutputs', source=f'{conv}.partials')),
-        dict(feat=dict(type='ModuleOutputs', source=_LAST_STAGE)))
+        dict(feat=dict(type='ModuleOutputs', source=_LAST_STAGE)), kd)
     distiller['connectors'] = dict(proj=dict(type='TeacherProjector', in_channels=t_ch,
                                              out_channels=s_ch))
     distiller['distill_losses']['loss_rdr'] = dict(
@@ -163,7 +170,7 @@ def rdr_cfg(pair: str,
     distiller['loss_forward_mappings']['loss_rdr'] = dict(
         preds=dict(from_student=True, recorder='partials'),
         target=dict(from_student=False, recorder='feat', connector='proj'))
-    student = classifier_cfg(arch, ce_weight=HPARAMS['kd']['ce_weight'])
+    student = classifier_cfg(arch, ce_weight=kd['ce_weight'])
     rep = dict(conv=conv, norm=f'{_LAST_STAGE}.1', kernel_sizes=tuple(hp['kernel_sizes']))
     return Config(dict(model=dict(_scope_='mmrazor', type='RDRDistill',
                                   data_preprocessor=_preprocessor(), architecture=student,
@@ -171,12 +178,13 @@ def rdr_cfg(pair: str,
 
 
 def rival_cfg(method: str, pair: str, teacher_model: Optional[dict] = None,
-              teacher_ckpt: Optional[str] = None, hparams: Optional[dict] = None) -> Config:
+              teacher_ckpt: Optional[str] = None, hparams: Optional[dict] = None,
+              kd: Optional[dict] = None) -> Config:
     """``diffkd_cfg`` or ``rdr_cfg`` by name."""
     builders = {'diffkd': diffkd_cfg, 'rdr': rdr_cfg}
     if method not in builders:
         raise ValueError(f'unknown method {method!r}; choose from {RIVAL_METHODS}')
-    return builders[method](pair, teacher_model, teacher_ckpt, hparams)
+    return builders[method](pair, teacher_model, teacher_ckpt, hparams, kd)
 
 
 def rdr_deployed_student(model: torch.nn.Module, pair: str) -> torch.nn.Module:

@@ -101,13 +101,18 @@ def _overhead(prof: dict, setting: dict, say) -> dict:
     result = run_overhead(cfg['size'], cfg['batch'], cfg['repeats'], cfg['warmup'],
                           threads=min(setting['cores'], 2) if device == 'cpu' else 0,
                           progress=say, device=device, amp=setting['amp'])
+    # DiffKD / RDR: train step over KD, their deployed students over the plain ResNet-18
+    from .rivals import run_rival_overhead
+    rivals = run_rival_overhead(cfg['size'], cfg['batch'], cfg['repeats'], cfg['warmup'],
+                                device=device, progress=say)
+    result['ratios'] += rivals['ratios']
     if cfg.get('detection') and device == 'cpu':
         result['ratios'] += det_overhead_rows(cfg['repeats'], say)
     return result
 
 
 def _overhead_prior(prof: dict, skip: bool) -> float:
-    return 0.0 if skip else 60.0 + 20.0 * prof['overhead']['repeats']
+    return 0.0 if skip else 90.0 + 30.0 * prof['overhead']['repeats']
 
 
 def _prepare(args):
