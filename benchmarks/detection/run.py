@@ -40,8 +40,10 @@ __all__ = ['PROFILES', 'plan_jobs', 'main']
 PROFILES: Dict[str, dict] = {
     'smoke': dict(scenes={'train': 8, 'val': 4, 'test': 4}, seeds=(0, ), teacher_iters=2,
                   iters=2, batch_size=4, jobs=1, warmup_iters=1, report_every=1, score_thr=0.0),
-    'default': dict(scenes={'train': 2000, 'val': 300, 'test': 500}, seeds=(0, 1, 2),
-                    teacher_iters=500, iters=300, batch_size=16, jobs=2, warmup_iters=50,
+    # sized for 2 CPU cores: batch 8 (half the COCO recipe's per-GPU 16), a teacher of 600 and
+    # students of 300 iterations; 300 test scenes
+    'default': dict(scenes={'train': 2000, 'val': 300, 'test': 300}, seeds=(0, 1, 2),
+                    teacher_iters=600, iters=300, batch_size=8, jobs=2, warmup_iters=50,
                     report_every=50),
     'gpu': dict(scenes={'train': 20000, 'val': 1000, 'test': 2000}, seeds=(0, 1, 2, 3, 4),
                 teacher_iters=12000, iters=6000, batch_size=32, jobs=1, warmup_iters=500,
