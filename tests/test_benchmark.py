@@ -229,3 +229,23 @@ def test_detection_rows_of_the_overhead_table():
     assert all(math.isfinite(r['ratio']) and r['ratio'] > 0 and r['target'] == '<= 1.25'
                for r in rows)
     assert len(said) == 2
+
+
+def test_report_gives_retention_with_fieller_interval():
+    """Each FM-KT^Theta row's retention comes with its interval over the paired seeds."""
+    from benchmarks.report import _pair_block, summarize
+    from benchmarks.stats import ratio_interval
+    top1 = dict(kd=[87.0, 87.5, 86.8, 87.2, 87.1], fmkt_kd=[88.0, 88.4, 87.9, 88.1, 88.0],
+                fmkt_joint_bb=[87.9, 88.2, 87.6, 88.0, 88.1])
+    runs = [dict(pair='wide', method=m, seed=s, top1=v, train_time_s=1.0, epochs=3)
+            for m, vals in top1.items() for s, v in enumerate(vals)]
+    block = summarize(runs, [], ['wide'], list(top1))['pairs']['wide']
+    (ret, ) = block['retention']
+    num = {s: top1['fmkt_joint_bb'][s] - top1['kd'][s] for s in range(5)}
+    den = {s: top1['fmkt_kd'][s] - top1['kd'][s] for s in range(5)}
+    assert ret['retention'] == pytest.approx(sum(num.values()) / sum(den.values()))
+    assert ret['retention_ci'] == ratio_interval(num, den)
+    low, high = ret['retention_ci']['low'], ret['retention_ci']['high']
+    assert low < ret['retention'] < high
+    text = '\n'.join(_pair_block('wide', block))
+    assert f'95% CI [{low:.2f}, {high:.2f}] (Fieller, 5 paired seeds)' in text
