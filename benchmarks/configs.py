@@ -72,6 +72,11 @@ HPARAMS = dict(
     # trained as FM-KT (KD metric) otherwise; the ensemble is folded into the plain student's
     # linear head after training and the folded plain student is what is evaluated.
     fold=dict(meta_encoder=dict(type='linear')),
+    # FM-KT^Theta, joint form: FM-KT (KD metric) with a plain linear head (the flow head's
+    # ``theta_fc``) trained alongside on the student's feature with KD(tau) towards the detached
+    # N-step ensemble + CE, at the KD baseline's settings; the deployed student is the backbone
+    # with that head (``joint_bb``: the head's KD also trains the backbone).
+    joint=dict(tau=4.0, kd_weight=0.9, ce_weight=0.1),
 )
 
 #: Budgets per profile. ``train_size``/``test_size`` None = the full 60k/10k. ``eval_steps``:

@@ -185,6 +185,21 @@ def _folded_student(model: torch.nn.Module, pair: str) -> torch.nn.Module:
     return plain.to(weight.device)
 
 
+def _theta_student(model: torch.nn.Module, pair: str) -> torch.nn.Module:
+    """The plain student (``LinearClsHead``) carrying the trained backbone and, as ``head.fc``,
+    the plain head ``theta_fc`` trained alongside the flow head (FM-KT^Theta, joint form)."""
+    from fmkt_plugin.models.heads import plain_student_state
+    student = getattr(model, 'student', model)
+    theta_fc = getattr(student.head, 'theta_fc', None)
+    if theta_fc is None:
+        raise ValueError('deploy theta: the student head has no theta_fc (head.theta unset)')
+    fc = theta_fc.fc
+    plain = build_model(method_cfg('student', pair))
+    plain.load_state_dict(plain_student_state(student, fc.weight.detach(), fc.bias.detach()),
+                          strict=True)
+    return plain.to(fc.weight.device)
+
+
 def _deployed_student(deploy: str, model: torch.nn.Module, pair: str) -> torch.nn.Module:
     """The plain student a method deploys (``Method.deploy``)."""
     if deploy == 'fold':
@@ -192,7 +207,9 @@ def _deployed_student(deploy: str, model: torch.nn.Module, pair: str) -> torch.n
     if deploy == 'rdr':
         from .rivals import rdr_deployed_student
         return rdr_deployed_student(model, pair)
-    raise ValueError(f'unknown deploy step {deploy!r} (expected fold or rdr)')
+    if deploy == 'theta':
+        return _theta_student(model, pair)
+    raise ValueError(f'unknown deploy step {deploy!r} (expected fold, rdr or theta)')
 
 
 def _keeps_ensemble(method: str) -> bool:

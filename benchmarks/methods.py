@@ -52,7 +52,8 @@ class Method:
             ``ckpt``); this one then trains ``theta_epochs``.
         deploy: how the deployed plain student is made from the trained one, evaluated in its
             place (its top-1 is the method's): ``'fold'`` (the affine flow folded into the
-            linear head) or ``'rdr'`` (RDR's branches folded into one convolution).
+            linear head), ``'rdr'`` (RDR's branches folded into one convolution) or
+            ``'theta'`` (the flow head's trained plain head ``theta_fc`` as the linear head).
         live_teacher: the method reads the teacher's feature maps, so it runs the trained
             teacher (its cached checkpoint) instead of the cached logits.
         lr_mult_key: key of ``HPARAMS['flow_lr_mult']`` for the flow's parameters.
@@ -147,6 +148,27 @@ def build_fmkt_fold(pair: str, hp: dict, teacher: dict) -> dict:
     return _fmkt(pair, hp, teacher, _kl(hp), hp['kd']['ce_weight'], flow)
 
 
+def _fmkt_joint(pair: str, hp: dict, teacher: dict, detach_feature: bool) -> dict:
+    cfg = build_fmkt_kd(pair, hp, teacher)
+    # eval-mode forward returns the plain head's logits: the trained model scores as deployed
+    cfg['architecture']['head']['theta'] = dict(copy.deepcopy(hp['joint']),
+                                                detach_feature=detach_feature,
+                                                use_for_inference=True)
+    return cfg
+
+
+def build_fmkt_joint(pair: str, hp: dict, teacher: dict) -> dict:
+    """FM-KT (KD metric) + a plain linear head trained jointly on the detached student feature
+    with KD towards the detached ensemble + CE (FM-KT^Theta, joint form); the plain head does
+    not train the backbone."""
+    return _fmkt_joint(pair, hp, teacher, detach_feature=True)
+
+
+def build_fmkt_joint_bb(pair: str, hp: dict, teacher: dict) -> dict:
+    """As :func:`build_fmkt_joint`, the plain head's KD and CE training the backbone too."""
+    return _fmkt_joint(pair, hp, teacher, detach_feature=False)
+
+
 def build_ofmkt(pair: str, hp: dict, teacher: dict) -> dict:
     """OFM-KT: no teacher, the detached step ensemble is the target."""
     o = hp['ofmkt']
@@ -198,6 +220,13 @@ REGISTRY: Tuple[Method, ...] = (
     Method('fmkt_fold', 'FM-KT^Theta (linear flow, folded)', 'Theta\n(folded)', cost=2.0,
            teacher=True, group='variant', build=build_fmkt_fold, versus=('kd', ),
            deploy='fold', tuned_as='fmkt_kd'),
+    # the joint form: the plain head (theta_fc) learns the ensemble during FM-KT's own training
+    Method('fmkt_joint', 'FM-KT^Theta (joint plain head)', 'Theta\n(joint)', cost=2.1,
+           teacher=True, group='variant', build=build_fmkt_joint, versus=('kd', ),
+           deploy='theta', tuned_as='fmkt_kd'),
+    Method('fmkt_joint_bb', 'FM-KT^Theta (joint plain head, trains backbone)',
+           'Theta\n(joint, bb)', cost=2.1, teacher=True, group='variant',
+           build=build_fmkt_joint_bb, versus=('kd', ), deploy='theta', tuned_as='fmkt_kd'),
     Method('ofmkt', 'OFM-KT (online, no teacher)', 'OFM-KT\n(online)', cost=2.0, teacher=False,
            group='fmkt', build=build_ofmkt, versus=('student', ), lr_mult_key='ofmkt'),
 )

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Tuple
 from .configs import PAIRS
 from .files import write_json, write_text
 from .methods import METHODS, get
-from .stats import paired_stats, pooled_stats
+from .stats import paired_stats, pooled_stats, ratio_interval
 from .tuning import setting_label
 
 __all__ = ['summarize', 'comparisons', 'write_markdown', 'write_json', 'write_plots',
@@ -86,9 +86,15 @@ def _retention(rows: Dict[str, dict]) -> List[dict]:
         if get(method).group == 'variant' and {'kd', 'fmkt_kd'} <= set(rows):
             gain = rows['fmkt_kd']['mean'] - rows['kd']['mean']
             kept = rows[method]['mean'] - rows['kd']['mean']
+            kd = rows['kd']['by_seed']
+            ci = ratio_interval({s: v - kd[s] for s, v in rows[method]['by_seed'].items()
+                                 if s in kd},
+                                {s: v - kd[s] for s, v in rows['fmkt_kd']['by_seed'].items()
+                                 if s in kd})
             out.append(dict(method=method, stage_of=stage, theta_minus_kd=kept,
                             fmkt_minus_kd=gain,
-                            retention=kept / gain if gain > 0 else float('nan')))
+                            retention=kept / gain if gain > 0 else float('nan'),
+                            retention_ci=ci))
     return out
 
 
@@ -172,6 +178,15 @@ def _comparison_table(items: List[dict]) -> List[str]:
     return lines
 
 
+def _retention_ci_text(ci: Optional[dict]) -> str:
+    if not ci:
+        return ''
+    if not ci['bounded']:
+        return (f', 95% CI unbounded over {ci["n"]} paired seeds (the gain itself is not '
+                'distinguishable from 0)')
+    return f', 95% CI [{ci["low"]:.2f}, {ci["high"]:.2f}] (Fieller, {ci["n"]} paired seeds)'
+
+
 def _pair_block(pair: str, block: dict) -> List[str]:
     t = block['teacher']
     lines = ['', f'**Pair `{pair}`: {PAIRS[pair]["label"]}**'
@@ -186,7 +201,8 @@ def _pair_block(pair: str, block: dict) -> List[str]:
         lines.append(f'\n- {get(x["method"]).label} retention (Theta - KD) / '
                      f'(FM-KT (KD metric) - KD) = {x["theta_minus_kd"]:+.2f} / '
                      f'{x["fmkt_minus_kd"]:+.2f} = '
-                     + ('n/a (no FM-KT gain)' if math.isnan(ret) else f'{ret:.2f}'))
+                     + ('n/a (no FM-KT gain)' if math.isnan(ret) else f'{ret:.2f}')
+                     + _retention_ci_text(x.get('retention_ci')))
     return lines
 
 

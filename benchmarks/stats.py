@@ -10,7 +10,8 @@ import math
 import statistics
 from typing import Dict, List, Optional, Sequence
 
-__all__ = ['t_two_sided_prob', 't_quantile', 'paired_stats', 'pooled_stats', 'verdict']
+__all__ = ['t_two_sided_prob', 't_quantile', 'paired_stats', 'pooled_stats', 'verdict',
+           'ratio_interval']
 
 
 def t_two_sided_prob(t: float, df: int) -> float:
@@ -109,3 +110,42 @@ def pooled_stats(per_pair: List[Dict[int, float]], confidence: float = 0.95) -> 
     diffs = [statistics.fmean(d[s] for d in per_pair) for s in seeds]
     return _interval(diffs, seeds, confidence)
 
+
+
+def ratio_interval(num: Dict[int, float], den: Dict[int, float],
+                   confidence: float = 0.95) -> Optional[dict]:
+    """Ratio of two paired mean differences, ``mean(num) / mean(den)``, with Fieller's interval.
+
+    ``num`` and ``den`` map a seed to a paired difference (e.g. Theta - KD and FM-KT - KD on
+    that seed, which gives the retention). The interval is every ``r`` that the paired t-test
+    of ``num - r * den`` over the seeds does not reject at ``confidence`` (Fieller's theorem):
+    it accounts for the noise of the denominator and for the correlation of the two through
+    the shared KD run. When the denominator's mean is not itself distinguishable from 0 at that
+    confidence the set is unbounded and ``low``/``high`` are infinite (``bounded`` False).
+
+    Returns:
+        ``dict(n, seeds, ratio, low, high, bounded)``, or None with fewer than 2 common seeds
+        or a zero denominator mean.
+    """
+    seeds = sorted(set(num) & set(den))
+    n = len(seeds)
+    if n < 2:
+        return None
+    a = [num[s] for s in seeds]
+    b = [den[s] for s in seeds]
+    ma, mb = statistics.fmean(a), statistics.fmean(b)
+    if mb == 0:
+        return None
+    saa = statistics.variance(a)
+    sbb = statistics.variance(b)
+    sab = sum((x - ma) * (y - mb) for x, y in zip(a, b)) / (n - 1)
+    q = t_quantile(confidence, n - 1)**2 / n
+    # (ma - r mb)^2 <= q (saa - 2 r sab + r^2 sbb)  <=>  qa r^2 + qb r + qc <= 0
+    qa, qb, qc = mb * mb - q * sbb, -2 * (ma * mb - q * sab), ma * ma - q * saa
+    disc = qb * qb - 4 * qa * qc
+    out = dict(n=n, seeds=seeds, ratio=ma / mb, low=float('-inf'), high=float('inf'),
+               bounded=False)
+    if qa > 0 and disc >= 0:
+        root = math.sqrt(disc)
+        out.update(low=(-qb - root) / (2 * qa), high=(-qb + root) / (2 * qa), bounded=True)
+    return out

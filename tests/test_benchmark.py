@@ -47,8 +47,10 @@ def test_plan_default_profile():
     ids = [j['id'] for j in jobs]
     assert len(ids) == len(set(ids))
     assert ids[:2] == ['teacher-wide', 'teacher-deep']
-    # per seed: 2 teacher-free runs + 9 teacher-based methods x 2 pairs
-    assert len(jobs) == 2 + len(prof['seeds']) * (2 + 9 * 2)
+    # per seed: 2 teacher-free runs + the teacher-based methods x 2 pairs
+    with_teacher = sum(m.teacher for m in REGISTRY)
+    assert with_teacher == len(REGISTRY) - 2
+    assert len(jobs) == 2 + len(prof['seeds']) * (2 + with_teacher * 2)
     theta = next(j for j in jobs if j['id'] == 'fmkt_theta-deep-s2')
     assert theta['after'] == ['teacher-deep', 'fmkt_kd-deep-s2']
     for job in jobs:
@@ -64,9 +66,62 @@ def test_every_method_config_builds(tmp_path):
         assert type(model).__name__ == {
             'student': 'ImageClassifier', 'ofmkt': 'OFMKT', 'fmkt_kd': 'FMKTDistill',
             'fmkt_dist': 'FMKTDistill', 'fmkt_fold': 'FMKTDistill', 'diffkd': 'DiffKDDistill',
-            'rdr': 'RDRDistill'}.get(method.name, 'SingleTeacherDistill')
+            'rdr': 'RDRDistill', 'fmkt_joint': 'FMKTDistill',
+            'fmkt_joint_bb': 'FMKTDistill'}.get(method.name, 'SingleTeacherDistill')
         if method.name == 'fmkt_fold':
             assert model.student.head.flow.meta_encoder.affine
+
+
+@pytest.mark.parametrize('method,detached', [('fmkt_joint', True), ('fmkt_joint_bb', False)])
+def test_joint_theta_deploys_as_the_plain_student(tmp_path, method, detached):
+    """FM-KT^Theta, joint form: the deployed plain student (backbone + theta_fc as head.fc of a
+    LinearClsHead, loaded strictly) gives the trained model's eval logits, at the plain
+    student's parameter count; the plain head's losses reach the backbone only when not
+    detached."""
+    from benchmarks.data import Split, TensorLoader
+    from benchmarks.engine import build_model, predict_logits, set_seed, train_model
+    from benchmarks.jobs import _evaluate
+    from benchmarks.methods import get, method_hparams
+    gen = torch.Generator().manual_seed(0)
+    split = Split(torch.randint(0, 256, (96, 1, 28, 28), dtype=torch.uint8, generator=gen),
+                  torch.randint(0, 10, (96, ), generator=gen), 'train')
+    cache = str(tmp_path / 'logits.pt')
+    torch.save(torch.randn(2, 96, 10, generator=gen) * 3, cache)
+    hp = method_hparams(method)
+    set_seed(0)
+    model = build_model(method_cfg(method, 'wide', teacher_cache=cache, hparams=hp))
+    head = model.student.head
+    assert get(method).deploy == 'theta' and head.theta_cfg['detach_feature'] is detached
+    assert head.theta_cfg['use_for_inference']
+    assert head.theta_cfg['tau'] == hp['joint']['tau']
+
+    # the plain head's losses alone: backbone gradient only when the feature is not detached
+    batch = next(iter(TensorLoader(split, 16, seed=0)))
+    data = model.data_preprocessor(batch, True)
+    losses = head.loss(model.student.extract_feat(data['inputs']), data['data_samples'])
+    model.zero_grad()
+    (losses['loss_theta_kd'] + losses['loss_theta_ce']).backward()
+    backbone_grad = sum(float(p.grad.abs().sum()) for p in model.student.backbone.parameters()
+                        if p.grad is not None)
+    assert (backbone_grad == 0) is detached
+    assert head.theta_fc.fc.weight.grad.abs().sum() > 0
+    model.zero_grad()
+
+    before = head.theta_fc.fc.weight.detach().clone()
+    train_model(model, TensorLoader(split, 16, shuffle=True, flip=True, seed=0), 1)
+    assert not torch.equal(head.theta_fc.fc.weight, before)  # trained jointly
+
+    job = dict(method=method, pair='wide', eval_steps=(1, 8))
+    scores = _evaluate(job, hp, model, TensorLoader(split, 32))
+    assert scores['deploy_max_abs_logit_diff'] < 1e-5
+    assert scores['top1'] == scores['trained_top1']
+    plain = build_model(method_cfg('student', 'wide'))
+    assert scores['deployed_params'] == sum(p.numel() for p in plain.parameters())
+    assert scores['deployed_params'] < sum(p.numel() for p in model.student.parameters())
+    # the trained model's eval logits are the plain head's, not the ensemble's
+    theta = predict_logits(model.student, split.images)
+    model.student.head.theta_cfg['use_for_inference'] = False
+    assert (predict_logits(model.student, split.images) - theta).abs().max() > 1e-3
 
 
 def test_cached_teacher_equals_live_teacher(fmnist_root, tmp_path):
@@ -174,3 +229,23 @@ def test_detection_rows_of_the_overhead_table():
     assert all(math.isfinite(r['ratio']) and r['ratio'] > 0 and r['target'] == '<= 1.25'
                for r in rows)
     assert len(said) == 2
+
+
+def test_report_gives_retention_with_fieller_interval():
+    """Each FM-KT^Theta row's retention comes with its interval over the paired seeds."""
+    from benchmarks.report import _pair_block, summarize
+    from benchmarks.stats import ratio_interval
+    top1 = dict(kd=[87.0, 87.5, 86.8, 87.2, 87.1], fmkt_kd=[88.0, 88.4, 87.9, 88.1, 88.0],
+                fmkt_joint_bb=[87.9, 88.2, 87.6, 88.0, 88.1])
+    runs = [dict(pair='wide', method=m, seed=s, top1=v, train_time_s=1.0, epochs=3)
+            for m, vals in top1.items() for s, v in enumerate(vals)]
+    block = summarize(runs, [], ['wide'], list(top1))['pairs']['wide']
+    (ret, ) = block['retention']
+    num = {s: top1['fmkt_joint_bb'][s] - top1['kd'][s] for s in range(5)}
+    den = {s: top1['fmkt_kd'][s] - top1['kd'][s] for s in range(5)}
+    assert ret['retention'] == pytest.approx(sum(num.values()) / sum(den.values()))
+    assert ret['retention_ci'] == ratio_interval(num, den)
+    low, high = ret['retention_ci']['low'], ret['retention_ci']['high']
+    assert low < ret['retention'] < high
+    text = '\n'.join(_pair_block('wide', block))
+    assert f'95% CI [{low:.2f}, {high:.2f}] (Fieller, 5 paired seeds)' in text

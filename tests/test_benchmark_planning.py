@@ -31,7 +31,9 @@ def test_gpu_profile_plans_every_method_and_pair_on_the_cpu():
     assert setting['device'] == 'cpu' and setting['amp'] is None
     assert setting['workers'] == prof['jobs'] and setting['threads'] >= 1
     jobs = plan_jobs(prof, dict(amp=setting['amp']))
-    assert len(jobs) == 2 + len(prof['seeds']) * (2 + 9 * 2)
+    with_teacher = sum(m.teacher for m in REGISTRY)  # every method but 2 teacher-free ones
+    assert with_teacher == len(REGISTRY) - 2
+    assert len(jobs) == 2 + len(prof['seeds']) * (2 + with_teacher * 2)
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match='no CUDA device'):
             select_device('cuda')

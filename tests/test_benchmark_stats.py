@@ -3,7 +3,14 @@ import math
 
 import pytest
 
-from benchmarks.stats import paired_stats, pooled_stats, t_quantile, t_two_sided_prob, verdict
+from benchmarks.stats import (
+    paired_stats,
+    pooled_stats,
+    ratio_interval,
+    t_quantile,
+    t_two_sided_prob,
+    verdict,
+)
 
 #: two-sided 95% and 99% quantiles of Student's t (printed tables)
 KNOWN = {1: (12.706, 63.657), 2: (4.303, 9.925), 3: (3.182, 5.841), 4: (2.776, 4.604),
@@ -59,3 +66,36 @@ def test_pooled_over_pairs_averages_each_seed():
     assert s['seeds'] == [0, 1, 2]
     assert s['diffs'] == pytest.approx([0.3, 0.3, 0.4])
     assert s['verdict'] == 'better'
+
+
+def _t_accepts(num, den, r, confidence=0.95):
+    """Whether the paired t-interval of num - r * den holds 0 (the definition of Fieller's)."""
+    s = paired_stats({k: num[k] - r * den[k] for k in num}, {k: 0.0 for k in num}, confidence)
+    return s['low'] <= 0 <= s['high']
+
+
+def test_ratio_interval_is_the_set_the_paired_t_test_accepts():
+    # retention: (Theta - KD) and (FM-KT - KD) per seed, the gain clearly above 0
+    num = {0: 0.5, 1: 0.9, 2: 0.2, 3: 0.7, 4: 0.4}
+    den = {0: 0.9, 1: 1.2, 2: 0.6, 3: 1.1, 4: 0.8, 7: 3.0}  # seed 7 has no partner
+    r = ratio_interval(num, den)
+    assert r['n'] == 5 and r['bounded']
+    assert r['ratio'] == pytest.approx(2.7 / 4.6)
+    assert r['low'] < r['ratio'] < r['high']
+    # the end points are where the t-test switches; a step inside accepts, outside rejects
+    eps = 1e-6
+    for end, inside in ((r['low'], r['low'] + eps), (r['high'], r['high'] - eps)):
+        outside = end - (inside - end)
+        assert _t_accepts(num, den, inside) and not _t_accepts(num, den, outside)
+    # a wider confidence gives a wider interval
+    wide = ratio_interval(num, den, confidence=0.99)
+    assert wide['low'] < r['low'] and wide['high'] > r['high']
+
+
+def test_ratio_interval_unbounded_when_the_gain_is_noise():
+    num = {0: 0.5, 1: -0.2, 2: 0.3, 3: 0.1}
+    den = {0: 1.0, 1: -0.8, 2: 0.4, 3: -0.3}  # mean 0.075, not distinguishable from 0
+    r = ratio_interval(num, den)
+    assert not r['bounded'] and math.isinf(r['low']) and math.isinf(r['high'])
+    assert ratio_interval({0: 1.0}, {0: 1.0}) is None
+    assert ratio_interval({0: 1.0, 1: 2.0}, {0: 1.0, 1: -1.0}) is None  # zero gain

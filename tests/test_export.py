@@ -53,6 +53,14 @@ def _predict_scores(model, batch):
     return torch.stack([s.pred_score for s in out])
 
 
+def _logits(classifier, batch):
+    """Eval-mode logits of an mmpretrain classifier (through its own preprocessor)."""
+    classifier.eval()
+    with torch.no_grad():
+        data = classifier.data_preprocessor(batch, False)
+        return classifier(data['inputs'], mode='tensor')
+
+
 @pytest.mark.slow
 def test_exported_flow_student_predicts_like_the_distilled_student(tiny_imagenet, teacher_ckpts,
                                                                    tmp_path):
@@ -76,8 +84,10 @@ def test_exported_flow_student_predicts_like_the_distilled_student(tiny_imagenet
 
 @pytest.mark.slow
 def test_theta_export_is_a_plain_student(tiny_imagenet, teacher_ckpts, tmp_path):
-    cfg, ckpt, runner = _train(tmp_path, tiny_imagenet, teacher_ckpts,
-                               {'model.architecture.head.theta': True})
+    """The joint form (theta_fc trained alongside the flow, here also training the backbone):
+    the exported plain ResNet-18 predicts exactly like the trained student's plain head."""
+    cfg, ckpt, runner = _train(tmp_path, tiny_imagenet, teacher_ckpts, {
+        'model.architecture.head.theta': dict(detach_feature=False, use_for_inference=True)})
     result = load_tool('convert_fmkt_ckpt_to_student').main(
         [cfg, ckpt, str(tmp_path / 'theta'), '--theta'])
     assert result['mode'] == 'theta'
@@ -85,8 +95,19 @@ def test_theta_export_is_a_plain_student(tiny_imagenet, teacher_ckpts, tmp_path)
 
     # the exported linear head carries the trained theta_fc weights
     state = torch.load(result['checkpoint'], map_location='cpu', weights_only=True)['state_dict']
-    trained = runner.model.architecture.head.theta_fc.fc.weight.detach()
+    head = runner.model.architecture.head
+    trained = head.theta_fc.fc.weight.detach()
     torch.testing.assert_close(state['head.fc.weight'], trained)
+    assert trained.abs().sum() > 0
+
+    batch = _batch(runner)
+    student = runner.model.architecture
+    expected = _logits(student, batch)  # eval: the plain head (use_for_inference)
+    exported = _exported_runner(result, tmp_path / 'eval').model
+    torch.testing.assert_close(_logits(exported, batch), expected, atol=1e-5, rtol=0)
+    # ... which are not the flow ensemble's logits
+    head.theta_cfg['use_for_inference'] = False
+    assert (_logits(student, batch) - expected).abs().max() > 1e-4
 
 
 @pytest.mark.slow
