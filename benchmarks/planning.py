@@ -33,7 +33,7 @@ def resolve_profile(name: str, seeds=None, pairs=None, methods=None,
         if value is not None:
             prof[key] = tuple(value)
     if prof['methods'] is None:
-        prof['methods'] = tuple(names())
+        prof['methods'] = tuple(n for n in names() if n not in prof.get('skip', ()))
     for method in prof['methods']:
         stage_of = get(method).stage_of
         if stage_of and stage_of not in prof['methods']:

@@ -12,7 +12,7 @@ import torch
 
 from benchmarks import configs
 from benchmarks.data import IDX_BYTES, PACKAGE_DIR
-from benchmarks.methods import REGISTRY, method_cfg
+from benchmarks.methods import REGISTRY, get, method_cfg
 
 
 def _require_dataset():
@@ -47,9 +47,11 @@ def test_plan_default_profile():
     ids = [j['id'] for j in jobs]
     assert len(ids) == len(set(ids))
     assert ids[:2] == ['teacher-wide', 'teacher-deep']
-    # per seed: 2 teacher-free runs + the teacher-based methods x 2 pairs
-    with_teacher = sum(m.teacher for m in REGISTRY)
-    assert with_teacher == len(REGISTRY) - 2
+    # per seed: 2 teacher-free runs + the teacher-based methods x 2 pairs (the joint
+    # FM-KT^Theta variants run on the validation split first: not in the default)
+    assert set(prof['methods']) == {m.name for m in REGISTRY} - {'fmkt_joint', 'fmkt_joint_bb'}
+    with_teacher = sum(get(m).teacher for m in prof['methods'])
+    assert with_teacher == len(prof['methods']) - 2
     assert len(jobs) == 2 + len(prof['seeds']) * (2 + with_teacher * 2)
     theta = next(j for j in jobs if j['id'] == 'fmkt_theta-deep-s2')
     assert theta['after'] == ['teacher-deep', 'fmkt_kd-deep-s2']
