@@ -75,7 +75,9 @@ HPARAMS = dict(
     # FM-KT^Theta, joint form: FM-KT (KD metric) with a plain linear head (the flow head's
     # ``theta_fc``) trained alongside on the student's feature with KD(tau) towards the detached
     # N-step ensemble + CE, at the KD baseline's settings; the deployed student is the backbone
-    # with that head (``joint_bb``: the head's KD also trains the backbone).
+    # with that head (``joint_bb``: the head's KD also trains the backbone). ``fmkt_aux`` trains
+    # that plain head with the KD baseline's own loss (towards the teacher) instead, the flow
+    # head acting as an auxiliary head on the shared backbone (settings: ``kd``).
     joint=dict(tau=4.0, kd_weight=0.9, ce_weight=0.1),
 )
 
@@ -95,10 +97,12 @@ PROFILES = {
                   overhead=dict(size=224, batch=8, repeats=2, warmup=1, detection=True)),
     # 5 paired seeds in about 20 minutes on 2 cores: teachers 3 epochs (was 4), N analysis at
     # N=1 and the trained N only, overhead 6 repeats (was 15).
-    # skip: left out when no --methods are given. The joint FM-KT^Theta variants are measured
-    # on the validation split first (docs/theta.md); --methods runs them.
+    # skip: left out when no --methods are given: the FM-KT^Theta variants measured on the
+    # validation split only and the capacity control (docs/theta.md); --methods runs them.
     'default': dict(seeds=(0, 1, 2, 3, 4), pairs=('wide', 'deep'), methods=None,
-                    skip=('fmkt_joint', 'fmkt_joint_bb'), teacher_epochs=3, epochs=3,
+                    skip=('fmkt_joint', 'fmkt_joint_bb', 'fmkt_theta_ft', 'fmkt_aux',
+                          'kd_mlp'),
+                    teacher_epochs=3, epochs=3,
                     theta_epochs=2, train_size=None, test_size=None,
                     jobs=2, eval_steps=(1, 8), amp=None, tune_seeds=(0, ),
                     overhead=dict(size=224, batch=8, repeats=6, warmup=2, detection=True)),

@@ -57,6 +57,9 @@ class Method:
         live_teacher: the method reads the teacher's feature maps, so it runs the trained
             teacher (its cached checkpoint) instead of the cached logits.
         lr_mult_key: key of ``HPARAMS['flow_lr_mult']`` for the flow's parameters.
+        fixed: settings ``((path, value), ...)`` of this method, applied to ``HPARAMS`` before
+            the tuned ones (paths as in :mod:`benchmarks.tuning`, e.g. ``'theta.lr_scale'``);
+            they enter only this method's hyperparameters (and cache key).
         tuned_as: take the tuned settings of this method instead of its own.
     """
 
@@ -72,6 +75,7 @@ class Method:
     deploy: Optional[str] = None
     live_teacher: bool = False
     lr_mult_key: str = 'fmkt'
+    fixed: Tuple[Tuple[str, object], ...] = ()
     tuned_as: Optional[str] = None
 
 
@@ -105,6 +109,26 @@ def build_kd(pair: str, hp: dict, teacher: dict) -> dict:
     """Vanilla KD: ``ce_weight`` CE + ``kd_weight`` T^2 KL."""
     student = classifier_cfg(PAIRS[pair]['student'], ce_weight=hp['kd']['ce_weight'])
     return _distill('SingleTeacherDistill', student, logit_distiller('loss_kl', _kl(hp)), teacher)
+
+
+#: Hidden width of the capacity control's MLP head (``kd_mlp``): 2 762 parameters on the
+#: benchmark's 32-channel student, about the flow head's MLP block and output layer without its
+#: time embedding (3 232).
+MLP_HEAD_MID = 64
+
+
+def build_kd_mlp(pair: str, hp: dict, teacher: dict) -> dict:
+    """KD with a two-layer MLP head (mmpretrain ``StackedLinearClsHead``, ReLU) instead of the
+    linear one: a capacity control for FM-KT's flow head, whose MLP block adds non-linear head
+    capacity that no plain (linear-head) student has."""
+    student = classifier_cfg(PAIRS[pair]['student'], ce_weight=hp['kd']['ce_weight'])
+    head = student['head']
+    student['head'] = dict(type='StackedLinearClsHead', num_classes=head['num_classes'],
+                           in_channels=head['in_channels'], mid_channels=[MLP_HEAD_MID],
+                           loss=head['loss'])
+    distiller = logit_distiller('loss_kl', _kl(hp))
+    distiller['student_recorders']['fc']['source'] = 'head.layers.1.fc'
+    return _distill('SingleTeacherDistill', student, distiller, teacher)
 
 
 def build_dkd(pair: str, hp: dict, teacher: dict) -> dict:
@@ -169,6 +193,25 @@ def build_fmkt_joint_bb(pair: str, hp: dict, teacher: dict) -> dict:
     return _fmkt_joint(pair, hp, teacher, detach_feature=False)
 
 
+def build_fmkt_aux(pair: str, hp: dict, teacher: dict) -> dict:
+    """The KD baseline's plain head with FM-KT (KD metric) as an auxiliary head: the plain
+    linear head (the flow head's ``theta_fc``) takes KD's loss (``ce_weight`` CE + ``kd_weight``
+    T^2 KL towards the teacher), the flow head FM-KT's, and both train the backbone; the
+    deployed student is the backbone with the plain head."""
+    cfg = build_fmkt_kd(pair, hp, teacher)
+    cfg['architecture']['head']['theta'] = dict(
+        tau=hp['kd']['tau'], kd_weight=0.0, ce_weight=hp['kd']['ce_weight'],
+        detach_feature=False, use_for_inference=True)
+    distiller = cfg['distiller']
+    # theta_fc returns (1, B, K): FMKTLoss over that one "step" is the KD loss on the plain head
+    distiller['student_recorders']['plain'] = dict(type='ModuleOutputs', source='head.theta_fc')
+    distiller['distill_losses']['loss_plain_kd'] = dict(type='FMKTLoss', metric=_kl(hp))
+    distiller['loss_forward_mappings']['loss_plain_kd'] = dict(
+        preds=dict(from_student=True, recorder='plain'),
+        target=dict(from_student=False, recorder='fc'))
+    return cfg
+
+
 def build_ofmkt(pair: str, hp: dict, teacher: dict) -> dict:
     """OFM-KT: no teacher, the detached step ensemble is the target."""
     o = hp['ofmkt']
@@ -211,12 +254,16 @@ REGISTRY: Tuple[Method, ...] = (
     Method('rdr', 'RDR (our reading)', 'RDR\n(ours)', cost=1.6, teacher=True, group='baseline',
            build=build_rdr, versus=('kd', ), live_teacher=True, tuned_as='kd', deploy='rdr'),
     Method('fmkt_kd', 'FM-KT (KD metric)', 'FM-KT\n(KD)', cost=2.0, teacher=True,
-           group='fmkt', build=build_fmkt_kd, versus=('kd', 'diffkd', 'rdr')),
+           group='fmkt', build=build_fmkt_kd, versus=('kd', 'diffkd', 'rdr', 'kd_mlp')),
     Method('fmkt_dist', 'FM-KT (DIST metric)', 'FM-KT\n(DIST)', cost=2.0, teacher=True,
            group='fmkt', build=build_fmkt_dist, versus=('dist', )),
     Method('fmkt_theta', 'FM-KT^Theta (2-stage, plain head)', 'Theta\n(2-stage)', cost=1.1,
            teacher=True, group='variant', build=build_kd, versus=('kd', ),
            stage_of='fmkt_kd', tuned_as='fmkt_kd'),
+    # stage 2 as a fine-tune: a tenth of the stage-1 learning rate instead of half
+    Method('fmkt_theta_ft', 'FM-KT^Theta (2-stage fine-tune, plain head)', 'Theta\n(2-st. ft)',
+           cost=1.1, teacher=True, group='variant', build=build_kd, versus=('kd', ),
+           stage_of='fmkt_kd', fixed=(('theta.lr_scale', 0.1), ), tuned_as='fmkt_kd'),
     Method('fmkt_fold', 'FM-KT^Theta (linear flow, folded)', 'Theta\n(folded)', cost=2.0,
            teacher=True, group='variant', build=build_fmkt_fold, versus=('kd', ),
            deploy='fold', tuned_as='fmkt_kd'),
@@ -227,6 +274,13 @@ REGISTRY: Tuple[Method, ...] = (
     Method('fmkt_joint_bb', 'FM-KT^Theta (joint plain head, trains backbone)',
            'Theta\n(joint, bb)', cost=2.1, teacher=True, group='variant',
            build=build_fmkt_joint_bb, versus=('kd', ), deploy='theta', tuned_as='fmkt_kd'),
+    # capacity control: KD with an MLP head of about the flow head's size (not deployable plain)
+    Method('kd_mlp', 'KD + MLP head (capacity control)', 'KD\n+MLP head', cost=1.0,
+           teacher=True, group='reference', build=build_kd_mlp, versus=('kd', ),
+           tuned_as='kd'),
+    Method('fmkt_aux', 'FM-KT^Theta (KD head + auxiliary flow head)', 'Theta\n(aux)',
+           cost=2.1, teacher=True, group='variant', build=build_fmkt_aux, versus=('kd', ),
+           deploy='theta', tuned_as='fmkt_kd'),
     Method('ofmkt', 'OFM-KT (online, no teacher)', 'OFM-KT\n(online)', cost=2.0, teacher=False,
            group='fmkt', build=build_ofmkt, versus=('student', ), lr_mult_key='ofmkt'),
 )
@@ -254,11 +308,13 @@ def get(name: str) -> Method:
 
 def method_hparams(name: str, picks: Optional[Dict[str, dict]] = None,
                    overrides: Optional[dict] = None) -> dict:
-    """``HPARAMS`` with the method's tuned settings (``picks``, see :mod:`benchmarks.tuning`)
-    and then ``overrides`` (a tune trial) applied."""
+    """``HPARAMS`` with the method's own ``fixed`` settings, its tuned settings (``picks``,
+    see :mod:`benchmarks.tuning`) and then ``overrides`` (a tune trial) applied."""
     from .tuning import apply_settings
     method = get(name)
     hp = copy.deepcopy(HPARAMS)
+    if method.fixed:
+        hp = apply_settings(hp, dict(method.fixed))
     if picks:
         hp = apply_settings(hp, picks.get(method.tuned_as or method.name, {}))
     if overrides:

@@ -114,6 +114,37 @@ def summarize(runs: List[dict], teachers: List[dict], pairs: List[str],
         out['pairs'][pair] = dict(rows=rows, teacher=teacher[0] if teacher else None,
                                   comparisons=_compare(rows), retention=_retention(rows))
     out['pooled'] = _pool(out['pairs'])
+    out['pooled_retention'] = _pooled_retention(out['pairs'])
+    return out
+
+
+def _pooled_retention(blocks: Dict[str, dict]) -> List[dict]:
+    """Each FM-KT^Theta variant's retention pooled over the pairs: per seed, the mean of the
+    pairs' (Theta - KD) over the mean of the pairs' (FM-KT - KD), with Fieller's interval over
+    the seeds (a seed stays one observation, as in :func:`_pool`)."""
+    if len(blocks) < 2:
+        return []
+    common = set.intersection(*(set(b['rows']) for b in blocks.values()))
+    if not {'kd', 'fmkt_kd'} <= common:
+        return []
+
+    def per_seed(method: str) -> Dict[int, float]:
+        diffs = []
+        for blk in blocks.values():
+            kd, other = blk['rows']['kd']['by_seed'], blk['rows'][method]['by_seed']
+            diffs.append({s: other[s] - kd[s] for s in set(kd) & set(other)})
+        seeds = set.intersection(*(set(d) for d in diffs))
+        return {s: statistics.fmean(d[s] for d in diffs) for s in sorted(seeds)}
+
+    gain = per_seed('fmkt_kd')
+    out = []
+    for method in [m for m in METHODS if m in common and get(m).group == 'variant']:
+        kept = per_seed(method)
+        g = statistics.fmean(gain.values()) if gain else float('nan')
+        k = statistics.fmean(kept.values()) if kept else float('nan')
+        out.append(dict(method=method, theta_minus_kd=k, fmkt_minus_kd=g,
+                        retention=k / g if g > 0 else float('nan'),
+                        retention_ci=ratio_interval(kept, gain)))
     return out
 
 
@@ -196,7 +227,13 @@ def _pair_block(pair: str, block: dict) -> List[str]:
     if block['comparisons']:
         lines += ['', 'Paired differences over seeds:', ''] + _comparison_table(
             block['comparisons'])
-    for x in block['retention']:
+    lines += _retention_lines(block['retention'])
+    return lines
+
+
+def _retention_lines(items: List[dict]) -> List[str]:
+    lines = []
+    for x in items:
         ret = x['retention']
         lines.append(f'\n- {get(x["method"]).label} retention (Theta - KD) / '
                      f'(FM-KT (KD metric) - KD) = {x["theta_minus_kd"]:+.2f} / '
@@ -225,6 +262,7 @@ def markdown(summary: dict, meta: dict) -> str:
     if summary.get('pooled'):
         lines += ['', '**Pooled over the pairs** (per seed, the mean of the pairs\' '
                   'differences; t over seeds):', ''] + _comparison_table(summary['pooled'])
+        lines += _retention_lines(summary.get('pooled_retention', []))
     lines += ['', 'Data order and flips identical across the methods of every seed: '
               + ('yes' if summary.get('paired_data', True) else 'NO (the pairing is broken)')]
     lines += _settings_lines(summary)

@@ -49,7 +49,8 @@ def test_plan_default_profile():
     assert ids[:2] == ['teacher-wide', 'teacher-deep']
     # per seed: 2 teacher-free runs + the teacher-based methods x 2 pairs (the joint
     # FM-KT^Theta variants run on the validation split first: not in the default)
-    assert set(prof['methods']) == {m.name for m in REGISTRY} - {'fmkt_joint', 'fmkt_joint_bb'}
+    assert set(prof['methods']) == {m.name for m in REGISTRY} - {
+        'fmkt_joint', 'fmkt_joint_bb', 'fmkt_theta_ft', 'fmkt_aux', 'kd_mlp'}
     with_teacher = sum(get(m).teacher for m in prof['methods'])
     assert with_teacher == len(prof['methods']) - 2
     assert len(jobs) == 2 + len(prof['seeds']) * (2 + with_teacher * 2)
@@ -69,7 +70,8 @@ def test_every_method_config_builds(tmp_path):
             'student': 'ImageClassifier', 'ofmkt': 'OFMKT', 'fmkt_kd': 'FMKTDistill',
             'fmkt_dist': 'FMKTDistill', 'fmkt_fold': 'FMKTDistill', 'diffkd': 'DiffKDDistill',
             'rdr': 'RDRDistill', 'fmkt_joint': 'FMKTDistill',
-            'fmkt_joint_bb': 'FMKTDistill'}.get(method.name, 'SingleTeacherDistill')
+            'fmkt_joint_bb': 'FMKTDistill', 'fmkt_aux': 'FMKTDistill'}.get(
+                method.name, 'SingleTeacherDistill')
         if method.name == 'fmkt_fold':
             assert model.student.head.flow.meta_encoder.affine
 
@@ -124,6 +126,83 @@ def test_joint_theta_deploys_as_the_plain_student(tmp_path, method, detached):
     theta = predict_logits(model.student, split.images)
     model.student.head.theta_cfg['use_for_inference'] = False
     assert (predict_logits(model.student, split.images) - theta).abs().max() > 1e-3
+
+
+def test_aux_variant_trains_the_plain_head_with_kd_towards_the_teacher(tmp_path):
+    """FM-KT^Theta (aux): the plain head's loss is the KD baseline's (KL towards the teacher's
+    logits, not the ensemble) + CE, it reaches the backbone, and the deployed plain student
+    gives the trained model's eval logits."""
+    import torch.nn.functional as F
+
+    from benchmarks.data import Split, TensorLoader
+    from benchmarks.engine import build_model, set_seed, train_model
+    from benchmarks.jobs import _evaluate
+    from benchmarks.methods import method_hparams
+    gen = torch.Generator().manual_seed(0)
+    split = Split(torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8, generator=gen),
+                  torch.randint(0, 10, (64, ), generator=gen), 'train')
+    cache = str(tmp_path / 'logits.pt')
+    torch.save(torch.randn(2, 64, 10, generator=gen) * 3, cache)
+    hp = method_hparams('fmkt_aux')
+    set_seed(0)
+    model = build_model(method_cfg('fmkt_aux', 'wide', teacher_cache=cache, hparams=hp))
+    head = model.student.head
+    assert head.theta_cfg['kd_weight'] == 0 and not head.theta_cfg['detach_feature']
+    assert head.theta_cfg['ce_weight'] == hp['kd']['ce_weight']
+
+    batch = next(iter(TensorLoader(split, 16, seed=0)))
+    data = model.data_preprocessor(batch, True)
+    losses = model(**data, mode='loss')
+    assert {'distill.loss_plain_kd', 'distill.loss_fmkt'} <= set(losses)
+    # the recorded plain-head logits against the recorded teacher logits: KD's own loss
+    distiller = model.distiller
+    plain = distiller.student_recorders.get_recorder('plain').get_record_data()[0]
+    target = distiller.teacher_recorders.get_recorder('fc').get_record_data()
+    tau, w = hp['kd']['tau'], hp['kd']['kd_weight']
+    want = w * tau**2 * F.kl_div(F.log_softmax(plain / tau, 1), F.softmax(target / tau, 1),
+                                 reduction='batchmean')
+    torch.testing.assert_close(losses['distill.loss_plain_kd'], want, rtol=1e-4, atol=1e-6)
+    model.zero_grad()
+    losses['distill.loss_plain_kd'].backward()
+    assert sum(float(p.grad.abs().sum()) for p in model.student.backbone.parameters()
+               if p.grad is not None) > 0
+
+    train_model(model, TensorLoader(split, 16, shuffle=True, flip=True, seed=0), 1)
+    scores = _evaluate(dict(method='fmkt_aux', pair='wide', eval_steps=(1, 8)), hp, model,
+                       TensorLoader(split, 32))
+    assert scores['deploy_max_abs_logit_diff'] < 1e-5
+    assert scores['top1'] == scores['trained_top1']
+
+
+def test_capacity_control_is_kd_with_an_mlp_head(tmp_path):
+    """kd_mlp: KD's loss on the logits of a two-layer MLP head of about the flow head's size."""
+    import torch.nn.functional as F
+
+    from benchmarks.data import Split, TensorLoader
+    from benchmarks.engine import build_model
+    from benchmarks.methods import method_hparams
+    gen = torch.Generator().manual_seed(0)
+    split = Split(torch.randint(0, 256, (32, 1, 28, 28), dtype=torch.uint8, generator=gen),
+                  torch.randint(0, 10, (32, ), generator=gen), 'train')
+    cache = str(tmp_path / 'logits.pt')
+    torch.save(torch.randn(2, 32, 10, generator=gen) * 3, cache)
+    hp = method_hparams('kd_mlp')
+    model = build_model(method_cfg('kd_mlp', 'wide', teacher_cache=cache, hparams=hp))
+    head = model.student.head
+    assert type(head).__name__ == 'StackedLinearClsHead'
+    assert 2000 < sum(p.numel() for p in head.parameters()) < 4000
+    batch = next(iter(TensorLoader(split, 16, seed=0)))
+    data = model.data_preprocessor(batch, True)
+    losses = model(**data, mode='loss')
+    logits = model.distiller.student_recorders.get_recorder('fc').get_record_data()
+    target = model.distiller.teacher_recorders.get_recorder('fc').get_record_data()
+    # the recorded logits are the MLP head's output (train mode: the same batch statistics)
+    torch.testing.assert_close(logits, model.student(data['inputs'], mode='tensor'),
+                               rtol=1e-4, atol=1e-5)
+    tau, w = hp['kd']['tau'], hp['kd']['kd_weight']
+    want = w * tau**2 * F.kl_div(F.log_softmax(logits / tau, 1), F.softmax(target / tau, 1),
+                                 reduction='batchmean')
+    torch.testing.assert_close(losses['distill.loss_kl'], want, rtol=1e-4, atol=1e-6)
 
 
 def test_cached_teacher_equals_live_teacher(fmnist_root, tmp_path):
@@ -251,3 +330,49 @@ def test_report_gives_retention_with_fieller_interval():
     assert low < ret['retention'] < high
     text = '\n'.join(_pair_block('wide', block))
     assert f'95% CI [{low:.2f}, {high:.2f}] (Fieller, 5 paired seeds)' in text
+
+
+def test_report_pools_retention_over_the_pairs():
+    """Pooled retention: per seed, the pairs' mean (Theta - KD) over their mean (FM-KT - KD),
+    with Fieller's interval over the seeds, printed under the pooled table."""
+    from benchmarks.report import markdown, summarize
+    from benchmarks.stats import ratio_interval
+    top1 = {
+        'wide': dict(kd=[87.0, 87.5, 86.8, 87.2], fmkt_kd=[88.0, 88.4, 87.9, 88.1],
+                     fmkt_fold=[87.6, 87.9, 87.3, 87.8]),
+        'deep': dict(kd=[87.4, 87.1, 87.3, 87.0], fmkt_kd=[88.1, 87.9, 88.2, 87.8],
+                     fmkt_fold=[87.5, 87.6, 87.9, 87.2]),
+    }
+    runs = [dict(pair=p, method=m, seed=s, top1=v, train_time_s=1.0, epochs=3)
+            for p, block in top1.items() for m, vals in block.items()
+            for s, v in enumerate(vals)]
+    summary = summarize(runs, [], ['wide', 'deep'], ['kd', 'fmkt_kd', 'fmkt_fold'])
+    (ret, ) = summary['pooled_retention']
+    num = {s: sum(top1[p]['fmkt_fold'][s] - top1[p]['kd'][s] for p in top1) / 2
+           for s in range(4)}
+    den = {s: sum(top1[p]['fmkt_kd'][s] - top1[p]['kd'][s] for p in top1) / 2 for s in range(4)}
+    assert ret['method'] == 'fmkt_fold'
+    assert ret['retention'] == pytest.approx(sum(num.values()) / sum(den.values()))
+    assert ret['retention_ci'] == ratio_interval(num, den)
+    assert ret['retention_ci']['bounded']
+    meta = dict(profile='default', test_images=5000, evaluated_on='test split', seeds=[0, 1, 2, 3],
+                student_epochs=3, train_images=60000, theta_epochs=2, jobs=2, threads=1,
+                device='cpu')
+    text = markdown(summary, meta)
+    pooled = text.split('**Pooled over the pairs**')[1]
+    assert (f'FM-KT^Theta (linear flow, folded) retention (Theta - KD) / (FM-KT (KD metric) - KD)'
+            f' = {ret["theta_minus_kd"]:+.2f} / {ret["fmkt_minus_kd"]:+.2f}') in pooled
+
+
+def test_fixed_settings_enter_only_their_methods_hparams():
+    """A record's ``fixed`` settings change its own hyperparameters (and so its cache key) and
+    nobody else's: the 2-stage fine-tune's stage 2 runs at a tenth of the rate."""
+    from benchmarks.configs import HPARAMS
+    from benchmarks.jobs import run_key
+    from benchmarks.methods import method_hparams
+    assert method_hparams('fmkt_theta_ft')['theta']['lr_scale'] == 0.1
+    assert method_hparams('fmkt_theta')['theta'] == HPARAMS['theta']
+    assert method_hparams('fmkt_kd') == HPARAMS
+    job = dict(pair='wide', epochs=3, theta_epochs=2, train_size=None, test_size=None, seed=0,
+               stage1=dict(key='s1'), teacher=dict(key='t'))
+    assert run_key(dict(job, method='fmkt_theta')) != run_key(dict(job, method='fmkt_theta_ft'))
