@@ -111,6 +111,30 @@ def test_theta_export_is_a_plain_student(tiny_imagenet, teacher_ckpts, tmp_path)
 
 
 @pytest.mark.slow
+def test_theta_aux_config_exports_its_kd_head_as_a_plain_student(tiny_imagenet, teacher_ckpts,
+                                                                 tmp_path):
+    """configs/fmkt/resnet50_res18_theta-aux_in1k.py: the plain head trains with KD towards
+    the teacher beside the auxiliary flow head; --theta exports backbone + that head as a plain
+    ResNet-18 that predicts exactly like the trained model."""
+    options = tiny_cls_options(tiny_imagenet, batch_size=4)
+    options['model.teacher_ckpt'] = teacher_ckpts['resnet50_8xb32_in1k']
+    cfg = write_child_config(tmp_path, config_path('fmkt/resnet50_res18_theta-aux_in1k.py'),
+                             options)
+    work = str(tmp_path / 'work')
+    runner = load_tool('train').main([cfg, '--work-dir', work, '--no-validate'])
+    history = runner.message_hub.get_scalar('train/distill.loss_plain_kd').data[0]
+    assert len(history) > 0 and all(v > 0 for v in history)
+    result = load_tool('convert_fmkt_ckpt_to_student').main(
+        [cfg, osp.join(work, 'epoch_1.pth'), str(tmp_path / 'aux'), '--theta'])
+    assert result['mode'] == 'theta'
+    _assert_plain_resnet18(result)
+    batch = _batch(runner)
+    expected = _logits(runner.model.architecture, batch)  # eval: the plain head
+    exported = _exported_runner(result, tmp_path / 'eval').model
+    torch.testing.assert_close(_logits(exported, batch), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
 def test_theta_fold_export_is_a_plain_student_with_the_ensemble_predictions(
         tiny_imagenet, teacher_ckpts, tmp_path):
     """An affine meta-encoder: the exported plain student predicts exactly like the flow head."""

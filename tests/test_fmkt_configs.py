@@ -27,6 +27,7 @@ def test_all_classification_configs_are_collected():
     names = {osp.basename(p) for p in CLS_CONFIGS}
     assert {'resnet50_res18_in1k.py', 'resnet34_res18_in1k.py', 'resnet50_mbv2_in1k.py',
             'resnet34_res18_feat_in1k.py', 'resnet50_res18_theta_in1k.py',
+            'resnet50_res18_theta-aux_in1k.py',
             'resnet50_res18_cifar100.py', 'ofmkt_res18_in1k.py',
             'ofmkt_res18_cifar100.py'} <= names
     assert len(CIFAR_BASELINES) == 3
