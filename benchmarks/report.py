@@ -251,7 +251,9 @@ def _settings_lines(summary: dict) -> List[str]:
     if not any(seen.values()):
         return []
     return ['', 'Settings (tuned on the validation split; unlisted entries as HPARAMS):', ''] + [
-        f'- {get(m).label}: {setting_label(s)}' for m, s in seen.items()]
+        f'- {get(m).label}: {setting_label(s)}'
+        + (f' (fixed: {setting_label(dict(get(m).fixed))})' if get(m).fixed else '')
+        for m, s in seen.items()]
 
 
 def markdown(summary: dict, meta: dict) -> str:
