@@ -98,10 +98,11 @@ PROFILES = {
     # 5 paired seeds in about 20 minutes on 2 cores: teachers 3 epochs (was 4), N analysis at
     # N=1 and the trained N only, overhead 6 repeats (was 15).
     # skip: left out when no --methods are given: the FM-KT^Theta variants measured on the
-    # validation split only and the capacity control (docs/theta.md); --methods runs them.
+    # validation split only, the capacity control (docs/theta.md) and the feature-level FM-KT
+    # row (validation only, docs/fast_flow.md); --methods runs them.
     'default': dict(seeds=(0, 1, 2, 3, 4), pairs=('wide', 'deep'), methods=None,
                     skip=('fmkt_joint', 'fmkt_joint_bb', 'fmkt_theta_ft', 'fmkt_aux',
-                          'kd_mlp'),
+                          'kd_mlp', 'fmkt_feat'),
                     teacher_epochs=3, epochs=3,
                     theta_epochs=2, train_size=None, test_size=None,
                     jobs=2, eval_steps=(1, 8), amp=None, tune_seeds=(0, ),

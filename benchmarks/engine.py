@@ -91,7 +91,10 @@ def _optim_wrapper(model: nn.Module, lr_scale: float, flow_lr_mult: float, devic
     optim['lr'] *= lr_scale
     cfg = optim_wrapper_cfg(optim, device, amp, clip_grad=HPARAMS['clip_grad'])
     if flow_heads(model) and flow_lr_mult != 1.0:
-        cfg['paramwise_cfg'] = dict(custom_keys={'head.flow': dict(lr_mult=flow_lr_mult)})
+        # the flow of a flow head, or of a flow neck (feature-level FM-KT)
+        names = [n for n, _ in model.named_parameters()]
+        keys = [k for k in ('head.flow', 'neck.flow') if any(k in n for n in names)]
+        cfg['paramwise_cfg'] = dict(custom_keys={k: dict(lr_mult=flow_lr_mult) for k in keys})
     return build_optim_wrapper(model, cfg)
 
 

@@ -23,6 +23,7 @@ from .configs import (
     flow_distiller,
     logit_distiller,
     preprocessor,
+    teacher_cfg,
     teacher_ref,
 )
 
@@ -166,6 +167,44 @@ def build_fmkt_dist(pair: str, hp: dict, teacher: dict) -> dict:
     return _fmkt(pair, hp, teacher, _dist_loss(hp), hp['dist']['ce_weight'], hp['flow'])
 
 
+#: Meta-encoder of the feature-level flow (as ``configs/_base_/methods/fmkt_features.py``).
+FEATURE_META_ENCODER = dict(type='MLPMetaEncoder', num_blocks=1)
+
+
+def build_fmkt_feat(pair: str, hp: dict, teacher: dict) -> dict:
+    """Feature-level FM-KT, as ``configs/_base_/methods/fmkt_features.py``: KD on the logits
+    (KD's settings) + a ``FlowMatchingNeck`` on the student's last 7x7 map (rectified flow, N
+    drawn from {1, 2, 4, 8, 16} per iteration, 8 at test) whose every step's estimate is scored
+    with MSE against the teacher's last-stage map projected to the student's channels
+    (``TeacherProjector``); the transported map feeds the student's pooling and linear head."""
+    s_ch = PAIRS[pair]['student']['widths'][-1]
+    t_ch = PAIRS[pair]['teacher']['widths'][-1]
+    student = classifier_cfg(PAIRS[pair]['student'], ce_weight=hp['kd']['ce_weight'])
+    student['neck'] = dict(
+        type='FlowMatchingNeck', in_channels=s_ch, with_pool=True,
+        flow=dict(type='FlowMatchingConnector', schedule=dict(type='RectifiedFlowSchedule'),
+                  meta_encoder=copy.deepcopy(FEATURE_META_ENCODER),
+                  num_steps=(1, 2, 4, 8, 16), test_num_steps=8))
+    distiller = logit_distiller('loss_kl', _kl(hp))
+    distiller['student_recorders']['steps'] = dict(type='ModuleOutputs', source='neck.flow')
+    distiller['teacher_recorders']['feat'] = dict(type='ModuleOutputs',
+                                                  source='backbone.stages.3')
+    distiller['connectors'] = dict(proj=dict(type='TeacherProjector', in_channels=t_ch,
+                                             out_channels=s_ch))
+    distiller['distill_losses']['loss_fmkt'] = dict(type='FMKTLoss', metric='mse',
+                                                    loss_weight=1.0)
+    distiller['loss_forward_mappings']['loss_fmkt'] = dict(
+        preds=dict(from_student=True, recorder='steps', data_idx=0),
+        target=dict(from_student=False, recorder='feat', connector='proj'))
+    if not teacher:
+        raise ValueError('fmkt_feat: this method needs a teacher')
+    # it reads the teacher's map: always the live teacher (``live_teacher``); without its
+    # checkpoint (cache keys, tests) the random teacher of the same architecture stands in
+    live = dict(teacher=teacher_cfg(pair).model.to_dict(),
+                teacher_ckpt=teacher.get('teacher_ckpt'))
+    return _distill('FMKTDistill', student, distiller, live)
+
+
 def build_fmkt_fold(pair: str, hp: dict, teacher: dict) -> dict:
     """FM-KT (KD metric) with an affine meta-encoder, to be folded into a linear head."""
     flow = dict(copy.deepcopy(hp['flow']), **copy.deepcopy(hp['fold']))
@@ -260,6 +299,10 @@ REGISTRY: Tuple[Method, ...] = (
     Method('fmkt_theta', 'FM-KT^Theta (2-stage, plain head)', 'Theta\n(2-stage)', cost=1.1,
            teacher=True, group='variant', build=build_kd, versus=('kd', ),
            stage_of='fmkt_kd', tuned_as='fmkt_kd'),
+    # feature level: reported, not a candidate for "best FM-KT" (its logit loss is KD's)
+    Method('fmkt_feat', 'FM-KT feature level (+ KD)', 'FM-KT\n(feature)', cost=2.5,
+           teacher=True, group='variant', build=build_fmkt_feat, versus=('kd', ),
+           live_teacher=True, tuned_as='kd'),
     # stage 2 as a fine-tune: a tenth of the stage-1 learning rate instead of half
     Method('fmkt_theta_ft', 'FM-KT^Theta (2-stage fine-tune, plain head)', 'Theta\n(2-st. ft)',
            cost=1.1, teacher=True, group='variant', build=build_kd, versus=('kd', ),

@@ -78,12 +78,19 @@ def _compare(rows: Dict[str, dict]) -> List[dict]:
     return out
 
 
+def _plain_cost(method: str) -> bool:
+    """An FM-KT^Theta variant: ours, deploying a plain student (a deploy step or a second
+    stage), so its retention of FM-KT's gain is reported."""
+    record = get(method)
+    return record.group == 'variant' and bool(record.deploy or record.stage_of)
+
+
 def _retention(rows: Dict[str, dict]) -> List[dict]:
     # share of FM-KT's gain over KD that a plain-cost (FM-KT^Theta) student keeps
     out = []
     for method in rows:
         stage = get(method).stage_of
-        if get(method).group == 'variant' and {'kd', 'fmkt_kd'} <= set(rows):
+        if _plain_cost(method) and {'kd', 'fmkt_kd'} <= set(rows):
             gain = rows['fmkt_kd']['mean'] - rows['kd']['mean']
             kept = rows[method]['mean'] - rows['kd']['mean']
             kd = rows['kd']['by_seed']
@@ -138,7 +145,7 @@ def _pooled_retention(blocks: Dict[str, dict]) -> List[dict]:
 
     gain = per_seed('fmkt_kd')
     out = []
-    for method in [m for m in METHODS if m in common and get(m).group == 'variant']:
+    for method in [m for m in METHODS if m in common and _plain_cost(m)]:
         kept = per_seed(method)
         g = statistics.fmean(gain.values()) if gain else float('nan')
         k = statistics.fmean(kept.values()) if kept else float('nan')

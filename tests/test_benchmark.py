@@ -50,7 +50,7 @@ def test_plan_default_profile():
     # per seed: 2 teacher-free runs + the teacher-based methods x 2 pairs (the joint
     # FM-KT^Theta variants run on the validation split first: not in the default)
     assert set(prof['methods']) == {m.name for m in REGISTRY} - {
-        'fmkt_joint', 'fmkt_joint_bb', 'fmkt_theta_ft', 'fmkt_aux', 'kd_mlp'}
+        'fmkt_joint', 'fmkt_joint_bb', 'fmkt_theta_ft', 'fmkt_aux', 'kd_mlp', 'fmkt_feat'}
     with_teacher = sum(get(m).teacher for m in prof['methods'])
     assert with_teacher == len(prof['methods']) - 2
     assert len(jobs) == 2 + len(prof['seeds']) * (2 + with_teacher * 2)
@@ -70,7 +70,8 @@ def test_every_method_config_builds(tmp_path):
             'student': 'ImageClassifier', 'ofmkt': 'OFMKT', 'fmkt_kd': 'FMKTDistill',
             'fmkt_dist': 'FMKTDistill', 'fmkt_fold': 'FMKTDistill', 'diffkd': 'DiffKDDistill',
             'rdr': 'RDRDistill', 'fmkt_joint': 'FMKTDistill',
-            'fmkt_joint_bb': 'FMKTDistill', 'fmkt_aux': 'FMKTDistill'}.get(
+            'fmkt_joint_bb': 'FMKTDistill', 'fmkt_aux': 'FMKTDistill',
+            'fmkt_feat': 'FMKTDistill'}.get(
                 method.name, 'SingleTeacherDistill')
         if method.name == 'fmkt_fold':
             assert model.student.head.flow.meta_encoder.affine
@@ -203,6 +204,38 @@ def test_capacity_control_is_kd_with_an_mlp_head(tmp_path):
     want = w * tau**2 * F.kl_div(F.log_softmax(logits / tau, 1), F.softmax(target / tau, 1),
                                  reduction='batchmean')
     torch.testing.assert_close(losses['distill.loss_kl'], want, rtol=1e-4, atol=1e-6)
+
+
+def test_feature_level_fmkt_row_trains_its_flow_neck(tmp_path):
+    """fmkt_feat: a live teacher's last map, projected, is the target of every step of the
+    student's flow neck (MSE) beside KD on the logits; the neck's flow trains at the flow
+    learning-rate multiplier."""
+    from benchmarks.data import Split, TensorLoader
+    from benchmarks.engine import _optim_wrapper, build_model, evaluate, train_model
+    from benchmarks.methods import method_hparams
+    gen = torch.Generator().manual_seed(0)
+    split = Split(torch.randint(0, 256, (48, 1, 28, 28), dtype=torch.uint8, generator=gen),
+                  torch.randint(0, 10, (48, ), generator=gen), 'train')
+    hp = method_hparams('fmkt_feat')
+    model = build_model(method_cfg('fmkt_feat', 'wide', teacher_cache=str(tmp_path / 'x.pt'),
+                                   hparams=hp))
+    assert type(model.teacher).__name__ == 'ImageClassifier'  # live, not the cached logits
+    neck = model.student.neck
+    assert type(neck).__name__ == 'FlowMatchingNeck'
+    batch = next(iter(TensorLoader(split, 16, seed=0)))
+    losses = model(**model.data_preprocessor(batch, True), mode='loss')
+    assert {'distill.loss_kl', 'distill.loss_fmkt'} <= set(losses)
+    assert torch.isfinite(losses['distill.loss_fmkt']) and losses['distill.loss_fmkt'] > 0
+    wrapper = _optim_wrapper(model, 1.0, 0.1, 'cpu', None)
+    lrs = {id(p): g['lr'] for g in wrapper.optimizer.param_groups for p in g['params']}
+    flow_p = next(p for n, p in model.named_parameters() if 'neck.flow' in n)
+    conv_p = next(p for n, p in model.named_parameters() if 'architecture.backbone' in n)
+    assert lrs[id(flow_p)] == pytest.approx(0.1 * lrs[id(conv_p)])
+    before = {n: p.detach().clone() for n, p in neck.named_parameters()}
+    train_model(model, TensorLoader(split, 16, shuffle=True, flip=True, seed=0), 1,
+                flow_lr_mult=0.1)
+    assert any(not torch.equal(p, before[n]) for n, p in neck.named_parameters())
+    assert 0 <= evaluate(model, TensorLoader(split, 16)) <= 100
 
 
 def test_cached_teacher_equals_live_teacher(fmnist_root, tmp_path):
