@@ -177,6 +177,8 @@ def build_fmkt_feat(pair: str, hp: dict, teacher: dict) -> dict:
     drawn from {1, 2, 4, 8, 16} per iteration, 8 at test) whose every step's estimate is scored
     with MSE against the teacher's last-stage map projected to the student's channels
     (``TeacherProjector``); the transported map feeds the student's pooling and linear head."""
+    if not teacher:
+        raise ValueError('fmkt_feat: this method needs a teacher')
     s_ch = PAIRS[pair]['student']['widths'][-1]
     t_ch = PAIRS[pair]['teacher']['widths'][-1]
     student = classifier_cfg(PAIRS[pair]['student'], ce_weight=hp['kd']['ce_weight'])
@@ -196,8 +198,6 @@ def build_fmkt_feat(pair: str, hp: dict, teacher: dict) -> dict:
     distiller['loss_forward_mappings']['loss_fmkt'] = dict(
         preds=dict(from_student=True, recorder='steps', data_idx=0),
         target=dict(from_student=False, recorder='feat', connector='proj'))
-    if not teacher:
-        raise ValueError('fmkt_feat: this method needs a teacher')
     # it reads the teacher's map: always the live teacher (``live_teacher``); without its
     # checkpoint (cache keys, tests) the random teacher of the same architecture stands in
     live = dict(teacher=teacher_cfg(pair).model.to_dict(),

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Tuple
 from .configs import PAIRS
 from .files import write_json, write_text
 from .methods import METHODS, get
-from .stats import paired_stats, pooled_stats, ratio_interval
+from .stats import paired_stats, per_seed_mean, pooled_stats, ratio_interval
 from .tuning import setting_label
 
 __all__ = ['summarize', 'comparisons', 'write_markdown', 'write_json', 'write_plots',
@@ -140,8 +140,7 @@ def _pooled_retention(blocks: Dict[str, dict]) -> List[dict]:
         for blk in blocks.values():
             kd, other = blk['rows']['kd']['by_seed'], blk['rows'][method]['by_seed']
             diffs.append({s: other[s] - kd[s] for s in set(kd) & set(other)})
-        seeds = set.intersection(*(set(d) for d in diffs))
-        return {s: statistics.fmean(d[s] for d in diffs) for s in sorted(seeds)}
+        return per_seed_mean(diffs)
 
     gain = per_seed('fmkt_kd')
     out = []

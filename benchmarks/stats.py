@@ -10,8 +10,8 @@ import math
 import statistics
 from typing import Dict, List, Optional, Sequence
 
-__all__ = ['t_two_sided_prob', 't_quantile', 'paired_stats', 'pooled_stats', 'verdict',
-           'ratio_interval']
+__all__ = ['t_two_sided_prob', 't_quantile', 'paired_stats', 'pooled_stats', 'per_seed_mean',
+           'verdict', 'ratio_interval']
 
 
 def t_two_sided_prob(t: float, df: int) -> float:
@@ -104,11 +104,17 @@ def pooled_stats(per_pair: List[Dict[int, float]], confidence: float = 0.95) -> 
     """Paired differences pooled over pairs: per seed, the mean of the pairs' differences
     (seed -> difference dicts), then the interval over seeds (the pairs share each seed's data
     order and initialisation, so a seed stays one observation)."""
-    seeds = sorted(set.intersection(*(set(d) for d in per_pair))) if per_pair else []
-    if not seeds:
+    pooled = per_seed_mean(per_pair)
+    if not pooled:
         return None
-    diffs = [statistics.fmean(d[s] for d in per_pair) for s in seeds]
-    return _interval(diffs, seeds, confidence)
+    return _interval(list(pooled.values()), list(pooled), confidence)
+
+
+def per_seed_mean(per_pair: List[Dict[int, float]]) -> Dict[int, float]:
+    """Seed -> the mean over the pairs of that seed's value, for the seeds every pair has
+    (sorted; empty without pairs or common seeds)."""
+    seeds = sorted(set.intersection(*(set(d) for d in per_pair))) if per_pair else []
+    return {s: statistics.fmean(d[s] for d in per_pair) for s in seeds}
 
 
 

@@ -30,6 +30,27 @@ def fmnist_root(tmp_path_factory):
     return prepare_fashion_mnist(str(tmp_path_factory.mktemp('fmnist')))
 
 
+def _random_split(tmp_path, n: int):
+    """``n`` random 28x28 training images with labels, and a cached-logits file (2 flips x n
+    x 10) for them."""
+    from benchmarks.data import Split
+    gen = torch.Generator().manual_seed(0)
+    split = Split(torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=gen),
+                  torch.randint(0, 10, (n, ), generator=gen), 'train')
+    cache = str(tmp_path / 'logits.pt')
+    torch.save(torch.randn(2, n, 10, generator=gen) * 3, cache)
+    return split, cache
+
+
+def _kd_loss(preds, target, kd: dict):
+    """The KD baseline's loss (``kd``: ``HPARAMS['kd']``): ``kd_weight`` T^2 KL, batch mean."""
+    import torch.nn.functional as F
+    tau = kd['tau']
+    return kd['kd_weight'] * tau**2 * F.kl_div(F.log_softmax(preds / tau, 1),
+                                               F.softmax(target / tau, 1),
+                                               reduction='batchmean')
+
+
 def test_dataset_is_real_fashion_mnist(fmnist_root):
     from benchmarks.jobs import _data
     data = _data(fmnist_root)
@@ -83,15 +104,11 @@ def test_joint_theta_deploys_as_the_plain_student(tmp_path, method, detached):
     LinearClsHead, loaded strictly) gives the trained model's eval logits, at the plain
     student's parameter count; the plain head's losses reach the backbone only when not
     detached."""
-    from benchmarks.data import Split, TensorLoader
+    from benchmarks.data import TensorLoader
     from benchmarks.engine import build_model, predict_logits, set_seed, train_model
     from benchmarks.jobs import _evaluate
     from benchmarks.methods import get, method_hparams
-    gen = torch.Generator().manual_seed(0)
-    split = Split(torch.randint(0, 256, (96, 1, 28, 28), dtype=torch.uint8, generator=gen),
-                  torch.randint(0, 10, (96, ), generator=gen), 'train')
-    cache = str(tmp_path / 'logits.pt')
-    torch.save(torch.randn(2, 96, 10, generator=gen) * 3, cache)
+    split, cache = _random_split(tmp_path, 96)
     hp = method_hparams(method)
     set_seed(0)
     model = build_model(method_cfg(method, 'wide', teacher_cache=cache, hparams=hp))
@@ -133,17 +150,11 @@ def test_aux_variant_trains_the_plain_head_with_kd_towards_the_teacher(tmp_path)
     """FM-KT^Theta (aux): the plain head's loss is the KD baseline's (KL towards the teacher's
     logits, not the ensemble) + CE, it reaches the backbone, and the deployed plain student
     gives the trained model's eval logits."""
-    import torch.nn.functional as F
-
-    from benchmarks.data import Split, TensorLoader
+    from benchmarks.data import TensorLoader
     from benchmarks.engine import build_model, set_seed, train_model
     from benchmarks.jobs import _evaluate
     from benchmarks.methods import method_hparams
-    gen = torch.Generator().manual_seed(0)
-    split = Split(torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8, generator=gen),
-                  torch.randint(0, 10, (64, ), generator=gen), 'train')
-    cache = str(tmp_path / 'logits.pt')
-    torch.save(torch.randn(2, 64, 10, generator=gen) * 3, cache)
+    split, cache = _random_split(tmp_path, 64)
     hp = method_hparams('fmkt_aux')
     set_seed(0)
     model = build_model(method_cfg('fmkt_aux', 'wide', teacher_cache=cache, hparams=hp))
@@ -159,10 +170,8 @@ def test_aux_variant_trains_the_plain_head_with_kd_towards_the_teacher(tmp_path)
     distiller = model.distiller
     plain = distiller.student_recorders.get_recorder('plain').get_record_data()[0]
     target = distiller.teacher_recorders.get_recorder('fc').get_record_data()
-    tau, w = hp['kd']['tau'], hp['kd']['kd_weight']
-    want = w * tau**2 * F.kl_div(F.log_softmax(plain / tau, 1), F.softmax(target / tau, 1),
-                                 reduction='batchmean')
-    torch.testing.assert_close(losses['distill.loss_plain_kd'], want, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(losses['distill.loss_plain_kd'], _kd_loss(plain, target, hp['kd']),
+                               rtol=1e-4, atol=1e-6)
     model.zero_grad()
     losses['distill.loss_plain_kd'].backward()
     assert sum(float(p.grad.abs().sum()) for p in model.student.backbone.parameters()
@@ -177,16 +186,10 @@ def test_aux_variant_trains_the_plain_head_with_kd_towards_the_teacher(tmp_path)
 
 def test_capacity_control_is_kd_with_an_mlp_head(tmp_path):
     """kd_mlp: KD's loss on the logits of a two-layer MLP head of about the flow head's size."""
-    import torch.nn.functional as F
-
-    from benchmarks.data import Split, TensorLoader
+    from benchmarks.data import TensorLoader
     from benchmarks.engine import build_model
     from benchmarks.methods import method_hparams
-    gen = torch.Generator().manual_seed(0)
-    split = Split(torch.randint(0, 256, (32, 1, 28, 28), dtype=torch.uint8, generator=gen),
-                  torch.randint(0, 10, (32, ), generator=gen), 'train')
-    cache = str(tmp_path / 'logits.pt')
-    torch.save(torch.randn(2, 32, 10, generator=gen) * 3, cache)
+    split, cache = _random_split(tmp_path, 32)
     hp = method_hparams('kd_mlp')
     model = build_model(method_cfg('kd_mlp', 'wide', teacher_cache=cache, hparams=hp))
     head = model.student.head
@@ -200,25 +203,20 @@ def test_capacity_control_is_kd_with_an_mlp_head(tmp_path):
     # the recorded logits are the MLP head's output (train mode: the same batch statistics)
     torch.testing.assert_close(logits, model.student(data['inputs'], mode='tensor'),
                                rtol=1e-4, atol=1e-5)
-    tau, w = hp['kd']['tau'], hp['kd']['kd_weight']
-    want = w * tau**2 * F.kl_div(F.log_softmax(logits / tau, 1), F.softmax(target / tau, 1),
-                                 reduction='batchmean')
-    torch.testing.assert_close(losses['distill.loss_kl'], want, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(losses['distill.loss_kl'], _kd_loss(logits, target, hp['kd']),
+                               rtol=1e-4, atol=1e-6)
 
 
 def test_feature_level_fmkt_row_trains_its_flow_neck(tmp_path):
     """fmkt_feat: a live teacher's last map, projected, is the target of every step of the
     student's flow neck (MSE) beside KD on the logits; the neck's flow trains at the flow
     learning-rate multiplier."""
-    from benchmarks.data import Split, TensorLoader
+    from benchmarks.data import TensorLoader
     from benchmarks.engine import _optim_wrapper, build_model, evaluate, train_model
     from benchmarks.methods import method_hparams
-    gen = torch.Generator().manual_seed(0)
-    split = Split(torch.randint(0, 256, (48, 1, 28, 28), dtype=torch.uint8, generator=gen),
-                  torch.randint(0, 10, (48, ), generator=gen), 'train')
+    split, cache = _random_split(tmp_path, 48)
     hp = method_hparams('fmkt_feat')
-    model = build_model(method_cfg('fmkt_feat', 'wide', teacher_cache=str(tmp_path / 'x.pt'),
-                                   hparams=hp))
+    model = build_model(method_cfg('fmkt_feat', 'wide', teacher_cache=cache, hparams=hp))
     assert type(model.teacher).__name__ == 'ImageClassifier'  # live, not the cached logits
     neck = model.student.neck
     assert type(neck).__name__ == 'FlowMatchingNeck'
