@@ -102,7 +102,7 @@ PROFILES = {
     # row (validation only, docs/fast_flow.md); --methods runs them.
     'default': dict(seeds=(0, 1, 2, 3, 4), pairs=('wide', 'deep'), methods=None,
                     skip=('fmkt_joint', 'fmkt_joint_bb', 'fmkt_theta_ft', 'fmkt_aux',
-                          'kd_mlp', 'fmkt_feat'),
+                          'kd_mlp', 'fmkt_feat', 'fmkt_feat_narrow'),
                     teacher_epochs=3, epochs=3,
                     theta_epochs=2, train_size=None, test_size=None,
                     jobs=2, eval_steps=(1, 8), amp=None, tune_seeds=(0, ),

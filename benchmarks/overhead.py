@@ -21,12 +21,15 @@ them), the logit-level FM-KT metric set to the KD loss and the feature-level N f
 Beside the ratios, each train step's throughput (images/s, from its median time) and peak
 memory (CUDA: ``torch.cuda.max_memory_allocated`` of its steps; CPU: the process's peak
 resident size, which only grows, so the CPU figure is an upper bound shared by the variants)
-are reported. ``--amp fp16|bf16`` trains through mmengine's ``AmpOptimWrapper`` (as
+are reported. ``--compile-flow`` runs every flow's meta-encoder through ``torch.compile``
+(``FlowMatchingConnector(compile=True)``; the compilation happens in the untimed warm-up
+repeats). ``--amp fp16|bf16`` trains through mmengine's ``AmpOptimWrapper`` (as
 ``tools/train.py --amp``) and runs inference under autocast; it needs ``--device cuda`` (on
 the CPU autocast stays off and the run is fp32).
 
 Run alone, from the repository root:
-``python -m benchmarks.overhead [--size 224 --batch 8 --repeats 5] [--device cuda --amp bf16]``.
+``python -m benchmarks.overhead [--size 224 --batch 8 --repeats 5] [--device cuda --amp bf16]
+[--compile-flow]``.
 """
 import argparse
 import contextlib
@@ -70,8 +73,31 @@ def _load(path: str):
     return cfg
 
 
-def build_models(num_classes: int = 1000) -> Dict[str, torch.nn.Module]:
-    """KD, logit-level FM-KT and feature-level FM-KT algorithms, and inference students."""
+def feature_config(compile_flow: bool = False):
+    """The feature-level FM-KT config with N fixed at 8 (as the logit level)."""
+    feat_cfg = _load(FEAT_CONFIG)
+    feat_cfg.model.architecture.neck.flow.num_steps = 8
+    if compile_flow:
+        feat_cfg.model.architecture.neck.flow.compile = True
+    return feat_cfg
+
+
+def feature_encoder_name(cfg) -> str:
+    """``'MLP'`` / ``'MLP C/4'``: the feature-level meta-encoder of a config, for the row."""
+    flow = cfg.model.architecture.neck.flow
+    encoder = flow.get('meta_encoder') or dict(type='MLPMetaEncoder')
+    name = str(encoder.get('type', 'MLPMetaEncoder')).replace('MetaEncoder', '')
+    hidden = encoder.get('hidden_channels')
+    channels = cfg.model.architecture.neck.in_channels
+    if hidden and hidden != channels:
+        name += f' C/{channels // hidden}' if channels % hidden == 0 else f' hidden {hidden}'
+    return name
+
+
+def build_models(num_classes: int = 1000,
+                 compile_flow: bool = False) -> Dict[str, torch.nn.Module]:
+    """KD, logit-level FM-KT and feature-level FM-KT algorithms, and inference students;
+    ``compile_flow`` sets ``compile=True`` on every flow."""
     from mmrazor.registry import MODELS
 
     quiet_logs()
@@ -81,8 +107,9 @@ def build_models(num_classes: int = 1000) -> Dict[str, torch.nn.Module]:
     fm_cfg.model.distiller.distill_losses.loss_fmkt.metric = kd_metric
     fm_cfg.model.distiller.distill_losses.loss_fmkt.loss_weight = 1.0
 
-    feat_cfg = _load(FEAT_CONFIG)
-    feat_cfg.model.architecture.neck.flow.num_steps = 8  # fixed N, as the logit level
+    feat_cfg = feature_config(compile_flow)
+    if compile_flow:
+        fm_cfg.model.architecture.head.flow.compile = True
 
     torch.manual_seed(0)
     models = {
@@ -222,7 +249,7 @@ def _inference(models, images: torch.Tensor, device: str, amp, repeats: int, war
                      lambda m: say(m.replace('overhead', 'overhead inference')))
 
 
-def _ratios(train_times, infer_times) -> List[dict]:
+def _ratios(train_times, infer_times, feature_encoder: str = 'MLP') -> List[dict]:
     ratios = []
 
     def add(key, name, times, num, den):
@@ -234,8 +261,8 @@ def _ratios(train_times, infer_times) -> List[dict]:
 
     add('train_logit', 'train step, FM-KT logit level (MLP, N=8) / KD', train_times,
         'fmkt_logit', 'kd')
-    add('train_feature', 'train step, FM-KT feature level (FlowMatchingNeck, N=8) + KD / KD',
-        train_times, 'fmkt_feature', 'kd')
+    add('train_feature', f'train step, FM-KT feature level (FlowMatchingNeck, {feature_encoder}, '
+        'N=8) + KD / KD', train_times, 'fmkt_feature', 'kd')
     for n in (1, 2, 4, 8):
         add(f'infer_flow_N{n}', f'inference, flow-head student N={n} / plain ResNet-18',
             infer_times, f'flow_N{n}', 'plain')
@@ -250,7 +277,7 @@ def _ratios(train_times, infer_times) -> List[dict]:
 
 def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int = 2,
                  threads: int = 0, progress=None, device: str = 'cpu',
-                 amp: Optional[str] = None) -> dict:
+                 amp: Optional[str] = None, compile_flow: bool = False) -> dict:
     """Measure and return the timings, ratios, throughput and the setting.
 
     Args:
@@ -262,6 +289,7 @@ def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int 
         progress: callable receiving progress lines.
         device: ``'cpu'`` or ``'cuda'``.
         amp: ``'fp16'`` / ``'bf16'``: mixed precision on CUDA (None, or on the CPU: fp32).
+        compile_flow: ``torch.compile`` every flow's meta-encoder.
     """
     if threads:
         torch.set_num_threads(threads)
@@ -270,7 +298,7 @@ def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int 
     if amp and not used_amp:
         say(f'overhead: --amp {amp} needs CUDA; autocast is off on {device} (fp32)')
     say('overhead: building ResNet-34 -> ResNet-18 models')
-    models = {k: m.to(device) for k, m in build_models().items()}
+    models = {k: m.to(device) for k, m in build_models(compile_flow=compile_flow).items()}
     batch_data = _batch(batch, size)
     train_times, peaks = _train_steps(models, batch_data, device, used_amp, repeats, warmup, say)
     infer_times = _inference(models, batch_data['inputs'], device, used_amp, repeats, warmup,
@@ -282,11 +310,13 @@ def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int 
                   for name in train_times}
     return dict(
         setting=(f'ResNet-34 -> ResNet-18, {size} px, batch {batch}, {where}, '
-                 f'{used_amp or "fp32"}, torch {torch.__version__}'),
+                 f'{used_amp or "fp32"}{", compiled flows" if compile_flow else ""}, '
+                 f'torch {torch.__version__}'),
         size=size, batch=batch, repeats=repeats, warmup=warmup, amp=used_amp, amp_requested=amp,
+        compile_flow=compile_flow,
         threads=torch.get_num_threads(), median_s=med, throughput=throughput,
         times_s={k: v for k, v in {**train_times, **infer_times}.items()},
-        ratios=_ratios(train_times, infer_times))
+        ratios=_ratios(train_times, infer_times, feature_encoder_name(feature_config())))
 
 
 def main(argv=None) -> dict:
@@ -300,13 +330,15 @@ def main(argv=None) -> dict:
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--amp', default=None, choices=sorted(AMP_DTYPES),
                         help='mixed precision (mmengine AmpOptimWrapper); needs --device cuda')
+    parser.add_argument('--compile-flow', action='store_true',
+                        help='torch.compile every flow\'s meta-encoder (compile=True)')
     parser.add_argument('--out', default=None, help='write the result JSON here')
     args = parser.parse_args(argv)
     if args.amp and args.device != 'cuda':
         parser.error('--amp needs --device cuda (mmengine\'s AmpOptimWrapper runs on CUDA)')
     result = run_overhead(args.size, args.batch, args.repeats, args.warmup, args.threads,
                           progress=lambda m: print(m, flush=True), device=args.device,
-                          amp=args.amp)
+                          amp=args.amp, compile_flow=args.compile_flow)
     from .report import overhead_markdown
     print(overhead_markdown(result))
     if args.out:

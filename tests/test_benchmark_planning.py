@@ -121,3 +121,17 @@ def test_overhead_amp_option_needs_cuda():
     from benchmarks.overhead import main
     with pytest.raises(SystemExit):
         main(['--amp', 'bf16', '--device', 'cpu'])
+
+
+def test_overhead_compile_flow_option_reaches_every_flow():
+    from benchmarks.overhead import build_models
+    from fmkt_plugin.models.connectors import find_flows
+    for compile_flow in (False, True):
+        models = build_models(compile_flow=compile_flow)
+        flows = {f'{name}.{path}': flow for name in ('fmkt_logit', 'fmkt_feature', 'student_flow')
+                 for path, flow in find_flows(models[name]).items()}
+        assert len(flows) == 3
+        for flow in flows.values():
+            assert flow.compile_args == ({} if compile_flow else None)
+            wrapped = flow.velocity_model() is not flow.meta_encoder
+            assert wrapped == compile_flow
