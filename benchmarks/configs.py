@@ -99,7 +99,7 @@ PROFILES = {
     # N=1 and the trained N only, overhead 6 repeats (was 15).
     # skip: left out when no --methods are given: the FM-KT^Theta variants measured on the
     # validation split only, the capacity control (docs/theta.md) and the feature-level FM-KT
-    # row (validation only, docs/fast_flow.md); --methods runs them.
+    # row (validation only, docs/overhead.md); --methods runs them.
     'default': dict(seeds=(0, 1, 2, 3, 4), pairs=('wide', 'deep'), methods=None,
                     skip=('fmkt_joint', 'fmkt_joint_bb', 'fmkt_theta_ft', 'fmkt_aux',
                           'kd_mlp', 'fmkt_feat', 'fmkt_feat_narrow'),

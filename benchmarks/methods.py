@@ -167,19 +167,22 @@ def build_fmkt_dist(pair: str, hp: dict, teacher: dict) -> dict:
     return _fmkt(pair, hp, teacher, _dist_loss(hp), hp['dist']['ce_weight'], hp['flow'])
 
 
-#: Meta-encoder of the feature-level flow (as ``configs/_base_/methods/fmkt_features.py``).
+#: Meta-encoder of the feature-level flow: a one-block MLP, full width (``fmkt_feat``, the
+#: earlier default) or with its hidden width a quarter of the map's channels
+#: (``fmkt_feat_narrow``, as ``configs/_base_/methods/fmkt_features.py``).
 FEATURE_META_ENCODER = dict(type='MLPMetaEncoder', num_blocks=1)
-#: Hidden width of the narrow feature-level MLP, as a fraction of the map's channels.
+#: The narrow MLP's hidden width: the map's channels divided by this.
 NARROW_HIDDEN_RATIO = 4
 
 
 def build_fmkt_feat(pair: str, hp: dict, teacher: dict, hidden_ratio: int = 1) -> dict:
-    """Feature-level FM-KT, as ``configs/_base_/methods/fmkt_features.py``: KD on the logits
+    """Feature-level FM-KT (``configs/_base_/methods/fmkt_features.py``): KD on the logits
     (KD's settings) + a ``FlowMatchingNeck`` on the student's last 7x7 map (rectified flow, N
     drawn from {1, 2, 4, 8, 16} per iteration, 8 at test) whose every step's estimate is scored
     with MSE against the teacher's last-stage map projected to the student's channels
     (``TeacherProjector``); the transported map feeds the student's pooling and linear head.
-    ``hidden_ratio`` > 1 narrows the MLP's hidden width to ``channels // hidden_ratio``."""
+    ``hidden_ratio`` > 1 narrows the MLP's hidden width to ``channels // hidden_ratio`` (the
+    config's is 4; 1, the full-width MLP, was its default before)."""
     if not teacher:
         raise ValueError('fmkt_feat: this method needs a teacher')
     s_ch = PAIRS[pair]['student']['widths'][-1]
@@ -212,8 +215,8 @@ def build_fmkt_feat(pair: str, hp: dict, teacher: dict, hidden_ratio: int = 1) -
 
 
 def build_fmkt_feat_narrow(pair: str, hp: dict, teacher: dict) -> dict:
-    """Feature-level FM-KT with the MLP's hidden width a quarter of the map's channels (the
-    meta-encoder then costs half of the full-width one's multiply-adds per step)."""
+    """Feature-level FM-KT as the config ships it: the MLP's hidden width a quarter of the map's
+    channels (the meta-encoder costs half of the full-width one's multiply-adds per step)."""
     return build_fmkt_feat(pair, hp, teacher, hidden_ratio=NARROW_HIDDEN_RATIO)
 
 
@@ -312,8 +315,8 @@ REGISTRY: Tuple[Method, ...] = (
            teacher=True, group='variant', build=build_kd, versus=('kd', ),
            stage_of='fmkt_kd', tuned_as='fmkt_kd'),
     # feature level: reported, not a candidate for "best FM-KT" (its logit loss is KD's)
-    Method('fmkt_feat', 'FM-KT feature level (+ KD)', 'FM-KT\n(feature)', cost=2.5,
-           teacher=True, group='variant', build=build_fmkt_feat, versus=('kd', ),
+    Method('fmkt_feat', 'FM-KT feature level, MLP hidden C (+ KD)', 'FM-KT\n(feat., C)',
+           cost=2.5, teacher=True, group='variant', build=build_fmkt_feat, versus=('kd', ),
            live_teacher=True, tuned_as='kd'),
     Method('fmkt_feat_narrow', 'FM-KT feature level, MLP hidden C/4 (+ KD)',
            'FM-KT\n(feat., C/4)', cost=2.3, teacher=True, group='variant',

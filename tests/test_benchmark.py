@@ -71,7 +71,8 @@ def test_plan_default_profile():
     # per seed: 2 teacher-free runs + the teacher-based methods x 2 pairs (the joint
     # FM-KT^Theta variants run on the validation split first: not in the default)
     assert set(prof['methods']) == {m.name for m in REGISTRY} - {
-        'fmkt_joint', 'fmkt_joint_bb', 'fmkt_theta_ft', 'fmkt_aux', 'kd_mlp', 'fmkt_feat'}
+        'fmkt_joint', 'fmkt_joint_bb', 'fmkt_theta_ft', 'fmkt_aux', 'kd_mlp', 'fmkt_feat',
+        'fmkt_feat_narrow'}
     with_teacher = sum(get(m).teacher for m in prof['methods'])
     assert with_teacher == len(prof['methods']) - 2
     assert len(jobs) == 2 + len(prof['seeds']) * (2 + with_teacher * 2)
@@ -92,7 +93,7 @@ def test_every_method_config_builds(tmp_path):
             'fmkt_dist': 'FMKTDistill', 'fmkt_fold': 'FMKTDistill', 'diffkd': 'DiffKDDistill',
             'rdr': 'RDRDistill', 'fmkt_joint': 'FMKTDistill',
             'fmkt_joint_bb': 'FMKTDistill', 'fmkt_aux': 'FMKTDistill',
-            'fmkt_feat': 'FMKTDistill'}.get(
+            'fmkt_feat': 'FMKTDistill', 'fmkt_feat_narrow': 'FMKTDistill'}.get(
                 method.name, 'SingleTeacherDistill')
         if method.name == 'fmkt_fold':
             assert model.student.head.flow.meta_encoder.affine
@@ -234,6 +235,30 @@ def test_feature_level_fmkt_row_trains_its_flow_neck(tmp_path):
                 flow_lr_mult=0.1)
     assert any(not torch.equal(p, before[n]) for n, p in neck.named_parameters())
     assert 0 <= evaluate(model, TensorLoader(split, 16)) <= 100
+
+
+def test_narrow_feature_row_is_the_shipped_feature_config(tmp_path):
+    """fmkt_feat_narrow differs from fmkt_feat only by the MLP's hidden width, which is the
+    map's channels / 4 as in configs/_base_/methods/fmkt_features.py (512 -> 128)."""
+    from mmengine.config import Config
+
+    from benchmarks.methods import NARROW_HIDDEN_RATIO
+    cache = str(tmp_path / 'logits.pt')
+    torch.save(torch.randn(2, 4, 10), cache)
+    full = method_cfg('fmkt_feat', 'deep', teacher_cache=cache).to_dict()['model']
+    narrow = method_cfg('fmkt_feat_narrow', 'deep', teacher_cache=cache).to_dict()['model']
+    enc_full = full['architecture']['neck']['flow']['meta_encoder']
+    enc_narrow = narrow['architecture']['neck']['flow']['meta_encoder']
+    channels = full['architecture']['neck']['in_channels']
+    assert 'hidden_channels' not in enc_full
+    assert enc_narrow == dict(enc_full, hidden_channels=channels // NARROW_HIDDEN_RATIO)
+    enc_narrow.pop('hidden_channels')
+    assert narrow == full
+    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    shipped = Config.fromfile(osp.join(repo, 'configs', '_base_', 'methods', 'fmkt_features.py'))
+    enc = shipped.feature_flow.meta_encoder
+    assert enc.type == enc_full['type'] and enc.num_blocks == enc_full['num_blocks']
+    assert enc.hidden_channels * NARROW_HIDDEN_RATIO == 512  # ResNet-18's last stage
 
 
 def test_cached_teacher_equals_live_teacher(fmnist_root, tmp_path):
