@@ -16,12 +16,16 @@ change of machine load hits all of them alike), reporting medians:
 Ratios are medians of the per-repeat ratios. The models come from the project's cluster configs
 (``configs/baselines/kd_resnet34_resnet18_in1k.py``, ``configs/fmkt/resnet34_res18_in1k.py``,
 ``configs/fmkt/resnet34_res18_feat_in1k.py``) with random weights (timing does not depend on
-them), the logit-level FM-KT metric set to the KD loss and the feature-level N fixed at 8.
+them), the logit-level FM-KT metric set to the KD loss and the feature-level N fixed at 8; a
+further row times the feature level at every N its config draws from in training ({1, 2, 4,
+8, 16}, uniformly) and reports the mean step over KD's: what a run of that config pays.
 
-Beside the ratios, each train step's throughput (images/s, from its median time) and peak
+Beside the ratios, each train step's throughput (images/s, from its median time), peak
 memory (CUDA: ``torch.cuda.max_memory_allocated`` of its steps; CPU: the process's peak
 resident size, which only grows, so the CPU figure is an upper bound shared by the variants)
-are reported. ``--compile-flow`` runs every flow's meta-encoder through ``torch.compile``
+and its matrix-multiply/convolution FLOPs (forward + backward, ``torch.utils.flop_counter``,
+relative to KD's: the floor of the time ratio on a compute-bound device) are reported.
+``--compile-flow`` runs every flow's meta-encoder through ``torch.compile``
 (``FlowMatchingConnector(compile=True)``; the compilation happens in the untimed warm-up
 repeats). ``--amp fp16|bf16`` trains through mmengine's ``AmpOptimWrapper`` (as
 ``tools/train.py --amp``) and runs inference under autocast; it needs ``--device cuda`` (on
@@ -39,7 +43,7 @@ import os.path as osp
 import resource
 import statistics
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -57,6 +61,7 @@ FEAT_CONFIG = osp.join(REPO, 'configs', 'fmkt', 'resnet34_res18_feat_in1k.py')
 TARGETS = {
     'train_logit': ('<= 1.10', lambda r: r <= 1.10),
     'train_feature': ('<= 1.10', lambda r: r <= 1.10),
+    'train_feature_draw': ('<= 1.10', lambda r: r <= 1.10),
     'infer_flow_N8': ('<= 1.12', lambda r: r <= 1.12),
     'infer_theta_head': ('1.00 +- 0.02', lambda r: abs(r - 1.0) <= 0.02),
     'infer_theta_2stage': ('1.00 +- 0.02', lambda r: abs(r - 1.0) <= 0.02),
@@ -71,6 +76,12 @@ def _load(path: str):
     if cfg.model.type != 'SingleTeacherDistill':  # the plugin's algorithms: timing only
         cfg.model.allow_random_teacher = True
     return cfg
+
+
+def feature_draw() -> Tuple[int, ...]:
+    """The N choices the feature-level config draws from at every training iteration."""
+    steps = _load(FEAT_CONFIG).model.architecture.neck.flow.num_steps
+    return tuple(steps) if isinstance(steps, (list, tuple)) else (int(steps), )
 
 
 def feature_config(compile_flow: bool = False):
@@ -201,22 +212,41 @@ def train_wrapper(model: torch.nn.Module, device: str, amp: Optional[str]):
     return build_optim_wrapper(model, optim_wrapper_cfg(optimizer, device, amp))
 
 
-def _train_steps(models, batch_data: dict, device: str, amp, repeats: int, warmup: int, say):
+def _train_steps(models, batch_data: dict, device: str, amp, repeats: int, warmup: int, say,
+                 draw: Tuple[int, ...] = ()):
+    """Timed train steps of KD and both FM-KT levels (N=8), and of the feature level at each
+    other N of ``draw`` (names ``fmkt_feature_N<n>``, not in the throughput table)."""
     fns, peaks = {}, {}
-    for name in ('kd', 'fmkt_logit', 'fmkt_feature'):
-        model = models[name]
+    variants = [(name, name, None) for name in ('kd', 'fmkt_logit', 'fmkt_feature')]
+    variants += [(f'fmkt_feature_N{n}', 'fmkt_feature', n) for n in draw if n != 8]
+    for name, model_name, steps in variants:
+        model = models[model_name]
         model.train()
         wrapper = train_wrapper(model, device, amp)
 
-        def step(model=model, wrapper=wrapper, name=name):
+        def step(model=model, wrapper=wrapper, name=name, steps=steps):
             if device == 'cuda':
                 torch.cuda.reset_peak_memory_stats()
-            model.train_step(copy.copy(batch_data), wrapper)
+            with eval_num_steps(model, steps):  # a fixed N in training too (None: as built)
+                model.train_step(copy.copy(batch_data), wrapper)
             peaks[name] = max(peaks.get(name, 0.0), _peak_mib(device))
         fns[name] = step
     times = _rotating(fns, repeats, warmup,
                       lambda m: say(m.replace('overhead', 'overhead train steps')))
     return times, peaks
+
+
+def _train_flops(models, batch_data: dict, device: str, amp) -> Dict[str, float]:
+    """Matrix-multiply and convolution FLOPs of one train step of each model (forward and
+    backward, ``torch.utils.flop_counter``): the work a compute-bound device cannot skip."""
+    from torch.utils.flop_counter import FlopCounterMode
+    flops = {}
+    for name in ('kd', 'fmkt_logit', 'fmkt_feature'):
+        wrapper = train_wrapper(models[name], device, amp)
+        with FlopCounterMode(display=False) as counter:
+            models[name].train_step(copy.copy(batch_data), wrapper)
+        flops[name] = float(counter.get_total_flops())
+    return flops
 
 
 def _autocast(device: str, amp: Optional[str]):
@@ -249,7 +279,17 @@ def _inference(models, images: torch.Tensor, device: str, amp, repeats: int, war
                      lambda m: say(m.replace('overhead', 'overhead inference')))
 
 
-def _ratios(train_times, infer_times, feature_encoder: str = 'MLP') -> List[dict]:
+def _draw_ratio(times: Dict[str, List[float]], draw: Tuple[int, ...]) -> float:
+    """Median over repeats of the feature level's mean step time over the N draw (uniform, as
+    the config draws) divided by KD's step time of the same repeat."""
+    names = ['fmkt_feature' if n == 8 else f'fmkt_feature_N{n}' for n in draw]
+    return statistics.median(
+        statistics.mean(times[name][r] for name in names) / kd
+        for r, kd in enumerate(times['kd']))
+
+
+def _ratios(train_times, infer_times, feature_encoder: str = 'MLP',
+            draw: Tuple[int, ...] = ()) -> List[dict]:
     ratios = []
 
     def add(key, name, times, num, den):
@@ -263,6 +303,13 @@ def _ratios(train_times, infer_times, feature_encoder: str = 'MLP') -> List[dict
         'fmkt_logit', 'kd')
     add('train_feature', f'train step, FM-KT feature level (FlowMatchingNeck, {feature_encoder}, '
         'N=8) + KD / KD', train_times, 'fmkt_feature', 'kd')
+    if len(draw) > 1:
+        ratio = _draw_ratio(train_times, draw)
+        ratios.append(dict(
+            key='train_feature_draw', ratio=ratio, target=TARGETS['train_feature_draw'][0],
+            met=bool(TARGETS['train_feature_draw'][1](ratio)),
+            name=(f'train step, FM-KT feature level ({feature_encoder}, the config\'s N draw: '
+                  f'mean over N in {{{", ".join(map(str, draw))}}}) + KD / KD')))
     for n in (1, 2, 4, 8):
         add(f'infer_flow_N{n}', f'inference, flow-head student N={n} / plain ResNet-18',
             infer_times, f'flow_N{n}', 'plain')
@@ -300,14 +347,20 @@ def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int 
     say('overhead: building ResNet-34 -> ResNet-18 models')
     models = {k: m.to(device) for k, m in build_models(compile_flow=compile_flow).items()}
     batch_data = _batch(batch, size)
-    train_times, peaks = _train_steps(models, batch_data, device, used_amp, repeats, warmup, say)
+    draw = feature_draw()
+    train_times, peaks = _train_steps(models, batch_data, device, used_amp, repeats, warmup, say,
+                                      draw)
+    # counted in eager mode only: a compiled flow does the same arithmetic
+    flops = {} if compile_flow else _train_flops(models, batch_data, device, used_amp)
     infer_times = _inference(models, batch_data['inputs'], device, used_amp, repeats, warmup,
                              say)
     med = {k: statistics.median(v) for k, v in {**train_times, **infer_times}.items()}
     where = (torch.cuda.get_device_name() if device == 'cuda' else
              f'{torch.get_num_threads()} CPU thread(s)')
-    throughput = {name: dict(images_per_s=batch / med[name], peak_mib=peaks.get(name, 0.0))
-                  for name in train_times}
+    throughput = {name: dict(images_per_s=batch / med[name], peak_mib=peaks.get(name, 0.0),
+                             gflop=flops[name] / 1e9 if name in flops else None,
+                             flops_vs_kd=flops[name] / flops['kd'] if name in flops else None)
+                  for name in ('kd', 'fmkt_logit', 'fmkt_feature')}
     return dict(
         setting=(f'ResNet-34 -> ResNet-18, {size} px, batch {batch}, {where}, '
                  f'{used_amp or "fp32"}{", compiled flows" if compile_flow else ""}, '
@@ -316,7 +369,7 @@ def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int 
         compile_flow=compile_flow,
         threads=torch.get_num_threads(), median_s=med, throughput=throughput,
         times_s={k: v for k, v in {**train_times, **infer_times}.items()},
-        ratios=_ratios(train_times, infer_times, feature_encoder_name(feature_config())))
+        ratios=_ratios(train_times, infer_times, feature_encoder_name(feature_config()), draw))
 
 
 def main(argv=None) -> dict:

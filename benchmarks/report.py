@@ -295,9 +295,13 @@ def overhead_markdown(ov: dict) -> str:
         met = '-' if item['target'] == 'analysis' else ('yes' if item['met'] else 'no')
         lines.append(f'| {item["name"]} | {item["ratio"]:.3f} | {item["target"]} | {met} |')
     if ov.get('throughput'):
-        lines += ['', '| train step | images/s | peak memory (MiB) |', '|---|---|---|']
+        lines += ['', '| train step | images/s | peak memory (MiB) | GFLOP (matmul/conv) | '
+                  'FLOPs / KD |', '|---|---|---|---|---|']
         for name, t in ov['throughput'].items():
-            lines.append(f'| {name} | {t["images_per_s"]:.1f} | {t["peak_mib"]:.0f} |')
+            gflop = '-' if t.get('gflop') is None else f'{t["gflop"]:.1f}'
+            rel = '-' if t.get('flops_vs_kd') is None else f'{t["flops_vs_kd"]:.3f}'
+            lines.append(f'| {name} | {t["images_per_s"]:.1f} | {t["peak_mib"]:.0f} | {gflop} | '
+                         f'{rel} |')
     return '\n'.join(lines)
 
 

@@ -237,6 +237,43 @@ def test_feature_level_fmkt_row_trains_its_flow_neck(tmp_path):
     assert 0 <= evaluate(model, TensorLoader(split, 16)) <= 100
 
 
+@pytest.mark.slow
+def test_compiled_flow_neck_trains_as_the_eager_one(tmp_path):
+    """The compile switch inside a real FMKTDistill (feature row, live teacher): with
+    ``aot_eager`` (dynamo + AOTAutograd, eager kernels) every loss and gradient of a train
+    forward equals the eager model's bit for bit, and the state dicts have the same keys."""
+    from benchmarks.data import TensorLoader
+    from benchmarks.engine import build_model
+    from benchmarks.methods import method_hparams
+    from fmkt_plugin.models.connectors import flow_num_steps
+    split, cache = _random_split(tmp_path, 16)
+    hp = method_hparams('fmkt_feat_narrow')
+    models = []
+    for compile_cfg in (False, dict(backend='aot_eager')):
+        cfg = method_cfg('fmkt_feat_narrow', 'wide', teacher_cache=cache, hparams=hp)
+        cfg.model.architecture.neck.flow.compile = compile_cfg
+        torch.manual_seed(0)
+        models.append(build_model(cfg))
+    eager, compiled = models
+    assert compiled.student.neck.flow.compile_args == dict(dynamic=False, backend='aot_eager')
+    assert list(compiled.state_dict()) == list(eager.state_dict())
+    compiled.load_state_dict(eager.state_dict())
+    batch = next(iter(TensorLoader(split, 8, seed=0)))
+    grads = []
+    for model in models:
+        model.train()
+        with flow_num_steps(model, 4):
+            losses = model(**model.data_preprocessor(batch, True), mode='loss')
+        total = sum(v for k, v in losses.items() if 'loss' in k)
+        params = [p for p in model.student.parameters() if p.requires_grad]
+        grads.append((losses, torch.autograd.grad(total, params)))
+    (loss_e, grad_e), (loss_c, grad_c) = grads
+    assert set(loss_e) == set(loss_c) and all(torch.equal(loss_e[k], loss_c[k]) for k in loss_e)
+    assert all(torch.equal(a, b) for a, b in zip(grad_e, grad_c))
+    flow = compiled.student.neck.flow
+    assert flow.velocity_model() is not flow.meta_encoder
+
+
 def test_narrow_feature_row_is_the_shipped_feature_config(tmp_path):
     """fmkt_feat_narrow differs from fmkt_feat only by the MLP's hidden width, which is the
     map's channels / 4 as in configs/_base_/methods/fmkt_features.py (512 -> 128)."""
@@ -351,9 +388,15 @@ def test_overhead_benchmark_runs():
     assert set(result['throughput']) == {'kd', 'fmkt_logit', 'fmkt_feature'}
     assert all(t['images_per_s'] > 0 and t['peak_mib'] > 0
                for t in result['throughput'].values())
+    # matmul/conv FLOPs of one step: the flows add work on top of KD's
+    flops = {k: t['flops_vs_kd'] for k, t in result['throughput'].items()}
+    assert flops['kd'] == 1.0 and flops['fmkt_logit'] > 1.0 and flops['fmkt_feature'] > 1.0
+    from benchmarks.report import overhead_markdown
+    table = overhead_markdown(result)
+    assert 'FLOPs / KD' in table and f'| {flops["fmkt_feature"]:.3f} |' in table
     keys = {r['key'] for r in result['ratios']}
-    assert {'train_logit', 'train_feature', 'infer_flow_N8', 'infer_theta_head',
-            'infer_theta_2stage', 'infer_theta_fold'} <= keys
+    assert {'train_logit', 'train_feature', 'train_feature_draw', 'infer_flow_N8',
+            'infer_theta_head', 'infer_theta_2stage', 'infer_theta_fold'} <= keys
     assert all(math.isfinite(r['ratio']) and r['ratio'] > 0 for r in result['ratios'])
 
 

@@ -132,6 +132,15 @@ def test_overhead_compile_flow_option_reaches_every_flow():
                  for path, flow in find_flows(models[name]).items()}
         assert len(flows) == 3
         for flow in flows.values():
-            assert flow.compile_args == ({} if compile_flow else None)
+            assert flow.compile_args == (dict(dynamic=False) if compile_flow else None)
             wrapped = flow.velocity_model() is not flow.meta_encoder
             assert wrapped == compile_flow
+
+
+def test_overhead_draw_ratio_is_the_mean_step_over_the_config_draw():
+    from benchmarks.overhead import _draw_ratio, feature_draw
+    assert feature_draw() == (1, 2, 4, 8, 16)  # configs/_base_/methods/fmkt_features.py
+    times = {'kd': [1.0, 2.0, 1.0], 'fmkt_feature': [1.2, 2.4, 1.6],
+             'fmkt_feature_N2': [1.0, 2.2, 1.1]}
+    # per repeat: mean of N=2 and N=8 over KD -> 1.1, 1.15, 1.35; median 1.15
+    assert _draw_ratio(times, (2, 8)) == pytest.approx(1.15)

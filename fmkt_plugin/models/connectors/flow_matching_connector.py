@@ -102,7 +102,9 @@ class FlowMatchingConnector(BaseConnector):
             second order at two velocity evaluations per step).
         compile: run the meta-encoder through ``torch.compile`` (fusing its normalisation,
             activation and time-embedding ops, which dominate the N small serial steps on a
-            GPU). ``True`` uses torch's defaults; a dict sets ``torch.compile`` arguments
+            GPU). ``True`` compiles with static shapes (``dynamic=False``: one graph per input
+            shape; torch's automatic dynamic shapes failed in inductor on a 2-D logit flow
+            beside a 4-D feature flow); a dict sets ``torch.compile`` arguments
             (``backend``, ``mode``, ``fullgraph``, ``dynamic``, ``options``). Off by default:
             compiled kernels round differently from eager ones (results agree to ~1e-6, not
             bit for bit), and compiling costs time at the first steps of each N and shape.
@@ -256,7 +258,7 @@ class FlowMatchingConnector(BaseConnector):
 def _compile_args(value: Union[bool, dict]) -> Optional[dict]:
     """``torch.compile`` keyword arguments of the ``compile`` field (None: off)."""
     if isinstance(value, bool):
-        return {} if value else None
+        return dict(dynamic=False) if value else None
     if not isinstance(value, dict):
         raise TypeError(f'FlowMatchingConnector: compile must be a bool or a dict of '
                         f'torch.compile arguments, got {type(value).__name__} {value!r}')
@@ -264,7 +266,7 @@ def _compile_args(value: Union[bool, dict]) -> Optional[dict]:
     if unknown:
         raise ValueError(f'FlowMatchingConnector: compile has unknown key(s) {unknown}; '
                          f'torch.compile arguments allowed here: {list(COMPILE_KEYS)}')
-    return dict(value)
+    return dict(dict(dynamic=False), **value)
 
 
 def build_flow(cfg: Optional[dict], in_channels: int, owner: str, default: dict,
