@@ -1,7 +1,8 @@
 """Overhead of FM-KT over KD on the ImageNet pair ResNet-34 -> ResNet-18, in one process.
 
-Measured on the same random 224 px batch, every variant once per repeat in rotating order (so a
-change of machine load hits all of them alike), reporting medians:
+Measured on the same random 224 px batch, every variant once per repeat in a random order (so
+a change of machine load hits all of them alike, and no variant always follows the same one),
+reporting medians:
 
 - train step (``train_step``: teacher forward + student forward/backward + SGD update) of
   logit-level FM-KT (``FlowMatchingClsHead``, MLP meta-encoder, N=8) and of feature-level FM-KT
@@ -40,6 +41,7 @@ import contextlib
 import copy
 import json
 import os.path as osp
+import random
 import resource
 import statistics
 import time
@@ -170,15 +172,19 @@ def _time(fn: Callable[[], None]) -> float:
     return time.perf_counter() - start
 
 
-def _rotating(fns: Dict[str, Callable[[], None]], repeats: int, warmup: int,
+def _interleaved(fns: Dict[str, Callable[[], None]], repeats: int, warmup: int,
               progress=None) -> Dict[str, List[float]]:
     names = list(fns)
     for _ in range(warmup):
         for name in names:
             fns[name]()
     times = {n: [] for n in names}
+    # a fresh random order per repeat (fixed seed): with a plain rotation every variant always
+    # followed the same one, and what a step leaves behind (caches, allocator state) then
+    # biased its neighbour's time the same way in every repeat
+    gen = random.Random(0)
     for r in range(repeats):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = gen.sample(names, len(names))
         for name in order:
             times[name].append(_time(fns[name]))
         if progress:
@@ -231,7 +237,7 @@ def _train_steps(models, batch_data: dict, device: str, amp, repeats: int, warmu
                 model.train_step(copy.copy(batch_data), wrapper)
             peaks[name] = max(peaks.get(name, 0.0), _peak_mib(device))
         fns[name] = step
-    times = _rotating(fns, repeats, warmup,
+    times = _interleaved(fns, repeats, warmup,
                       lambda m: say(m.replace('overhead', 'overhead train steps')))
     return times, peaks
 
@@ -275,7 +281,7 @@ def _inference(models, images: torch.Tensor, device: str, amp, repeats: int, war
     fns['theta_head'] = infer(models['student_theta_head'])
     fns['theta_2stage'] = infer(models['student_theta_2stage'])
     fns['theta_fold'] = infer(models['student_theta_fold'])
-    return _rotating(fns, repeats * 2, warmup,
+    return _interleaved(fns, repeats * 2, warmup,
                      lambda m: say(m.replace('overhead', 'overhead inference')))
 
 
