@@ -100,12 +100,13 @@ class FlowMatchingConnector(BaseConnector):
         estimate: ``'interpolant'`` or ``'displacement'`` (see above).
         solver: an :class:`ODESolver` config (default ``EulerSolver``; ``HeunSolver`` is
             second order at two velocity evaluations per step).
-        compile: run the meta-encoder through ``torch.compile`` (fusing its normalisation,
-            activation and time-embedding ops, which dominate the N small serial steps on a
-            GPU). ``True`` compiles with static shapes (``dynamic=False``: one graph per input
-            shape; torch's automatic dynamic shapes failed in inductor on a 2-D logit flow
-            beside a 4-D feature flow); a dict sets ``torch.compile`` arguments
-            (``backend``, ``mode``, ``fullgraph``, ``dynamic``, ``options``). Off by default:
+        compile: run the meta-encoder through ``torch.compile``, which fuses its
+            normalisation, activation and time-embedding ops into fewer kernels per step (the N
+            steps are serial, so their small ops add up). ``True`` compiles with static
+            shapes (``dynamic=False``: one graph per input shape; torch's automatic dynamic
+            shapes failed in inductor on a 2-D logit flow beside a 4-D feature flow); a dict
+            sets ``torch.compile`` arguments (``backend``, ``mode``, ``fullgraph``,
+            ``dynamic``, ``options``). Off by default:
             compiled kernels round differently from eager ones (results agree to ~1e-6, not
             bit for bit), and compiling costs time at the first steps of each N and shape.
             The compiled wrapper is built at the first forward and kept outside the module
