@@ -172,8 +172,10 @@ def _time(fn: Callable[[], None]) -> float:
     return time.perf_counter() - start
 
 
-def _interleaved(fns: Dict[str, Callable[[], None]], repeats: int, warmup: int,
-              progress=None) -> Dict[str, List[float]]:
+def interleaved_times(fns: Dict[str, Callable[[], None]], repeats: int, warmup: int,
+                      progress=None) -> Dict[str, List[float]]:
+    """Seconds of every call of each function: ``warmup`` untimed rounds, then ``repeats``
+    rounds that each call every function once, in a fresh seeded random order."""
     names = list(fns)
     for _ in range(warmup):
         for name in names:
@@ -237,7 +239,7 @@ def _train_steps(models, batch_data: dict, device: str, amp, repeats: int, warmu
                 model.train_step(copy.copy(batch_data), wrapper)
             peaks[name] = max(peaks.get(name, 0.0), _peak_mib(device))
         fns[name] = step
-    times = _interleaved(fns, repeats, warmup,
+    times = interleaved_times(fns, repeats, warmup,
                       lambda m: say(m.replace('overhead', 'overhead train steps')))
     return times, peaks
 
@@ -281,7 +283,7 @@ def _inference(models, images: torch.Tensor, device: str, amp, repeats: int, war
     fns['theta_head'] = infer(models['student_theta_head'])
     fns['theta_2stage'] = infer(models['student_theta_2stage'])
     fns['theta_fold'] = infer(models['student_theta_fold'])
-    return _interleaved(fns, repeats * 2, warmup,
+    return interleaved_times(fns, repeats * 2, warmup,
                      lambda m: say(m.replace('overhead', 'overhead inference')))
 
 

@@ -29,8 +29,7 @@ deployed students over the plain ResNet-18.
 import copy
 import os.path as osp
 import statistics
-import time
-from typing import Callable, Dict, List, Optional
+from typing import Dict, Optional
 
 import torch
 from mmengine.config import Config
@@ -267,32 +266,10 @@ def build_overhead_models() -> Dict[str, torch.nn.Module]:
     return models
 
 
-def _sync() -> None:
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.synchronize()
-
-
-def _rotating(fns: Dict[str, Callable[[], None]], repeats: int,
-              warmup: int) -> Dict[str, List[float]]:
-    names = list(fns)
-    for _ in range(warmup):
-        for name in names:
-            fns[name]()
-    times = {n: [] for n in names}
-    for r in range(repeats):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            _sync()
-            start = time.perf_counter()
-            fns[name]()
-            _sync()
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
 def run_rival_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int = 2,
                        device: str = 'cpu', progress=None) -> dict:
     """Time DiffKD/RDR train steps against KD and their deployed students against the plain
-    ResNet-18 (same random batch, rotating order, medians of paired ratios).
+    ResNet-18 (same random batch, a random order per repeat, medians of paired ratios).
 
     Returns:
         ``dict(setting, median_s, times_s, ratios)``; ``ratios`` entries have the keys of
@@ -300,6 +277,8 @@ def run_rival_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup
     """
     from mmengine.optim import build_optim_wrapper
     from mmpretrain.structures import DataSample
+
+    from .overhead import interleaved_times
 
     say = progress or (lambda msg: None)
     say('rival overhead: building ResNet-34 -> ResNet-18 models')
@@ -317,7 +296,7 @@ def run_rival_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup
             type='SGD', lr=1e-4, momentum=0.9, weight_decay=1e-4)))
         train_fns[name] = (lambda m=model, w=wrapper: m.train_step(copy.copy(data), w))
     say('rival overhead: train steps')
-    train_times = _rotating(train_fns, repeats, warmup)
+    train_times = interleaved_times(train_fns, repeats, warmup)
 
     with torch.no_grad():
         inputs = models['plain'].data_preprocessor(dict(inputs=images.to(device)),
@@ -332,7 +311,8 @@ def run_rival_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup
         return fn
 
     say('rival overhead: inference')
-    infer_times = _rotating({k: infer(models[k]) for k in INFER_KEYS}, repeats * 2, warmup)
+    infer_times = interleaved_times({k: infer(models[k]) for k in INFER_KEYS}, repeats * 2,
+                                    warmup)
     times = {**train_times, **infer_times}
     ratios = []
     for key, name, num, den, target, check in OVERHEAD_RATIOS:
