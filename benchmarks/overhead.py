@@ -80,16 +80,26 @@ def _load(path: str):
     return cfg
 
 
-def feature_draw() -> Tuple[int, ...]:
-    """The N choices the feature-level config draws from at every training iteration."""
-    steps = _load(FEAT_CONFIG).model.architecture.neck.flow.num_steps
+#: The fixed N of the timed FM-KT train steps (the logit-level config's).
+TIMED_STEPS = 8
+
+
+def feature_draw(cfg=None) -> Tuple[int, ...]:
+    """The N choices the feature-level config (``cfg``, default: loaded) draws from at every
+    training iteration."""
+    steps = (cfg or _load(FEAT_CONFIG)).model.architecture.neck.flow.num_steps
     return tuple(steps) if isinstance(steps, (list, tuple)) else (int(steps), )
 
 
+def _feature_step_name(n: int) -> str:
+    """Timing key of the feature-level train step at ``n`` steps."""
+    return 'fmkt_feature' if n == TIMED_STEPS else f'fmkt_feature_N{n}'
+
+
 def feature_config(compile_flow: bool = False):
-    """The feature-level FM-KT config with N fixed at 8 (as the logit level)."""
+    """The feature-level FM-KT config with N fixed at ``TIMED_STEPS`` (as the logit level)."""
     feat_cfg = _load(FEAT_CONFIG)
-    feat_cfg.model.architecture.neck.flow.num_steps = 8
+    feat_cfg.model.architecture.neck.flow.num_steps = TIMED_STEPS
     if compile_flow:
         feat_cfg.model.architecture.neck.flow.compile = True
     return feat_cfg
@@ -226,7 +236,8 @@ def _train_steps(models, batch_data: dict, device: str, amp, repeats: int, warmu
     other N of ``draw`` (names ``fmkt_feature_N<n>``, not in the throughput table)."""
     fns, peaks = {}, {}
     variants = [(name, name, None) for name in ('kd', 'fmkt_logit', 'fmkt_feature')]
-    variants += [(f'fmkt_feature_N{n}', 'fmkt_feature', n) for n in draw if n != 8]
+    variants += [(_feature_step_name(n), 'fmkt_feature', n) for n in draw
+                 if n != TIMED_STEPS]
     for name, model_name, steps in variants:
         model = models[model_name]
         model.train()
@@ -290,7 +301,7 @@ def _inference(models, images: torch.Tensor, device: str, amp, repeats: int, war
 def _draw_ratio(times: Dict[str, List[float]], draw: Tuple[int, ...]) -> float:
     """Median over repeats of the feature level's mean step time over the N draw (uniform, as
     the config draws) divided by KD's step time of the same repeat."""
-    names = ['fmkt_feature' if n == 8 else f'fmkt_feature_N{n}' for n in draw]
+    names = [_feature_step_name(n) for n in draw]
     return statistics.median(
         statistics.mean(times[name][r] for name in names) / kd
         for r, kd in enumerate(times['kd']))
@@ -300,24 +311,23 @@ def _ratios(train_times, infer_times, feature_encoder: str = 'MLP',
             draw: Tuple[int, ...] = ()) -> List[dict]:
     ratios = []
 
-    def add(key, name, times, num, den):
-        ratio = _paired_ratio(times, num, den)
+    def record(key, name, ratio):
         target = TARGETS.get(key)
         ratios.append(dict(key=key, name=name, ratio=ratio,
                            target=target[0] if target else 'analysis',
                            met=bool(target[1](ratio)) if target else True))
+
+    def add(key, name, times, num, den):
+        record(key, name, _paired_ratio(times, num, den))
 
     add('train_logit', 'train step, FM-KT logit level (MLP, N=8) / KD', train_times,
         'fmkt_logit', 'kd')
     add('train_feature', f'train step, FM-KT feature level (FlowMatchingNeck, {feature_encoder}, '
         'N=8) + KD / KD', train_times, 'fmkt_feature', 'kd')
     if len(draw) > 1:
-        ratio = _draw_ratio(train_times, draw)
-        ratios.append(dict(
-            key='train_feature_draw', ratio=ratio, target=TARGETS['train_feature_draw'][0],
-            met=bool(TARGETS['train_feature_draw'][1](ratio)),
-            name=(f'train step, FM-KT feature level ({feature_encoder}, the config\'s N draw: '
-                  f'mean over N in {{{", ".join(map(str, draw))}}}) + KD / KD')))
+        record('train_feature_draw', f'train step, FM-KT feature level ({feature_encoder}, the '
+               f'config\'s N draw: mean over N in {{{", ".join(map(str, draw))}}}) + KD / KD',
+               _draw_ratio(train_times, draw))
     for n in (1, 2, 4, 8):
         add(f'infer_flow_N{n}', f'inference, flow-head student N={n} / plain ResNet-18',
             infer_times, f'flow_N{n}', 'plain')
@@ -355,7 +365,8 @@ def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int 
     say('overhead: building ResNet-34 -> ResNet-18 models')
     models = {k: m.to(device) for k, m in build_models(compile_flow=compile_flow).items()}
     batch_data = _batch(batch, size)
-    draw = feature_draw()
+    feat_cfg = _load(FEAT_CONFIG)  # the config as shipped: its N draw and encoder
+    draw = feature_draw(feat_cfg)
     train_times, peaks = _train_steps(models, batch_data, device, used_amp, repeats, warmup, say,
                                       draw)
     # counted in eager mode only: a compiled flow does the same arithmetic
@@ -377,7 +388,7 @@ def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int 
         compile_flow=compile_flow,
         threads=torch.get_num_threads(), median_s=med, throughput=throughput,
         times_s={k: v for k, v in {**train_times, **infer_times}.items()},
-        ratios=_ratios(train_times, infer_times, feature_encoder_name(feature_config()), draw))
+        ratios=_ratios(train_times, infer_times, feature_encoder_name(feat_cfg), draw))
 
 
 def main(argv=None) -> dict:
