@@ -8,6 +8,7 @@ from mmrazor.models.architectures.connectors.base_connector import BaseConnector
 from torch import Tensor, nn
 
 from ...registry import register_model
+from ...utils.device import host_to_device
 from ...utils.validation import check_int
 from ..builder import build_component
 from ..meta_encoders import META_ENCODER_ALIASES, BaseMetaEncoder
@@ -221,8 +222,10 @@ class FlowMatchingConnector(BaseConnector):
         if not isinstance(feature, Tensor):
             raise TypeError(f'FlowMatchingConnector expects a tensor, got {type(feature)}')
         n = self.draw_num_steps() if num_steps is None else _check_steps(num_steps, 'num_steps')
-        trajectory = self.solver(self.velocity_model(), self.schedule.init(feature),
-                                 uniform_time_grid(n))
+        model = self.velocity_model()
+        if model is not self.meta_encoder:  # compiled: bind the grid through the wrapper
+            model = _EncoderThrough(self.meta_encoder, model)
+        trajectory = self.solver(model, self.schedule.init(feature), uniform_time_grid(n))
         return FlowResult(self.estimates(feature, trajectory), trajectory.states[-1])
 
     def velocity_model(self) -> nn.Module:
@@ -248,12 +251,27 @@ class FlowMatchingConnector(BaseConnector):
         """Teacher estimates ``(N, B, ...)`` of a trajectory started from ``z_s``."""
         velocities = torch.stack(trajectory.velocities)
         # one record for all N steps: times (N, 1, ...) broadcast over (N, B, ...)
-        times = trajectory.times[:-1].to(device=z_s.device, dtype=z_s.dtype)
+        times = host_to_device(trajectory.times[:-1], z_s.device, z_s.dtype)
         coeffs = self.schedule.coefficients(times.reshape(-1, *([1] * z_s.dim())))
         if self.estimate == 'displacement':
             return self.schedule.displacement_estimate(coeffs, z_s.unsqueeze(0), velocities)
         states = torch.stack(trajectory.states[:-1])
         return self.schedule.interpolant_estimate(coeffs, states, velocities)
+
+
+class _EncoderThrough:
+    """A meta-encoder as the solver sees it, evaluated through ``call`` (its compiled
+    wrapper): attribute access on a ``torch.compile`` wrapper reaches the original module, so
+    the wrapper's own ``on_time_grid`` would evaluate the eager encoder."""
+
+    def __init__(self, encoder: BaseMetaEncoder, call: nn.Module) -> None:
+        self.encoder, self.call = encoder, call
+
+    def __call__(self, x: Tensor, t: Tensor) -> Tensor:
+        return self.call(x, t)
+
+    def on_time_grid(self, times: Sequence[float], like: Tensor):
+        return self.encoder.on_time_grid(times, like, call=self.call)
 
 
 def _compile_args(value: Union[bool, dict]) -> Optional[dict]:

@@ -1,10 +1,12 @@
 """Base class of the velocity models (meta-encoders)."""
 from abc import abstractmethod
-from typing import Dict, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...utils.device import host_to_device
 from ...utils.validation import check_int
 from .time_embedding import SinusoidalTimeEmbedding
 
@@ -33,6 +35,10 @@ class BaseMetaEncoder(nn.Module):
     maps, and the time enters by adding ``SinusoidalTimeEmbedding(t)`` (projected to ``C``
     channels) to every position of ``x``. Subclasses implement :meth:`velocity` on maps and
     name their final layer in :meth:`output_layer`.
+
+    In a flow, the solver binds the encoder to its time grid (:meth:`on_time_grid`): the
+    embeddings of all the times it evaluates come from one batched call, and each step reuses
+    its row broadcast over the batch, instead of embedding a ``(B,)`` time tensor per step.
 
     Zero-initialising that final layer makes the initial velocity exactly 0 (the teacher
     estimate of the rectified/VE paths then starts at the student feature). It does not stop
@@ -80,12 +86,16 @@ class BaseMetaEncoder(nn.Module):
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
 
-    def forward(self, x: Tensor, t: Union[float, Tensor]) -> Tensor:
+    def forward(self, x: Tensor, t: Union[float, Tensor, None],
+                time_embedding: Optional[Tensor] = None) -> Tensor:
         """Predict the velocity.
 
         Args:
             x: ``(B, C)`` or ``(B, C, H, W)``.
-            t: a float, a 0-d tensor or a ``(B,)`` tensor in [0, 1].
+            t: a float, a 0-d tensor or a ``(B,)`` tensor in [0, 1] (not read, and may be
+                ``None``, when ``time_embedding`` is given).
+            time_embedding: ``self.time_embed(t)`` computed beforehand, ``(1, C)`` or
+                ``(B, C)``; ``t`` is then not embedded again (see :meth:`on_time_grid`).
 
         Returns:
             A tensor of the shape of ``x``.
@@ -96,10 +106,50 @@ class BaseMetaEncoder(nn.Module):
         if x.shape[1] != self.in_channels:
             raise ValueError(f'{type(self).__name__}: expected {self.in_channels} channels, got '
                              f'{x.shape[1]}')
-        temb = self.time_embed(t, batch_size=x.shape[0]).to(x.dtype)
+        if time_embedding is None:
+            time_embedding = self.time_embed(t, batch_size=x.shape[0])
+        temb = time_embedding.to(x.dtype)
         if x.dim() == 2:
             return self.velocity_vector(x + temb)
         return self.velocity(x + temb[:, :, None, None])
+
+    def on_time_grid(self, times: Sequence[float], like: Tensor,
+                     call: Optional[Callable[..., Tensor]] = None
+                     ) -> Callable[[Tensor, float], Tensor]:
+        """Bind the encoder to the times a solver evaluates.
+
+        Embeds every distinct time in one batched call; the returned ``velocity(x, t)``
+        evaluates the encoder at ``x`` with the row of ``t`` (a float of ``times``; any other
+        time is embedded on the fly). It is the function ``self(x, t)`` with ``t`` a ``(B,)``
+        tensor, to float rounding: the rows are the same, and the gradient of the embedding
+        MLP is summed over the batch before the MLP instead of after it.
+
+        Args:
+            times: the grid times, as floats.
+            like: a tensor with the dtype and device of the states (the times are rounded to
+                its dtype, as a per-step ``(B,)`` time tensor would be).
+            call: what evaluates the encoder (default ``self``; a ``torch.compile`` wrapper of
+                it runs the compiled graph), called as ``call(x, None, time_embedding=row)``.
+
+        Returns:
+            ``velocity(x, t)``.
+        """
+        call = self if call is None else call
+        rows = {t: i for i, t in enumerate(dict.fromkeys(float(t) for t in times))}
+        # one host-to-device copy per solve, queued without waiting (host_to_device)
+        grid = host_to_device(torch.tensor(list(rows), dtype=torch.float64), like.device,
+                              like.dtype)
+        # unbind: a single backward node for all the rows (slicing would add one per step)
+        embeddings: List[Tensor] = list(self.time_embed(grid).unbind(0))
+
+        def velocity(x: Tensor, t: float) -> Tensor:
+            i = rows.get(t)
+            if i is None:
+                return call(x, torch.full((x.shape[0], ), t, dtype=x.dtype, device=x.device))
+            # no float time in the call: torch.compile would specialise on each value
+            return call(x, None, time_embedding=embeddings[i].unsqueeze(0))
+
+        return velocity
 
     def velocity_vector(self, h: Tensor) -> Tensor:
         """Velocity of time-conditioned ``(B, C)`` vectors: by default :meth:`velocity` on

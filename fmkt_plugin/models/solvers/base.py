@@ -5,10 +5,12 @@ from typing import Callable, List, NamedTuple, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-__all__ = ['ODESolver', 'Trajectory', 'VelocityModel', 'uniform_time_grid']
+__all__ = ['ODESolver', 'Trajectory', 'VelocityModel', 'GridVelocity', 'uniform_time_grid']
 
 #: ``model(x, t) -> v`` with ``x`` of shape ``(B, ...)`` and ``t`` of shape ``(B,)``.
 VelocityModel = Callable[[Tensor, Tensor], Tensor]
+#: ``velocity(x, t) -> v`` with ``t`` a time of the grid as a Python float: what a step calls.
+GridVelocity = Callable[[Tensor, float], Tensor]
 
 
 def uniform_time_grid(num_steps: int) -> Tensor:
@@ -55,6 +57,12 @@ class ODESolver(metaclass=ABCMeta):
     Nothing is detached: gradients flow through every step, into the model and the start state
     (the serial training of FM-KT). The grid is read on the host (a CPU tensor or a list of
     floats), so stepping never synchronises with an accelerator.
+
+    A model with an ``on_time_grid(times, like)`` method (every :class:`BaseMetaEncoder`) is
+    bound to the grid once per solve: it prepares its time conditioning for every time the
+    solver evaluates in one batched call instead of once per step (the steps are serial, so on
+    an accelerator each step's small kernels add up). Any other callable is called as
+    ``model(x, t)`` with ``t`` a ``(B,)`` tensor at every evaluation.
     """
 
     #: velocity-model evaluations per step (the cost of one step relative to Euler).
@@ -73,13 +81,32 @@ class ODESolver(metaclass=ABCMeta):
             The :class:`Trajectory`.
         """
         times = _as_grid(time_grid, type(self).__name__)
+        velocity = self.bind(model, times, x_init)
         states, velocities = [x_init], []
         for k in range(len(times) - 1):
-            x_next, v = self.step(model, states[-1], times[k], times[k + 1])
+            x_next, v = self.step(velocity, states[-1], times[k], times[k + 1])
             velocities.append(v)
             states.append(x_next)
         return Trajectory(torch.tensor(times, dtype=torch.float64), tuple(states),
                           tuple(velocities))
+
+    def evaluation_times(self, times: List[float]) -> List[float]:
+        """The grid times at which :meth:`step` evaluates the model: the step starts (all but
+        the last); a multi-stage solver that also evaluates elsewhere on the grid extends it."""
+        return times[:-1]
+
+    def bind(self, model: VelocityModel, times: List[float], like: Tensor) -> GridVelocity:
+        """The model as a function of a state and a grid time (see the class docstring).
+
+        Args:
+            model: the velocity model.
+            times: the grid, as floats.
+            like: a tensor with the device and dtype of the states.
+        """
+        prepare = getattr(model, 'on_time_grid', None)
+        if callable(prepare):
+            return prepare(self.evaluation_times(times), like)
+        return lambda x, t: model(x, self.time_batch(t, x))
 
     @staticmethod
     def time_batch(t: float, x: Tensor) -> Tensor:
@@ -87,9 +114,13 @@ class ODESolver(metaclass=ABCMeta):
         return torch.full((x.shape[0], ), t, dtype=x.dtype, device=x.device)
 
     @abstractmethod
-    def step(self, model: VelocityModel, x: Tensor, t: float,
+    def step(self, velocity: GridVelocity, x: Tensor, t: float,
              t_next: float) -> Tuple[Tensor, Tensor]:
-        """One step from ``t`` to ``t_next``; returns ``(x_next, model(x, t))``."""
+        """One step from ``t`` to ``t_next``; returns ``(x_next, velocity(x, t))``.
+
+        ``velocity`` is the model bound to the grid by :meth:`bind`, called with a float time
+        of the grid.
+        """
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}()'

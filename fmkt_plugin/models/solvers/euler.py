@@ -4,7 +4,7 @@ from typing import Tuple
 from torch import Tensor
 
 from ...registry import register_model
-from .base import ODESolver, VelocityModel
+from .base import GridVelocity, ODESolver
 
 __all__ = ['EulerSolver']
 
@@ -16,7 +16,7 @@ class EulerSolver(ODESolver):
     FM-KT's default (the method as published): N serial steps, each scored.
     """
 
-    def step(self, model: VelocityModel, x: Tensor, t: float,
+    def step(self, velocity: GridVelocity, x: Tensor, t: float,
              t_next: float) -> Tuple[Tensor, Tensor]:
-        v = model(x, self.time_batch(t, x))
+        v = velocity(x, t)
         return x - (t - t_next) * v, v

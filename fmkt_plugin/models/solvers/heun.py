@@ -1,10 +1,10 @@
 """Heun's method (explicit trapezoidal rule): second order, two evaluations per step."""
-from typing import Tuple
+from typing import List, Tuple
 
 from torch import Tensor
 
 from ...registry import register_model
-from .base import ODESolver, VelocityModel
+from .base import GridVelocity, ODESolver
 
 __all__ = ['HeunSolver']
 
@@ -21,9 +21,12 @@ class HeunSolver(ODESolver):
 
     evals_per_step = 2
 
-    def step(self, model: VelocityModel, x: Tensor, t: float,
+    def evaluation_times(self, times: List[float]) -> List[float]:
+        return times  # the corrector evaluates at t_{k+1}: the last step at the grid's end
+
+    def step(self, velocity: GridVelocity, x: Tensor, t: float,
              t_next: float) -> Tuple[Tensor, Tensor]:
         h = t_next - t
-        v = model(x, self.time_batch(t, x))
-        v_pred = model(x + h * v, self.time_batch(t_next, x))
+        v = velocity(x, t)
+        v_pred = velocity(x + h * v, t_next)
         return x + (0.5 * h) * (v + v_pred), v
