@@ -24,17 +24,22 @@ further row times the feature level at every N its config draws from in training
 Beside the ratios, each train step's throughput (images/s, from its median time), peak
 memory (CUDA: ``torch.cuda.max_memory_allocated`` of its steps; CPU: the process's peak
 resident size, which only grows, so the CPU figure is an upper bound shared by the variants)
-and its matrix-multiply/convolution FLOPs (forward + backward, ``torch.utils.flop_counter``,
-relative to KD's: the floor of the time ratio on a compute-bound device) are reported.
+its matrix-multiply/convolution FLOPs (forward + backward, ``torch.utils.flop_counter``,
+relative to KD's: the floor of the time ratio on a compute-bound device) and its count of
+computing ATen operators (``OpCounter``, relative to KD's: in eager mode each launches a
+kernel, so this is what the ratio tends to where launches, not arithmetic, bound the step, as
+for the flow's small tensors on a GPU) are reported.
 ``--compile-flow`` runs every flow's meta-encoder through ``torch.compile``
-(``FlowMatchingConnector(compile=True)``; the compilation happens in the untimed warm-up
+(``FlowMatchingConnector(compile=True)``), ``--compile-flow flow`` the whole unrolled flow
+(``compile=dict(scope='flow')``), ``--compile-mode reduce-overhead`` adds CUDA graphs
+(the compilation happens in the untimed warm-up
 repeats). ``--amp fp16|bf16`` trains through mmengine's ``AmpOptimWrapper`` (as
 ``tools/train.py --amp``) and runs inference under autocast; it needs ``--device cuda`` (on
 the CPU autocast stays off and the run is fp32).
 
 Run alone, from the repository root:
 ``python -m benchmarks.overhead [--size 224 --batch 8 --repeats 5] [--device cuda --amp bf16]
-[--compile-flow]``.
+[--compile-flow [flow] [--compile-mode reduce-overhead]]``.
 """
 import argparse
 import contextlib
@@ -45,9 +50,11 @@ import random
 import resource
 import statistics
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
+import torch.utils._pytree as pytree
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import fmkt_plugin  # noqa: F401  (before any mmrazor import)
 
@@ -96,12 +103,23 @@ def _feature_step_name(n: int) -> str:
     return 'fmkt_feature' if n == TIMED_STEPS else f'fmkt_feature_N{n}'
 
 
-def feature_config(compile_flow: bool = False):
-    """The feature-level FM-KT config with N fixed at ``TIMED_STEPS`` (as the logit level)."""
+def compile_value(scope: Optional[str] = 'encoder', mode: Optional[str] = None):
+    """The ``FlowMatchingConnector.compile`` value of ``--compile-flow SCOPE
+    [--compile-mode MODE]`` (``False`` when ``scope`` is None)."""
+    if scope is None:
+        return False
+    if scope == 'encoder' and mode is None:
+        return True
+    return dict(scope=scope, **({} if mode is None else dict(mode=mode)))
+
+
+def feature_config(compile_flow: Union[bool, dict] = False):
+    """The feature-level FM-KT config with N fixed at ``TIMED_STEPS`` (as the logit level);
+    ``compile_flow`` is its flow's ``compile`` value."""
     feat_cfg = _load(FEAT_CONFIG)
     feat_cfg.model.architecture.neck.flow.num_steps = TIMED_STEPS
     if compile_flow:
-        feat_cfg.model.architecture.neck.flow.compile = True
+        feat_cfg.model.architecture.neck.flow.compile = compile_flow
     return feat_cfg
 
 
@@ -118,9 +136,10 @@ def feature_encoder_name(cfg) -> str:
 
 
 def build_models(num_classes: int = 1000,
-                 compile_flow: bool = False) -> Dict[str, torch.nn.Module]:
+                 compile_flow: Union[bool, dict] = False) -> Dict[str, torch.nn.Module]:
     """KD, logit-level FM-KT and feature-level FM-KT algorithms, and inference students;
-    ``compile_flow`` sets ``compile=True`` on every flow."""
+    ``compile_flow`` (``True`` or a dict, see :func:`compile_value`) is set as ``compile`` on
+    every flow."""
     from mmrazor.registry import MODELS
 
     quiet_logs()
@@ -132,7 +151,7 @@ def build_models(num_classes: int = 1000,
 
     feat_cfg = feature_config(compile_flow)
     if compile_flow:
-        fm_cfg.model.architecture.head.flow.compile = True
+        fm_cfg.model.architecture.head.flow.compile = compile_flow
 
     torch.manual_seed(0)
     models = {
@@ -255,17 +274,43 @@ def _train_steps(models, batch_data: dict, device: str, amp, repeats: int, warmu
     return times, peaks
 
 
-def _train_flops(models, batch_data: dict, device: str, amp) -> Dict[str, float]:
-    """Matrix-multiply and convolution FLOPs of one train step of each model (forward and
-    backward, ``torch.utils.flop_counter``): the work a compute-bound device cannot skip."""
+class OpCounter(TorchDispatchMode):
+    """Counts the ATen operators that compute (views excluded) on tensors of one device: in
+    eager mode each launches at least one kernel, so on a device whose steps are bound by
+    launches rather than arithmetic (small tensors on a GPU) the step time follows this count.
+    Operators that only touch host tensors (e.g. the flow's time grid on a GPU run) are not
+    counted."""
+
+    def __init__(self, device: str) -> None:
+        super().__init__()
+        self.device_type = torch.device(device).type
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if not func.is_view:
+            tensors = [t for t in pytree.tree_leaves((args, kwargs, out))
+                       if isinstance(t, torch.Tensor)]
+            if any(t.device.type == self.device_type for t in tensors):
+                self.count += 1
+        return out
+
+
+def _train_counts(models, batch_data: dict, device: str,
+                  amp) -> Tuple[Dict[str, float], Dict[str, int]]:
+    """Per model, one train step's matrix-multiply and convolution FLOPs (forward and
+    backward, ``torch.utils.flop_counter``: the work a compute-bound device cannot skip) and
+    its computing ATen operators (:class:`OpCounter`: what a launch-bound device pays for)."""
     from torch.utils.flop_counter import FlopCounterMode
-    flops = {}
+    flops, ops = {}, {}
     for name in ('kd', 'fmkt_logit', 'fmkt_feature'):
         wrapper = train_wrapper(models[name], device, amp)
-        with FlopCounterMode(display=False) as counter:
+        with FlopCounterMode(display=False) as counter, OpCounter(device) as op_counter:
             models[name].train_step(copy.copy(batch_data), wrapper)
         flops[name] = float(counter.get_total_flops())
-    return flops
+        ops[name] = op_counter.count
+    return flops, ops
 
 
 def _autocast(device: str, amp: Optional[str]):
@@ -342,7 +387,7 @@ def _ratios(train_times, infer_times, feature_encoder: str = 'MLP',
 
 def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int = 2,
                  threads: int = 0, progress=None, device: str = 'cpu',
-                 amp: Optional[str] = None, compile_flow: bool = False) -> dict:
+                 amp: Optional[str] = None, compile_flow: Union[bool, dict] = False) -> dict:
     """Measure and return the timings, ratios, throughput and the setting.
 
     Args:
@@ -354,7 +399,8 @@ def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int 
         progress: callable receiving progress lines.
         device: ``'cpu'`` or ``'cuda'``.
         amp: ``'fp16'`` / ``'bf16'``: mixed precision on CUDA (None, or on the CPU: fp32).
-        compile_flow: ``torch.compile`` every flow's meta-encoder.
+        compile_flow: every flow's ``compile`` value (``True``: its meta-encoder; a dict:
+            ``scope``, ``mode``, ..., see :func:`compile_value`).
     """
     if threads:
         torch.set_num_threads(threads)
@@ -369,8 +415,10 @@ def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int 
     draw = feature_draw(feat_cfg)
     train_times, peaks = _train_steps(models, batch_data, device, used_amp, repeats, warmup, say,
                                       draw)
-    # counted in eager mode only: a compiled flow does the same arithmetic
-    flops = {} if compile_flow else _train_flops(models, batch_data, device, used_amp)
+    # counted in eager mode only: a compiled flow does the same arithmetic, and its fused
+    # kernels are not ATen operators
+    flops, ops = ({}, {}) if compile_flow else _train_counts(models, batch_data, device,
+                                                              used_amp)
     infer_times = _inference(models, batch_data['inputs'], device, used_amp, repeats, warmup,
                              say)
     med = {k: statistics.median(v) for k, v in {**train_times, **infer_times}.items()}
@@ -378,17 +426,28 @@ def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int 
              f'{torch.get_num_threads()} CPU thread(s)')
     throughput = {name: dict(images_per_s=batch / med[name], peak_mib=peaks.get(name, 0.0),
                              gflop=flops[name] / 1e9 if name in flops else None,
-                             flops_vs_kd=flops[name] / flops['kd'] if name in flops else None)
+                             flops_vs_kd=flops[name] / flops['kd'] if name in flops else None,
+                             ops=ops.get(name),
+                             ops_vs_kd=ops[name] / ops['kd'] if name in ops else None)
                   for name in ('kd', 'fmkt_logit', 'fmkt_feature')}
     return dict(
         setting=(f'ResNet-34 -> ResNet-18, {size} px, batch {batch}, {where}, '
-                 f'{used_amp or "fp32"}{", compiled flows" if compile_flow else ""}, '
+                 f'{used_amp or "fp32"}{_compiled_note(compile_flow)}, '
                  f'torch {torch.__version__}'),
         size=size, batch=batch, repeats=repeats, warmup=warmup, amp=used_amp, amp_requested=amp,
         compile_flow=compile_flow,
         threads=torch.get_num_threads(), median_s=med, throughput=throughput,
         times_s={k: v for k, v in {**train_times, **infer_times}.items()},
         ratios=_ratios(train_times, infer_times, feature_encoder_name(feat_cfg), draw))
+
+
+def _compiled_note(compile_flow: Union[bool, dict]) -> str:
+    if not compile_flow:
+        return ''
+    if compile_flow is True:
+        return ', compiled flows'
+    extra = ''.join(f', {k} {v}' for k, v in compile_flow.items() if k != 'scope')
+    return f', compiled flows (scope {compile_flow.get("scope", "encoder")}{extra})'
 
 
 def main(argv=None) -> dict:
@@ -402,15 +461,23 @@ def main(argv=None) -> dict:
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--amp', default=None, choices=sorted(AMP_DTYPES),
                         help='mixed precision (mmengine AmpOptimWrapper); needs --device cuda')
-    parser.add_argument('--compile-flow', action='store_true',
-                        help='torch.compile every flow\'s meta-encoder (compile=True)')
+    parser.add_argument('--compile-flow', nargs='?', const='encoder', default=None,
+                        choices=['encoder', 'flow'],
+                        help='torch.compile every flow: its meta-encoder (no value: '
+                        'compile=True) or the whole unrolled flow (flow: compile.scope)')
+    parser.add_argument('--compile-mode', default=None,
+                        help='torch.compile mode with --compile-flow, e.g. reduce-overhead '
+                        '(CUDA graphs)')
     parser.add_argument('--out', default=None, help='write the result JSON here')
     args = parser.parse_args(argv)
+    if args.compile_mode and not args.compile_flow:
+        parser.error('--compile-mode needs --compile-flow')
     if args.amp and args.device != 'cuda':
         parser.error('--amp needs --device cuda (mmengine\'s AmpOptimWrapper runs on CUDA)')
     result = run_overhead(args.size, args.batch, args.repeats, args.warmup, args.threads,
                           progress=lambda m: print(m, flush=True), device=args.device,
-                          amp=args.amp, compile_flow=args.compile_flow)
+                          amp=args.amp,
+                          compile_flow=compile_value(args.compile_flow, args.compile_mode))
     from .report import overhead_markdown
     print(overhead_markdown(result))
     if args.out:

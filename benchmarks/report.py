@@ -296,12 +296,14 @@ def overhead_markdown(ov: dict) -> str:
         lines.append(f'| {item["name"]} | {item["ratio"]:.3f} | {item["target"]} | {met} |')
     if ov.get('throughput'):
         lines += ['', '| train step | images/s | peak memory (MiB) | GFLOP (matmul/conv) | '
-                  'FLOPs / KD |', '|---|---|---|---|---|']
+                  'FLOPs / KD | ATen ops | ops / KD |', '|---|---|---|---|---|---|---|']
         for name, t in ov['throughput'].items():
             gflop = '-' if t.get('gflop') is None else f'{t["gflop"]:.1f}'
             rel = '-' if t.get('flops_vs_kd') is None else f'{t["flops_vs_kd"]:.3f}'
+            ops = '-' if t.get('ops') is None else str(t['ops'])
+            ops_rel = '-' if t.get('ops_vs_kd') is None else f'{t["ops_vs_kd"]:.3f}'
             lines.append(f'| {name} | {t["images_per_s"]:.1f} | {t["peak_mib"]:.0f} | {gflop} | '
-                         f'{rel} |')
+                         f'{rel} | {ops} | {ops_rel} |')
     return '\n'.join(lines)
 
 

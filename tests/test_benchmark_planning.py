@@ -124,17 +124,28 @@ def test_overhead_amp_option_needs_cuda():
 
 
 def test_overhead_compile_flow_option_reaches_every_flow():
-    from benchmarks.overhead import build_models
+    from benchmarks.overhead import build_models, compile_value
     from fmkt_plugin.models.connectors import find_flows
-    for compile_flow in (False, True):
-        models = build_models(compile_flow=compile_flow)
+    for scope in (None, 'encoder', 'flow'):
+        models = build_models(compile_flow=compile_value(scope))
         flows = {f'{name}.{path}': flow for name in ('fmkt_logit', 'fmkt_feature', 'student_flow')
                  for path, flow in find_flows(models[name]).items()}
         assert len(flows) == 3
         for flow in flows.values():
-            assert flow.compile_args == (dict(dynamic=False) if compile_flow else None)
+            assert flow.compile_scope == scope
+            assert flow.compile_args == (dict(dynamic=False) if scope else None)
             wrapped = flow.velocity_model() is not flow.meta_encoder
-            assert wrapped == compile_flow
+            assert wrapped == (scope == 'encoder')
+
+
+def test_overhead_compile_options_give_the_connector_value():
+    from benchmarks.overhead import compile_value, main
+    assert compile_value(None) is False and compile_value(None, 'reduce-overhead') is False
+    assert compile_value('encoder') is True
+    assert compile_value('flow') == dict(scope='flow')
+    assert compile_value('flow', 'reduce-overhead') == dict(scope='flow', mode='reduce-overhead')
+    with pytest.raises(SystemExit):
+        main(['--compile-mode', 'reduce-overhead'])  # a mode without --compile-flow
 
 
 def test_overhead_draw_ratio_is_the_mean_step_over_the_config_draw():

@@ -3,6 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmrazor.models.architectures.connectors.base_connector import BaseConnector
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from fmkt_plugin.models.connectors import (
     FlowMatchingConnector,
@@ -296,6 +297,7 @@ def test_a_connector_keeps_no_activation():
 @pytest.mark.parametrize('value, error, match', [
     ('yes', TypeError, 'compile must be a bool or a dict'),
     (dict(bakend='inductor'), ValueError, r"unknown key\(s\) \['bakend'\]"),
+    (dict(scope='loss'), ValueError, r"compile.scope must be one of \('encoder', 'flow'\)"),
 ])
 def test_compile_switch_rejects_bad_values(value, error, match):
     with pytest.raises(error, match=match):
@@ -350,3 +352,132 @@ def test_inductor_compiled_flow_matches_eager_on_cpu():
     for n in (1, 4):
         for a, b in zip(_flow_and_grads(eager, x, n), _flow_and_grads(compiled, x, n)):
             torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_compiled_flow_runs_through_the_compiled_wrapper():
+    """The steps evaluate the compiled graph (the grid binding does not fall back to the eager
+    encoder: the backend would never be called), and no float time enters the graph (one
+    graph for all N steps, not one per time)."""
+    graphs = []
+
+    def counting_backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    conn = _conn(num_steps=4, compile=dict(backend=counting_backend))
+    x = torch.randn(3, 6, 2, 2, requires_grad=True)
+    conn(x).estimates.sum().backward()
+    assert len(graphs) == 1  # compiled once, reused by the 4 steps (no per-time recompile)
+    conn(x)
+    assert len(graphs) == 1 and x.grad is not None
+
+
+@pytest.mark.parametrize('encoder', ['mlp', 'conv'])
+@pytest.mark.parametrize('solver', ['EulerSolver', 'HeunSolver'])
+def test_flow_with_batched_time_embeddings_equals_per_step_flow(encoder, solver):
+    """The connector embeds the N times once; estimates, end point and gradients are those of
+    the flow that embeds a (B,) time at every step."""
+    torch.manual_seed(0)
+    conn = _conn(num_steps=4, solver=dict(type=solver),
+                 meta_encoder=dict(type=encoder, time_embed_dim=8, zero_init_out=False))
+    x = torch.randn(3, 6, 4, 4)
+    calls = []
+    conn.meta_encoder.time_embed.register_forward_hook(lambda *a: calls.append(1))
+    out = conn(x)
+    assert len(calls) == 1  # one batched call for all steps
+    per_step = conn.solver(lambda s, t: conn.meta_encoder(s, t), conn.schedule.init(x),
+                           [1.0, 0.75, 0.5, 0.25, 0.0])
+    assert len(calls) == 1 + 4 * conn.solver.evals_per_step
+    want_est = conn.estimates(x, per_step)
+    torch.testing.assert_close(out.estimates, want_est)
+    torch.testing.assert_close(out.transported, per_step.states[-1])
+    params = list(conn.parameters())
+    got = torch.autograd.grad(out.estimates.pow(2).sum(), params)
+    want = torch.autograd.grad(want_est.pow(2).sum(), params)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+
+
+class _DeviceTraffic(TorchDispatchMode):
+    """Counts what crosses between the host and a device: copies of CPU tensors to another
+    device, and reads of device values on the host (``item``, ``bool``, ``tolist``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.to_device, self.reads = 0, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = func.overloadpacket.__name__
+        if name in ('_to_copy', 'copy_'):
+            src = args[1] if name == 'copy_' else args[0]
+            dst = args[0].device if name == 'copy_' else kwargs.get('device', src.device)
+            if src.device.type == 'cpu' and torch.device(dst).type != 'cpu':
+                self.to_device += 1
+        if name == '_local_scalar_dense' and args[0].device.type != 'cpu':
+            self.reads += 1
+        return func(*args, **kwargs)
+
+
+@pytest.mark.parametrize('shape', [(4, 6), (2, 6, 3, 3)])
+@pytest.mark.parametrize('solver', ['EulerSolver', 'HeunSolver'])
+def test_flow_never_reads_the_device_and_copies_to_it_a_fixed_number_of_times(shape, solver):
+    """On an accelerator every read of a device value stalls the host, and so does a plain
+    host-to-device copy; the meta device shows both without one. A training forward and
+    backward reads nothing, and its host-to-device copies (the time grid, queued without a
+    stall on CUDA by host_to_device) do not grow with N."""
+    copies = {}
+    for n in (2, 8):
+        conn = _conn(num_steps=(n, n + 1), solver=dict(type=solver)).to('meta')
+        x = torch.empty(shape, device='meta', requires_grad=True)
+        with _DeviceTraffic() as traffic:
+            out = conn(x)
+            (out.estimates.square().mean() + out.transported.mean()).backward()
+        assert traffic.reads == 0
+        assert x.grad is not None and x.grad.device.type == 'meta'
+        copies[n] = traffic.to_device
+    assert copies[2] == copies[8] <= 2, copies
+
+
+def test_flow_scope_compiles_the_whole_unrolled_flow_exactly():
+    """compile.scope='flow' traces time embeddings, the N steps and the estimates as one graph
+    per N (fullgraph=True fails on any break); aot_eager runs eager kernels, so values and
+    gradients are bit-identical; the draw of N stays outside the graph."""
+    import copy
+    graphs = []
+
+    def counting_aot_eager(gm, example_inputs):
+        graphs.append(gm)
+        from torch._dynamo.backends.registry import lookup_backend
+        return lookup_backend('aot_eager')(gm, example_inputs)
+
+    torch._dynamo.reset()
+    eager, compiled = _compiled_pair(dict(scope='flow', backend=counting_aot_eager,
+                                          fullgraph=True))
+    assert compiled.compile_scope == 'flow'
+    assert compiled.velocity_model() is compiled.meta_encoder  # no per-step wrapper
+    for shape in ((3, 6), (3, 6, 2, 2)):
+        x = torch.randn(shape, requires_grad=True)
+        for n in (1, 4, 1):
+            for a, b in zip(_flow_and_grads(eager, x, n), _flow_and_grads(compiled, x, n)):
+                assert torch.equal(a, b)
+    assert len(graphs) == 4  # one per (N, shape): the repeated N=1 reuses its graph
+    # training draws advance in step: the draw is not traced
+    eager.train(), compiled.train()
+    x = torch.randn(3, 6)
+    for _ in range(3):
+        assert compiled(x).estimates.shape[0] == eager(x).estimates.shape[0]
+    assert int(compiled.draw_count) == int(eager.draw_count) == 3
+    assert list(compiled.state_dict()) == list(eager.state_dict())
+    clone = copy.deepcopy(compiled)
+    assert '_compiled_flow' not in clone.__dict__
+    assert torch.equal(clone(x, 2).estimates, eager(x, 2).estimates)
+
+
+@pytest.mark.slow
+def test_inductor_compiled_whole_flow_matches_eager_on_cpu():
+    eager, compiled = _compiled_pair(dict(scope='flow'))
+    x = torch.randn(3, 6, requires_grad=True)
+    for a, b in zip(_flow_and_grads(eager, x, 4), _flow_and_grads(compiled, x, 4)):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)

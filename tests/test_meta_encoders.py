@@ -198,3 +198,47 @@ def test_only_the_linear_encoder_is_affine():
         assert enc.affine == torch.allclose(mixed, affine_mix, atol=1e-5), name
     assert LinearMetaEncoder.affine and not MLPMetaEncoder.affine
     assert MODELS.build(dict(_scope_='mmrazor', type='LinearMetaEncoder', in_channels=4)).affine
+
+
+@pytest.mark.parametrize('name', sorted(ENCODERS))
+@pytest.mark.parametrize('shape', [(3, C), (3, C, 5, 4)])
+def test_time_grid_binding_equals_per_step_calls(name, shape):
+    """on_time_grid embeds all times in one call; each step gives what a (B,) time gives, and
+    the gradients (time-embedding MLP included) agree."""
+    torch.manual_seed(0)
+    enc = ENCODERS[name](zero_init_out=False)
+    x = torch.randn(shape)
+    times = [1.0, 0.75, 0.5, 0.25]
+    calls = []
+    enc.time_embed.register_forward_hook(lambda *a: calls.append(1))
+    velocity = enc.on_time_grid(times + [0.5], x)  # a repeated time is embedded once
+    assert len(calls) == 1
+    for t in times:
+        fast, ref = velocity(x, t), enc(x, torch.full((3, ), t))
+        torch.testing.assert_close(fast, ref)
+        g_fast = torch.autograd.grad(fast.pow(2).sum(), list(enc.parameters()),
+                                     allow_unused=True, retain_graph=True)  # shared embedding
+        g_ref = torch.autograd.grad(ref.pow(2).sum(), list(enc.parameters()), allow_unused=True)
+        for a, b in zip(g_fast, g_ref):
+            assert (a is None) == (b is None)
+            if a is not None:
+                torch.testing.assert_close(a, b)
+    assert len(calls) == 1 + len(times)  # only the reference calls embedded again
+    # a time off the grid is embedded on the fly
+    torch.testing.assert_close(velocity(x, 0.1), enc(x, 0.1))
+
+
+def test_time_grid_binding_evaluates_through_the_given_callable():
+    """``call`` (a compiled wrapper in a flow) evaluates every step, with the embedding row."""
+    enc = ENCODERS['mlp1'](zero_init_out=False)
+    seen = []
+
+    def call(x, t, time_embedding=None):
+        seen.append((t, None if time_embedding is None else tuple(time_embedding.shape)))
+        return enc(x, t, time_embedding=time_embedding)
+
+    velocity = enc.on_time_grid([1.0, 0.5], torch.zeros(2, C), call=call)
+    velocity(torch.randn(2, C), 0.5)
+    velocity(torch.randn(2, C), 0.3)  # off the grid: a (B,) time, no row
+    assert seen[0] == (None, (1, C))  # no float time reaches the callable (compile guards)
+    assert seen[1][1] is None and seen[1][0].shape == (2, )

@@ -138,3 +138,45 @@ def test_bad_time_grid(bad):
 def test_solvers_are_registered():
     for name in ('EulerSolver', 'HeunSolver'):
         assert issubclass(MODELS.get(name), ODESolver)
+
+
+class _GridModel:
+    """A velocity model that binds to the grid: records the times it was bound to."""
+
+    def __init__(self):
+        self.bound = []
+
+    def on_time_grid(self, times, like):
+        self.bound.append(list(times))
+        return lambda x, t: torch.full_like(x, t)
+
+
+@pytest.mark.parametrize('solver, want', [(EulerSolver(), [1.0, 0.5]),
+                                          (HeunSolver(), [1.0, 0.5, 0.0])])
+def test_models_with_on_time_grid_are_bound_once_to_the_evaluated_times(solver, want):
+    model = _GridModel()
+    traj = solver(model, torch.zeros(2, 1, **F64), uniform_time_grid(2))
+    assert model.bound == [want]
+    # v(t) = t bound to the grid gives the trajectory of the plain callable v(x, t) = t
+    plain = solver(lambda x, t: t[:, None].expand_as(x), torch.zeros(2, 1, **F64),
+                   uniform_time_grid(2))
+    torch.testing.assert_close(traj.states[-1], plain.states[-1])
+    assert traj.states[-1].abs().sum() > 0
+
+
+@pytest.mark.parametrize('solver', [EulerSolver(), HeunSolver()])
+def test_encoder_bound_to_the_grid_equals_per_step_calls(solver):
+    """The meta-encoder's batched time embedding gives the per-step trajectory and gradients."""
+    torch.manual_seed(0)
+    enc = MLPMetaEncoder(6, time_embed_dim=8, zero_init_out=False)
+    z_s = torch.randn(4, 6, 3, 3)
+    results = []
+    for model in (enc, _Recorder(enc)):  # the wrapper has no on_time_grid: per-step embedding
+        traj = solver(model, z_s, uniform_time_grid(5))
+        loss = torch.stack(traj.velocities).pow(2).sum() + traj.states[-1].pow(2).sum()
+        results.append((traj.states[-1], torch.autograd.grad(loss, list(enc.parameters()))))
+    (end_a, grads_a), (end_b, grads_b) = results
+    torch.testing.assert_close(end_a, end_b)
+    for a, b in zip(grads_a, grads_b):
+        torch.testing.assert_close(a, b)
+    assert grads_a[0].abs().sum() > 0  # the time-embedding MLP receives a gradient

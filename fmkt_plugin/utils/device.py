@@ -27,6 +27,8 @@ def host_to_device(tensor: Tensor, device: Union[str, torch.device],
         The copy on ``device`` (``tensor`` itself if it already is there with that dtype).
     """
     device = torch.device(device)
+    if torch.compiler.is_compiling():  # traced into a graph: the copy is the compiler's
+        return tensor.to(device=device, dtype=dtype)
     if dtype is not None:
         tensor = tensor.to(dtype)  # on the host, so the device receives the final values
     if device.type == 'cuda' and tensor.device.type == 'cpu':

@@ -13,19 +13,21 @@ from ...utils.validation import check_int
 from ..builder import build_component
 from ..meta_encoders import META_ENCODER_ALIASES, BaseMetaEncoder
 from ..schedules import build_schedule
-from ..solvers import EulerSolver, ODESolver, Trajectory, uniform_time_grid
+from ..solvers import EulerSolver, ODESolver, Trajectory, uniform_times
 
 __all__ = [
-    'FlowMatchingConnector', 'FlowResult', 'ESTIMATES', 'MAX_STEPS', 'COMPILE_KEYS', 'build_flow',
-    'find_flows', 'flow_num_steps'
+    'FlowMatchingConnector', 'FlowResult', 'ESTIMATES', 'MAX_STEPS', 'COMPILE_KEYS',
+    'COMPILE_SCOPES', 'build_flow', 'find_flows', 'flow_num_steps'
 ]
 
 #: the ways a step's velocity is read as a teacher estimate (see ``FlowMatchingConnector``).
 ESTIMATES = ('interpolant', 'displacement')
 #: the largest accepted step count (a typo such as 10**9 would otherwise hang in the unroll).
 MAX_STEPS = 1024
-#: the ``torch.compile`` arguments a ``compile`` dict may set.
-COMPILE_KEYS = ('backend', 'mode', 'fullgraph', 'dynamic', 'options')
+#: the keys a ``compile`` dict may set: ``scope`` and ``torch.compile`` arguments.
+COMPILE_KEYS = ('scope', 'backend', 'mode', 'fullgraph', 'dynamic', 'options')
+#: what ``compile`` compiles: the meta-encoder (one graph evaluated per step) or the whole flow.
+COMPILE_SCOPES = ('encoder', 'flow')
 
 _MASK64 = (1 << 64) - 1
 
@@ -101,17 +103,20 @@ class FlowMatchingConnector(BaseConnector):
         estimate: ``'interpolant'`` or ``'displacement'`` (see above).
         solver: an :class:`ODESolver` config (default ``EulerSolver``; ``HeunSolver`` is
             second order at two velocity evaluations per step).
-        compile: run the meta-encoder through ``torch.compile``, which fuses its
-            normalisation, activation and time-embedding ops into fewer kernels per step (the N
-            steps are serial, so their small ops add up). ``True`` compiles with static
-            shapes (``dynamic=False``: one graph per input shape; torch's automatic dynamic
-            shapes failed in inductor on a 2-D logit flow beside a 4-D feature flow); a dict
-            sets ``torch.compile`` arguments (``backend``, ``mode``, ``fullgraph``,
-            ``dynamic``, ``options``). Off by default:
-            compiled kernels round differently from eager ones (results agree to ~1e-6, not
-            bit for bit), and compiling costs time at the first steps of each N and shape.
-            The compiled wrapper is built at the first forward and kept outside the module
-            tree, so ``state_dict`` keys, checkpoints and exports do not change.
+        compile: run through ``torch.compile``, which fuses small ops into fewer kernels
+            (the N steps are serial, so their small ops add up). ``True`` compiles the
+            meta-encoder with static shapes (``dynamic=False``: one graph per input shape;
+            torch's automatic dynamic shapes failed in inductor on a 2-D logit flow beside a
+            4-D feature flow); a dict sets ``scope`` and ``torch.compile`` arguments
+            (``backend``, ``mode``, ``fullgraph``, ``dynamic``, ``options``). ``scope``:
+            ``'encoder'`` (default) compiles the meta-encoder, evaluated once per step;
+            ``'flow'`` compiles the whole unrolled flow (time embeddings, the N steps and the
+            estimates: one graph per N and shape, forward and backward each one launch of a
+            CUDA graph with ``mode='reduce-overhead'``). Off by default: compiled kernels
+            round differently from eager ones (results agree to ~1e-6, not bit for bit), and
+            compiling costs time at the first steps of each N and shape. The compiled
+            wrapper is built at the first forward and kept outside the module tree, so
+            ``state_dict`` keys, checkpoints and exports do not change.
         init_cfg: mmengine init config.
 
     Raises:
@@ -130,7 +135,7 @@ class FlowMatchingConnector(BaseConnector):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.in_channels = check_int(in_channels, 'in_channels', owner='FlowMatchingConnector')
-        self.compile_args: Optional[dict] = _compile_args(compile)
+        self.compile_scope, self.compile_args = _compile_args(compile)
 
         if isinstance(num_steps, (list, tuple)):
             if len(num_steps) == 0:
@@ -221,30 +226,45 @@ class FlowMatchingConnector(BaseConnector):
         """
         if not isinstance(feature, Tensor):
             raise TypeError(f'FlowMatchingConnector expects a tensor, got {type(feature)}')
+        # drawn outside any compiled graph: the draw advances a buffer
         n = self.draw_num_steps() if num_steps is None else _check_steps(num_steps, 'num_steps')
+        if self.compile_scope == 'flow':
+            return self._compiled('_compiled_flow', self._unrolled)(feature, n)
+        return self._unrolled(feature, n)
+
+    def _unrolled(self, feature: Tensor, n: int) -> FlowResult:
+        """The flow of ``n`` steps from ``feature`` (what ``scope='flow'`` compiles)."""
         model = self.velocity_model()
         if model is not self.meta_encoder:  # compiled: bind the grid through the wrapper
             model = _EncoderThrough(self.meta_encoder, model)
-        trajectory = self.solver(model, self.schedule.init(feature), uniform_time_grid(n))
+        trajectory = self.solver(model, self.schedule.init(feature), uniform_times(n))
         return FlowResult(self.estimates(feature, trajectory), trajectory.states[-1])
 
     def velocity_model(self) -> nn.Module:
         """What the solver calls: the meta-encoder, or its ``torch.compile`` wrapper when
-        ``compile`` is set (built once, at the first call)."""
-        if self.compile_args is None:
+        ``compile`` is set with the ``'encoder'`` scope (built once, at the first call)."""
+        if self.compile_scope != 'encoder':
             return self.meta_encoder
-        compiled = self.__dict__.get('_compiled_encoder')
-        if compiled is None or compiled._orig_mod is not self.meta_encoder:
-            compiled = torch.compile(self.meta_encoder, **self.compile_args)
-            # a plain attribute, not a submodule: the state_dict keeps its keys
-            self.__dict__['_compiled_encoder'] = compiled
+        return self._compiled('_compiled_encoder', self.meta_encoder)
+
+    def _compiled(self, key: str, target):
+        """``torch.compile(target)``, built once and kept in ``__dict__[key]``: a plain
+        attribute, not a submodule, so the state_dict keeps its keys."""
+        compiled = self.__dict__.get(key)
+        # rebuilt when the target changed (e.g. a meta-encoder replaced after the first call)
+        if compiled is None or getattr(compiled, '_orig_mod',
+                                       getattr(compiled, '_torchdynamo_orig_callable',
+                                               None)) != target:
+            compiled = torch.compile(target, **self.compile_args)
+            self.__dict__[key] = compiled
         return compiled
 
     def __getstate__(self) -> dict:
-        # deepcopy (EMA copies, DDP) and pickling drop the compiled wrapper; the copy compiles
+        # deepcopy (EMA copies, DDP) and pickling drop the compiled wrappers; the copy compiles
         # its own at its first forward
         state = dict(super().__getstate__())
-        state.pop('_compiled_encoder', None)
+        for key in _COMPILED_KEYS:
+            state.pop(key, None)
         return state
 
     def estimates(self, z_s: Tensor, trajectory: Trajectory) -> Tensor:
@@ -274,18 +294,27 @@ class _EncoderThrough:
         return self.encoder.on_time_grid(times, like, call=self.call)
 
 
-def _compile_args(value: Union[bool, dict]) -> Optional[dict]:
-    """``torch.compile`` keyword arguments of the ``compile`` field (None: off)."""
+_COMPILED_KEYS = ('_compiled_encoder', '_compiled_flow')
+
+
+def _compile_args(value: Union[bool, dict]) -> Tuple[Optional[str], Optional[dict]]:
+    """The scope and the ``torch.compile`` keyword arguments of the ``compile`` field
+    (``(None, None)``: off)."""
     if isinstance(value, bool):
-        return dict(dynamic=False) if value else None
+        return ('encoder', dict(dynamic=False)) if value else (None, None)
     if not isinstance(value, dict):
         raise TypeError(f'FlowMatchingConnector: compile must be a bool or a dict of '
                         f'torch.compile arguments, got {type(value).__name__} {value!r}')
     unknown = sorted(set(value) - set(COMPILE_KEYS))
     if unknown:
         raise ValueError(f'FlowMatchingConnector: compile has unknown key(s) {unknown}; '
-                         f'torch.compile arguments allowed here: {list(COMPILE_KEYS)}')
-    return dict(dict(dynamic=False), **value)
+                         f'keys allowed here: {list(COMPILE_KEYS)}')
+    args = dict(dict(dynamic=False), **value)
+    scope = args.pop('scope', 'encoder')
+    if scope not in COMPILE_SCOPES:
+        raise ValueError(f'FlowMatchingConnector: compile.scope must be one of '
+                         f'{COMPILE_SCOPES}, got {scope!r}')
+    return scope, args
 
 
 def build_flow(cfg: Optional[dict], in_channels: int, owner: str, default: dict,

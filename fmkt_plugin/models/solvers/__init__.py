@@ -1,9 +1,10 @@
 """ODE solvers for the student-to-teacher flow (pure integrators over a time grid) and the DDIM
 sampler of DiffKD."""
-from .base import GridVelocity, ODESolver, Trajectory, VelocityModel, uniform_time_grid
+from .base import (GridVelocity, ODESolver, Trajectory, VelocityModel, uniform_time_grid,
+                   uniform_times)
 from .ddim import DDIMSolver, DDIMSolverOutput
 from .euler import EulerSolver
 from .heun import HeunSolver
 
 __all__ = ['ODESolver', 'Trajectory', 'VelocityModel', 'GridVelocity', 'uniform_time_grid',
-           'EulerSolver', 'HeunSolver', 'DDIMSolver', 'DDIMSolverOutput']
+           'uniform_times', 'EulerSolver', 'HeunSolver', 'DDIMSolver', 'DDIMSolverOutput']

@@ -1,11 +1,13 @@
 """ODE solver interface: integrate a velocity model over a time grid."""
+import math
 from abc import ABCMeta, abstractmethod
 from typing import Callable, List, NamedTuple, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
-__all__ = ['ODESolver', 'Trajectory', 'VelocityModel', 'GridVelocity', 'uniform_time_grid']
+__all__ = ['ODESolver', 'Trajectory', 'VelocityModel', 'GridVelocity', 'uniform_time_grid',
+           'uniform_times']
 
 #: ``model(x, t) -> v`` with ``x`` of shape ``(B, ...)`` and ``t`` of shape ``(B,)``.
 VelocityModel = Callable[[Tensor, Tensor], Tensor]
@@ -13,9 +15,14 @@ VelocityModel = Callable[[Tensor, Tensor], Tensor]
 GridVelocity = Callable[[Tensor, float], Tensor]
 
 
+def uniform_times(num_steps: int) -> List[float]:
+    """``num_steps + 1`` equally spaced times from 1 (student) to 0 (teacher), as floats."""
+    return [i / num_steps for i in range(num_steps, -1, -1)]
+
+
 def uniform_time_grid(num_steps: int) -> Tensor:
-    """``num_steps + 1`` equally spaced times from 1 (student) to 0 (teacher), float64 on CPU."""
-    return torch.tensor([i / num_steps for i in range(num_steps, -1, -1)], dtype=torch.float64)
+    """:func:`uniform_times` as a float64 tensor on the CPU."""
+    return torch.tensor(uniform_times(num_steps), dtype=torch.float64)
 
 
 class Trajectory(NamedTuple):
@@ -40,13 +47,20 @@ class Trajectory(NamedTuple):
 
 
 def _as_grid(time_grid: Union[Tensor, Sequence[float]], owner: str) -> List[float]:
-    grid = torch.as_tensor(time_grid, dtype=torch.float64).detach().cpu()
-    if grid.dim() != 1 or grid.numel() < 2:
+    if isinstance(time_grid, (list, tuple)) and all(
+            isinstance(t, (int, float)) for t in time_grid):
+        # checked in Python: no tensor, so torch.compile can trace a whole solve
+        values = [float(t) for t in time_grid]
+        shape = (len(values), )
+    else:
+        grid = torch.as_tensor(time_grid, dtype=torch.float64).detach().cpu()
+        values, shape = (grid.tolist() if grid.dim() == 1 else []), tuple(grid.shape)
+    if len(shape) != 1 or len(values) < 2:
         raise ValueError(f'{owner}: time_grid must be a 1-d sequence of at least 2 times, got '
-                         f'shape {tuple(grid.shape)}')
-    if not bool(torch.isfinite(grid).all()):
-        raise ValueError(f'{owner}: time_grid has non-finite times: {grid.tolist()}')
-    return grid.tolist()
+                         f'shape {shape}')
+    if not all(math.isfinite(t) for t in values):
+        raise ValueError(f'{owner}: time_grid has non-finite times: {values}')
+    return values
 
 
 class ODESolver(metaclass=ABCMeta):
