@@ -394,6 +394,10 @@ def test_overhead_benchmark_runs():
     from benchmarks.report import overhead_markdown
     table = overhead_markdown(result)
     assert 'FLOPs / KD' in table and f'| {flops["fmkt_feature"]:.3f} |' in table
+    # computing ATen ops of one step: the flows' N serial steps add many small ones
+    ops = {k: t['ops_vs_kd'] for k, t in result['throughput'].items()}
+    assert ops['kd'] == 1.0 and ops['fmkt_logit'] > 1.2 and ops['fmkt_feature'] > 1.2
+    assert 'ops / KD' in table and f'| {ops["fmkt_logit"]:.3f} |' in table
     keys = {r['key'] for r in result['ratios']}
     assert {'train_logit', 'train_feature', 'train_feature_draw', 'infer_flow_N8',
             'infer_theta_head', 'infer_theta_2stage', 'infer_theta_fold'} <= keys

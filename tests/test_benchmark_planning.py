@@ -155,3 +155,17 @@ def test_overhead_draw_ratio_is_the_mean_step_over_the_config_draw():
              'fmkt_feature_N2': [1.0, 2.2, 1.1]}
     # per repeat: mean of N=2 and N=8 over KD -> 1.1, 1.15, 1.35; median 1.15
     assert _draw_ratio(times, (2, 8)) == pytest.approx(1.15)
+
+
+def test_op_counter_counts_computing_ops_on_its_device_only():
+    from benchmarks.overhead import OpCounter
+    a, b = torch.randn(4, 3), torch.randn(4, 3)
+    with OpCounter('cpu') as counter:
+        c = a + b           # counted
+        c.view(-1).t()      # views: not counted
+        torch.relu_(c)      # counted
+        (c * 2).sum()       # two ops
+    assert counter.count == 4
+    with OpCounter('cuda') as counter:  # host tensors only: nothing on that device
+        (a + b).sum()
+    assert counter.count == 0
