@@ -1,7 +1,13 @@
 """ODE solvers for the student-to-teacher flow (pure integrators over a time grid) and the DDIM
 sampler of DiffKD."""
-from .base import (GridVelocity, ODESolver, Trajectory, VelocityModel, uniform_time_grid,
-                   uniform_times)
+from .base import (
+                   GridVelocity,
+                   ODESolver,
+                   Trajectory,
+                   VelocityModel,
+                   uniform_time_grid,
+                   uniform_times,
+)
 from .ddim import DDIMSolver, DDIMSolverOutput
 from .euler import EulerSolver
 from .heun import HeunSolver
