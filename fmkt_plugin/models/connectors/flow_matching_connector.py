@@ -248,15 +248,14 @@ class FlowMatchingConnector(BaseConnector):
         return self._compiled('_compiled_encoder', self.meta_encoder)
 
     def _compiled(self, key: str, target):
-        """``torch.compile(target)``, built once and kept in ``__dict__[key]``: a plain
-        attribute, not a submodule, so the state_dict keeps its keys."""
-        compiled = self.__dict__.get(key)
-        # rebuilt when the target changed (e.g. a meta-encoder replaced after the first call)
-        if compiled is None or getattr(compiled, '_orig_mod',
-                                       getattr(compiled, '_torchdynamo_orig_callable',
-                                               None)) != target:
+        """``torch.compile(target)``, built once and kept with its target in
+        ``__dict__[key]``: a plain attribute, not a submodule, so the state_dict keeps its
+        keys. Rebuilt when the target changed (e.g. a meta-encoder replaced after the first
+        call)."""
+        built_for, compiled = self.__dict__.get(key, (None, None))
+        if compiled is None or built_for != target:
             compiled = torch.compile(target, **self.compile_args)
-            self.__dict__[key] = compiled
+            self.__dict__[key] = (target, compiled)
         return compiled
 
     def __getstate__(self) -> dict:
