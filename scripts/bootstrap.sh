@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # Brings a fresh machine up to the point where fmkt runs: a virtual environment with the pinned
-# OpenMMLab stack, mmcv 2.1.0 built with its CPU ops, the plugin itself and the Fashion-MNIST package.
+# OpenMMLab stack, mmcv 2.1.0 built with its CPU ops (and its CUDA ops on a GPU machine), the plugin itself and the Fashion-MNIST package.
 # Idempotent: every step checks first and skips what is already there.
 #
 # Environment:
 #   FMKT_VENV         virtual environment to use/create (default: <repo>/.venv)
-#   FMKT_WHEEL_CACHE  where the locally built mmcv wheel is kept (default: ~/.cache/fmkt/wheels)
+#   FMKT_WHEEL_CACHE  where the locally built mmcv wheels are kept, one folder per variant such as
+#                     torch2.14.1-cpu or torch2.14.1-cu130-sm90 (default: ~/.cache/fmkt/wheels)
+#   FMKT_MMCV_CUDA    auto (default) | 1 | 0: build mmcv's CUDA kernels. auto builds them when torch is
+#                     a CUDA build and sees a GPU; 1 builds them on any machine (without a visible GPU,
+#                     TORCH_CUDA_ARCH_LIST must be given); 0 builds CPU kernels only, even on a GPU box.
+#   TORCH_CUDA_ARCH_LIST  GPU archs for the CUDA kernels (default: those of the visible GPUs; 9.0 for
+#                     H100/H200)
+#   CUDA_HOME         a CUDA toolkit to compile with; without one (and no nvcc on PATH), nvcc and its
+#                     headers come from NVIDIA's PyPI packages for torch's CUDA version (CUDA >= 13)
 #   FMKT_SKIP_APT=1   do not try to install the Debian dataset package
 #   PYTHON            interpreter used to create the venv (default: python3)
 set -euo pipefail
@@ -56,35 +64,98 @@ if ! "$PY" -c "import mmengine, cv2, yapf, addict" 2>/dev/null; then
   run_step "install mmcv requirements" pip_install -r "$REPO/requirements/mmcv.txt" -r "$REPO/requirements/torch.txt"
 fi
 
-# 4. mmcv with compiled CPU ops
-build_mmcv_wheel() {
-  local tmp; tmp="$(mktemp -d)"
-  # mmcv's setup.py hard-codes -std=c++14/17 but torch >= 2.10 headers require C++20.
-  cat >"$tmp/cxx" <<'EOF'
+# 4. mmcv with compiled ops: CPU kernels, and CUDA kernels where FMKT_MMCV_CUDA asks for them
+#    (see the header). The plan (which kernels, which archs, the cached wheel's folder) comes from
+#    scripts/mmcv_plan.py, run with the venv's torch.
+plan="$("$PY" "$REPO/scripts/mmcv_plan.py")" || fail "plan the mmcv build" "see the message above"
+read -r MMCV_VARIANT MMCV_CUDA_VERSION MMCV_ARCHS <<<"$plan"
+MARKER="$VENV/.fmkt-mmcv-variant"
+
+# A CPU-only mmcv installed by an earlier bootstrap (before the marker existed) counts as the CPU variant.
+if [ ! -f "$MARKER" ] && [ "$MMCV_CUDA_VERSION" = none ] && "$PY" -c "
+import mmcv, mmcv.ops, sys
+sys.exit(0 if mmcv.__version__ == '$MMCV_VERSION' and mmcv.ops.get_compiling_cuda_version() == 'not available' else 1)" 2>/dev/null; then
+  echo "$MMCV_VARIANT" >"$MARKER"
+fi
+
+# The C++ compiler and nvcc wrappers: mmcv's setup.py hard-codes -std=c++14/17, but torch >= 2.10
+# headers require C++20 (host and device code alike).
+write_std_wrapper() {  # write_std_wrapper PATH REAL_COMPILER
+  cat >"$1" <<WRAP
 #!/usr/bin/env bash
 args=()
-for a in "$@"; do
-  case "$a" in -std=c++14|-std=c++17) args+=("-std=c++20") ;; *) args+=("$a") ;; esac
+for a in "\$@"; do
+  case "\$a" in -std=c++14|-std=c++17) args+=("-std=c++20") ;; *) args+=("\$a") ;; esac
 done
-exec g++ "${args[@]}"
-EOF
-  chmod +x "$tmp/cxx"
-  mkdir -p "$WHEELS"
+exec "$2" "\${args[@]}"
+WRAP
+  chmod +x "$1"
+}
+
+# find_cuda_home: a CUDA toolkit that is installed (CUDA_HOME, or nvcc on PATH), else nvcc and its
+# headers from NVIDIA's PyPI packages for torch's CUDA version, installed into the venv.
+find_cuda_home() {
+  if [ -n "${CUDA_HOME:-}" ] && [ -x "$CUDA_HOME/bin/nvcc" ]; then echo "$CUDA_HOME"; return; fi
+  if command -v nvcc >/dev/null; then dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")"; return; fi
+  local major="${MMCV_CUDA_VERSION%%.*}"
+  if [ "$major" -lt 13 ]; then
+    echo "no CUDA toolkit found (set CUDA_HOME); the PyPI route is for CUDA >= 13, torch has CUDA $MMCV_CUDA_VERSION" >&2
+    return 1
+  fi
+  local v="$MMCV_CUDA_VERSION.*"
+  pip_install "nvidia-cuda-nvcc==$v" "nvidia-cuda-crt==$v" "nvidia-cuda-cccl==$v" \
+    "nvidia-cuda-runtime==$v" "nvidia-nvvm==$v" >&2 || return 1
+  "$PY" -c "import nvidia, os; print(os.path.join(nvidia.__path__[0], 'cu$major'))"
+}
+
+build_mmcv_wheel() {  # build_mmcv_wheel OUT_DIR
+  local tmp; tmp="$(mktemp -d)"
+  write_std_wrapper "$tmp/cxx" g++
+  mkdir -p "$1"
   # setuptools<70 conflicts with torch's declared requirement, so it goes in without resolution;
   # it is only needed while mmcv's setup.py runs.
-  pip_install --no-deps -r "$REPO/requirements/build.txt"
-  CXX="$tmp/cxx" MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
-    "$PY" -m pip wheel --no-deps --no-build-isolation --no-binary mmcv -w "$WHEELS" "mmcv==$MMCV_VERSION"
+  pip_install --no-deps -r "$REPO/requirements/build.txt" || return 1
+  local -a envs=(CXX="$tmp/cxx" MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}")
+  if [ "$MMCV_CUDA_VERSION" = none ]; then
+    # mmcv's setup.py builds CUDA kernels whenever it sees a GPU, whatever FORCE_CUDA says.
+    envs+=(FORCE_CUDA=0 CUDA_VISIBLE_DEVICES=)
+  else
+    local cuda_home; cuda_home="$(find_cuda_home)" || return 1
+    write_std_wrapper "$tmp/nvcc" "$cuda_home/bin/nvcc"
+    # NVIDIA's runtime package ships only libcudart.so.13; the link step asks for -lcudart.
+    mkdir -p "$tmp/lib"
+    for d in lib64 lib; do
+      if [ ! -e "$cuda_home/$d/libcudart.so" ] && ls "$cuda_home/$d"/libcudart.so.* >/dev/null 2>&1; then
+        ln -sf "$(ls "$cuda_home/$d"/libcudart.so.* | head -n 1)" "$tmp/lib/libcudart.so"
+      fi
+    done
+    envs+=(FORCE_CUDA=1 CUDA_HOME="$cuda_home" PYTORCH_NVCC="$tmp/nvcc" TORCH_CUDA_ARCH_LIST="$MMCV_ARCHS"
+           LIBRARY_PATH="$tmp/lib${LIBRARY_PATH:+:$LIBRARY_PATH}")
+  fi
+  env "${envs[@]}" "$PY" -m pip wheel --no-deps --no-build-isolation --no-binary mmcv -w "$1" "mmcv==$MMCV_VERSION"
 }
-if ! "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '$MMCV_VERSION'" 2>/dev/null; then
-  whl="$(ls "$WHEELS"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n 1 || true)"
+
+if [ "$(cat "$MARKER" 2>/dev/null)" != "$MMCV_VARIANT" ] || ! "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '$MMCV_VERSION'" 2>/dev/null; then
+  wheel_dir="$WHEELS/$MMCV_VARIANT"
+  whl="$(ls "$wheel_dir"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n 1 || true)"
   if [ -z "$whl" ]; then
-    log "building mmcv $MMCV_VERSION with CPU ops (about 25 minutes on 2 cores; the wheel is cached in $WHEELS)"
-    run_step "build mmcv $MMCV_VERSION wheel" build_mmcv_wheel
-    whl="$(ls "$WHEELS"/mmcv-"$MMCV_VERSION"-*.whl | head -n 1)"
+    if [ "$MMCV_CUDA_VERSION" = none ]; then
+      log "building mmcv $MMCV_VERSION with CPU ops (about 25 minutes on 2 cores; cached in $wheel_dir)"
+    else
+      log "building mmcv $MMCV_VERSION with CPU and CUDA $MMCV_CUDA_VERSION ops for archs $MMCV_ARCHS (about 90 minutes on 2 cores for one arch; cached in $wheel_dir)"
+    fi
+    start=$SECONDS
+    run_step "build mmcv $MMCV_VERSION wheel ($MMCV_VARIANT)" build_mmcv_wheel "$wheel_dir"
+    log "mmcv wheel built in $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s"
+    whl="$(ls "$wheel_dir"/mmcv-"$MMCV_VERSION"-*.whl | head -n 1)"
   fi
   run_step "install mmcv wheel $whl" pip_install --no-deps --force-reinstall "$whl"
   "$PY" -c "import mmcv.ops" 2>/dev/null || fail "check mmcv.ops" "mmcv installed but 'import mmcv.ops' still fails"
+  if [ "$MMCV_CUDA_VERSION" != none ]; then
+    got="$("$PY" -c "import mmcv.ops; print(mmcv.ops.get_compiling_cuda_version())")"
+    [ "$got" = "$MMCV_CUDA_VERSION" ] || fail "check mmcv CUDA ops" "mmcv reports CUDA '$got', expected $MMCV_CUDA_VERSION"
+  fi
+  echo "$MMCV_VARIANT" >"$MARKER"
 fi
 
 # 5. the rest of the stack, test tools and the plugin itself (editable, no dependency resolution surprises)
