@@ -7,7 +7,9 @@ PyTorch, or a function or method replaced in an upstream module or class at impo
 
 With these fixes every checkpoint that mmengine loads, local or by URL (including files in the
 torch hub cache), is unpickled with ``weights_only=True`` and the allow-list of Fix 2
-(Fix 5 for URLs). Code that calls ``torch.load(weights_only=False)`` itself is not covered.
+(Fix 5 for URLs); a file it refuses raises ``CheckpointRefused`` naming the file and what was
+refused (``checkpoint_refusal.py``). Code that calls ``torch.load(weights_only=False)`` itself is
+not covered.
 """
 import os
 import os.path as osp
@@ -237,13 +239,12 @@ def _safe_load_url(url: str,
             url, model_dir=model_dir, map_location=map_location, progress=progress,
             check_hash=check_hash, file_name=file_name, weights_only=True)
     except pickle.UnpicklingError as err:
+        from .checkpoint_refusal import as_refusal
         folder = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
         cached = osp.join(folder, file_name or osp.basename(urlparse(url).path))
-        first = (str(err).splitlines() or [''])[0]
-        raise pickle.UnpicklingError(
-            f'{url} (cached as {cached}) holds objects other than tensors and the allowed '
-            f'checkpoint metadata; it was not loaded, since unpickling it could run code: '
-            f'{first}') from err
+        # the refusal of every loader (checkpoint_refusal.py), without torch's advice to
+        # disable the check
+        raise as_refusal(f'{url} (cached as {cached})', err) from None
 
 
 def _fix_mmengine_remote_checkpoint_weights_only() -> None:
@@ -373,6 +374,14 @@ def _fix_mmengine_checkpoint_hook_order() -> None:
     _APPLIED.append('mmengine-checkpoint-hook-save-before-delete')
 
 
+# mmengine's local loader reports a refused checkpoint with torch's bare error (no file name,
+# advice to load with weights_only=False): see fmkt_plugin/compat/checkpoint_refusal.py.
+def _fix_mmengine_local_checkpoint_refusal() -> None:
+    from .checkpoint_refusal import fix_mmengine_local_checkpoint_refusal
+    if fix_mmengine_local_checkpoint_refusal():
+        _APPLIED.append('mmengine-local-checkpoint-refusal')
+
+
 def apply_all() -> None:
     """Apply every fix once (idempotent)."""
     if _APPLIED:
@@ -385,6 +394,7 @@ def apply_all() -> None:
     _fix_mmengine_remote_checkpoint_weights_only()
     _fix_mmengine_slurm_on_cpu()
     _fix_mmengine_checkpoint_hook_order()
+    _fix_mmengine_local_checkpoint_refusal()
 
 
 def applied_fixes() -> List[str]:
