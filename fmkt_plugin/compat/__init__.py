@@ -136,7 +136,7 @@ def _fix_mmengine_checkpoint_weights_only() -> None:
 # ---------------------------------------------------------------------------------------------
 def _atomic_local_put(self, obj: bytes, filepath) -> None:
     """``LocalBackend.put`` that never leaves a partly written file under ``filepath``."""
-    from .utils.fileio import atomic_write
+    from ..utils.fileio import atomic_write
     if not isinstance(obj, (bytes, bytearray, memoryview)):  # put() takes bytes; put_text text
         raise TypeError(f'LocalBackend.put: obj must be bytes, got {type(obj).__name__}')
     atomic_write(filepath, obj)
@@ -330,7 +330,7 @@ def _save_checkpoint_with_step(self, runner, step, meta) -> None:
     """``CheckpointHook._save_checkpoint_with_step``: save first, then delete the outdated."""
     from mmengine.dist import is_main_process
 
-    from .utils.fileio import atomic_write
+    from ..utils.fileio import atomic_write
 
     outdated = None
     if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
