@@ -24,7 +24,7 @@ def test_fixes_are_applied_on_import():
         'mmrazor-quantization-import', 'mmengine-checkpoint-weights-only',
         'mmengine-atomic-checkpoint-write', 'mmengine-ddp-on-cpu',
         'mmengine-remote-checkpoint-weights-only', 'mmengine-slurm-on-cpu',
-        'mmengine-checkpoint-hook-save-before-delete'}
+        'mmengine-checkpoint-hook-save-before-delete', 'mmengine-local-checkpoint-refusal'}
 
 
 def test_mmrazor_models_import_fails_without_fix_and_works_with_it():
@@ -94,6 +94,30 @@ def test_code_executing_checkpoint_is_still_rejected(tmp_path):
         torch.save({'state_dict': {}, 'payload': _Exploit()}, f)
     with pytest.raises(pickle.UnpicklingError):
         _load_checkpoint(str(path), map_location='cpu')
+
+
+def test_refused_local_checkpoint_is_named_with_the_fix(tmp_path):
+    """Without the fix mmengine's local loader raises torch's refusal: no file name, advice to
+    load with weights_only=False. With it: the file and what was refused, and no advice."""
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    from fmkt_plugin.compat.checkpoint_refusal import CheckpointRefused
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'payload': _Exploit()}, path)
+    plain = _run(f'''
+        from mmengine.runner.checkpoint import _load_checkpoint
+        _load_checkpoint({str(path)!r}, map_location='cpu')
+    ''')
+    assert plain.returncode != 0, plain.stderr[-2000:]
+    error = plain.stderr[plain.stderr.rindex('_pickle.UnpicklingError'):]  # torch's message
+    assert 'evil.pth' not in error and 'weights_only` set to `False`' in error, error
+    with pytest.raises(CheckpointRefused) as info:
+        _load_checkpoint(str(path), map_location='cpu')
+    text = str(info.value)
+    assert text.startswith(f'cannot load {path}: refused by the restricted unpickler (the '
+                           'global posix.system, whose module posix is blocked)'), text
+    assert 'weights_only' not in text
+    assert info.value.__suppress_context__  # torch's text is not shown under it either
 
 
 class _GetattrExploit:

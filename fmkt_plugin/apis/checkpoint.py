@@ -12,9 +12,10 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..models.algorithms.checks import checkpoint_state_dict
+from ..models.algorithms.checks import checkpoint_load_error, checkpoint_state_dict
 
-__all__ = ['load_checkpoint_file', 'check_resume_checkpoint', 'check_checkpoint_fits']
+__all__ = ['load_checkpoint_file', 'check_resume_checkpoint', 'check_checkpoint_fits',
+           'latest_checkpoint']
 
 
 def load_checkpoint_file(path: str, field: str) -> dict:
@@ -27,7 +28,8 @@ def load_checkpoint_file(path: str, field: str) -> dict:
         FileNotFoundError: no such local file.
         ValueError: an empty file, or not a checkpoint dict.
         RuntimeError: a file that cannot be unpickled (truncated, corrupted, or holding objects
-            other than tensors and mmengine's metadata), chained to the cause.
+            other than tensors and mmengine's metadata: then the refusal every loader gives,
+            naming what was refused), chained to the cause.
     """
     remote = '://' in path
     if not remote:
@@ -45,34 +47,60 @@ def load_checkpoint_file(path: str, field: str) -> dict:
             except RuntimeError:  # not zip format (legacy torch.save): no mmap
                 ckpt = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as err:
-        first = (str(err).splitlines() or [''])[0]
-        raise RuntimeError(f'{field}: cannot load {path}: {type(err).__name__}: {first}') from err
+        raise checkpoint_load_error(field, path, err)
     if not isinstance(ckpt, dict):
         raise ValueError(f'{field}: {path} holds a {type(ckpt).__name__}, not a checkpoint dict')
     return ckpt
 
 
-def check_resume_checkpoint(path: str) -> None:
+def check_resume_checkpoint(path: str, field: str = '--resume') -> None:
     """Check that ``path`` is a training checkpoint ``--resume`` can continue from.
 
+    Args:
+        path: the checkpoint file or URL.
+        field: how it is named in the error (``--resume``, or where ``--resume`` found it).
+
     Raises:
-        FileNotFoundError / ValueError / RuntimeError: naming ``--resume`` and the file, for a
-            missing, empty or unreadable file, and for a checkpoint without training state (a
-            teacher, an exported student, a plain model: no ``meta.epoch``/``meta.iter``).
+        FileNotFoundError / ValueError / RuntimeError: naming ``field`` and the file, for a
+            missing, empty or unreadable (refused) file, and for a checkpoint without training
+            state (a teacher, an exported student, a plain model: no
+            ``meta.epoch``/``meta.iter``).
     """
-    ckpt = load_checkpoint_file(path, '--resume')
-    checkpoint_state_dict(ckpt, path, '--resume')
+    ckpt = load_checkpoint_file(path, field)
+    checkpoint_state_dict(ckpt, path, field)
     meta = ckpt.get('meta')
     hint = ('To start a new run from its weights, pass it as load_from '
             '(--cfg-options load_from=...) instead')
     if isinstance(meta, dict) and 'fmkt_export' in meta:
-        raise ValueError(f'--resume: {path} is an exported student, not a training checkpoint. '
+        raise ValueError(f'{field}: {path} is an exported student, not a training checkpoint. '
                          f'{hint}')
     if (not isinstance(meta, dict) or 'epoch' not in meta or 'iter' not in meta
             or 'message_hub' not in ckpt):
         raise ValueError(
-            f'--resume: {path} is not a training checkpoint (no meta.epoch/meta.iter/message_hub: '
+            f'{field}: {path} is not a training checkpoint (no meta.epoch/meta.iter/message_hub: '
             f'a teacher, an exported student or a plain model checkpoint?). {hint}')
+
+
+def latest_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``--resume`` (auto) continues from: what ``work_dir/last_checkpoint`` names.
+
+    Read as mmengine's ``find_latest_checkpoint`` reads it, without its log line.
+
+    Returns:
+        The path or URL, or ``None`` when there is no ``last_checkpoint`` (a fresh run).
+
+    Raises:
+        ValueError: ``last_checkpoint`` is empty (mmengine would try to load ``''``).
+    """
+    record = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(record):
+        return None
+    with open(record) as f:
+        path = f.read().strip()
+    if not path:
+        raise ValueError(f'--resume: {record} is empty; it should name the checkpoint to resume '
+                         'from (or remove it to start a new run)')
+    return path
 
 
 def _revise(key: str) -> str:

@@ -7,6 +7,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from mmengine.config import Config, ConfigDict
 
+from ..models.algorithms.checks import checkpoint_load_error
 from ..models.heads import fold_flow_head, plain_student_state
 from ..utils.fileio import atomic_save
 from .config import load_config
@@ -28,9 +29,8 @@ def _student_state(checkpoint: str) -> Tuple[Dict[str, torch.Tensor], dict]:
         raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
     try:
         ckpt = _load_checkpoint(checkpoint, map_location='cpu')
-    except Exception as err:
-        raise RuntimeError(f'cannot load checkpoint {checkpoint}: {type(err).__name__}: '
-                           f'{(str(err).splitlines() or [""])[0]}') from err
+    except Exception as err:  # truncated, corrupted, or refused by the restricted unpickler
+        raise checkpoint_load_error('checkpoint', checkpoint, err)
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise ValueError(f'{checkpoint}: not a model checkpoint (no state dict)')
