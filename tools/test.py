@@ -16,6 +16,7 @@ from mmengine.config import DictAction  # noqa: E402
 
 import fmkt_plugin  # noqa: E402,F401  (applies compat fixes before mmrazor is imported)
 from fmkt_plugin.apis import build_runner_config  # noqa: E402
+from fmkt_plugin.apis.annotations import check_detection_annotations  # noqa: E402
 from fmkt_plugin.apis.checkpoint import check_checkpoint_fits  # noqa: E402
 from fmkt_plugin.apis.config import check_dataset_not_empty  # noqa: E402
 
@@ -51,6 +52,7 @@ def main(argv=None):
         load_from=args.checkpoint)
     if cfg.get('test_dataloader', None) is None:
         raise ValueError(f'{args.config}: the config has no test_dataloader to evaluate on')
+    check_detection_annotations(cfg, ('test', ))  # e.g. no ground truth to score against
     runner = Runner.from_cfg(cfg)
     # mmengine loads it with strict=False: a checkpoint of another model would be evaluated
     # on random weights with only a log line. Compare keys and shapes first.

@@ -17,6 +17,7 @@ from mmengine.config import DictAction  # noqa: E402
 
 import fmkt_plugin  # noqa: E402,F401  (applies compat fixes before mmrazor is imported)
 from fmkt_plugin.apis import build_runner_config  # noqa: E402
+from fmkt_plugin.apis.annotations import check_detection_annotations  # noqa: E402
 from fmkt_plugin.apis.config import check_dataset_not_empty  # noqa: E402
 
 
@@ -69,6 +70,9 @@ def build_runner(argv=None):
         resume=args.resume,
         no_validate=args.no_validate,
         auto_scale_lr=args.auto_scale_lr)
+    # COCO-format annotation files: errors naming file, annotation and field now, not numpy's
+    # once the dataloader is built (or a score against empty ground truth after training)
+    check_detection_annotations(cfg, ('train', 'val'))
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

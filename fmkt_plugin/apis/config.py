@@ -54,6 +54,7 @@ def build_runner_config(config: Union[str, Config],
     """
     cfg = load_config(config, cfg_options)
     cfg.launcher = launcher
+    _check_seed(cfg)
 
     if work_dir is not None:
         cfg.work_dir = work_dir
@@ -75,6 +76,7 @@ def build_runner_config(config: Union[str, Config],
         if resume == 'auto':
             cfg.resume = True
             cfg.load_from = None
+            _check_auto_resume(cfg.work_dir)
         else:
             from .checkpoint import check_resume_checkpoint
             check_resume_checkpoint(resume)  # names the file: empty, teacher, exported student
@@ -106,15 +108,40 @@ def build_runner_config(config: Union[str, Config],
     return cfg
 
 
+def _check_seed(cfg: Config) -> None:
+    """``randomness.seed`` seeds numpy too, which takes only [0, 2**32 - 1] (and says so without
+    naming the field, once the runner is being built)."""
+    from ..utils.validation import check_int
+    randomness = cfg.get('randomness', None)
+    seed = randomness.get('seed', None) if isinstance(randomness, dict) else None
+    if seed is not None:
+        check_int(seed, 'randomness.seed', min_value=0, max_value=2**32 - 1)
+
+
+def _check_auto_resume(work_dir: str) -> None:
+    """``--resume`` (auto): check the file ``work_dir/last_checkpoint`` names, as ``--resume
+    PATH`` is checked, before anything is built. A URL is left to the loader, which refuses a
+    hostile file the same way, so that it is downloaded once."""
+    from .checkpoint import check_resume_checkpoint, latest_checkpoint
+    path = latest_checkpoint(work_dir)
+    if path is not None and '://' not in path:
+        record = osp.join(work_dir, 'last_checkpoint')
+        check_resume_checkpoint(path, f'--resume (auto, from {record})')
+
+
 def _count_samples(dataset_cfg) -> Optional[int]:
-    """Samples a dataset config lists, read without building the dataset (``lazy_init``)."""
+    """Samples a dataset config gives after its filters (mmdet's ``filter_cfg`` drops images
+    without a usable box), read without serialising the dataset (``lazy_init``), which is where
+    an empty one fails."""
     import copy
 
     from mmengine.registry import DATASETS
     cfg = copy.deepcopy(dataset_cfg)
     cfg['lazy_init'] = True
     try:
-        return len(DATASETS.build(cfg).load_data_list())
+        dataset = DATASETS.build(cfg)
+        dataset.data_list = dataset.load_data_list()
+        return len(dataset.filter_data())
     except Exception:  # not a BaseDataset, or broken for another reason: report that one
         return None
 
@@ -148,5 +175,6 @@ def check_dataset_not_empty(runner, split: str) -> None:
 def _empty_message(split: str, dataset_cfg) -> str:
     where = {k: dataset_cfg.get(k) for k in ('type', 'data_root', 'ann_file', 'data_prefix')
              if dataset_cfg.get(k)}
-    return (f'{split}_dataloader.dataset: the dataset has no samples (0 items; {where}): check '
-            'the folder and the annotation file')
+    filtered = ' after its filter_cfg' if dataset_cfg.get('filter_cfg') else ''
+    return (f'{split}_dataloader.dataset: the dataset has no samples{filtered} (0 items; '
+            f'{where}): check the folder and the annotation file')
