@@ -23,7 +23,8 @@ class OFMKT(BaseAlgorithm):
     Validation and test evaluate the ensemble, as for :class:`FMKTDistill`.
 
     Args:
-        architecture: the student config (its head must be a ``FlowMatchingClsHead``).
+        architecture: the student config (its head must be a ``FlowMatchingClsHead`` whose
+            flow takes at least 2 steps in training: one step is its own ensemble).
         distill_loss: ``FMKTLoss`` config. Defaults to KL divergence (tau = 1).
         label_smoothing: label smoothing of the per-step CE. Defaults to 0.1.
         ce_weight: weight of the per-step CE. Defaults to 1.0.
@@ -45,6 +46,14 @@ class OFMKT(BaseAlgorithm):
         if not isinstance(head, FlowMatchingClsHead):
             raise ValueError('model.architecture.head: OFMKT needs a FlowMatchingClsHead, got '
                              f'{type(head).__name__}')
+        if max(head.flow.num_steps_choices) < 2:
+            # the target is the mean of the N step logits: with N=1 it is the one step itself,
+            # so loss_fmkt is ~0 at every iteration and only the CE trains
+            raise ValueError(
+                'model.architecture.head.flow.num_steps: OFMKT needs at least 2 steps, got '
+                f'{head.flow.num_steps_choices[0]}. Its teacher is the ensemble of the N step '
+                'logits; a one-step ensemble is the step itself, so there would be nothing to '
+                'distil (loss_fmkt would be 0 at every iteration)')
         self.label_smoothing = check_number(label_smoothing, 'label_smoothing', min_value=0,
                                             max_value=1, owner='OFMKT')
         if self.label_smoothing == 1:  # every target uniform: nothing left to learn
