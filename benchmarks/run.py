@@ -25,11 +25,14 @@ import os.path as osp
 import time
 from typing import List, Optional
 
+from fmkt_plugin.utils.validation import check_int
+
 from .assembly import base_meta, split_records, write_benchmark, write_tune
-from .data import prepare_fashion_mnist
+from .data import NUM_TRAIN, prepare_fashion_mnist
 from .device import AMP_DTYPES, device_name
 from .eta import Progress, SpeedBook
 from .executor import execute
+from .jobs import train_indices
 from .methods import names
 from .planning import plan_jobs, plan_tune_jobs, resolve_profile, resolve_setting
 from .tuning import TUNED_FILE, load_picks
@@ -72,10 +75,45 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.holdout is None:
         args.holdout = TUNE_HOLDOUT if args.tune else 0
+    _check_numbers(parser, args)
     if args.tune and args.holdout <= 0:
         parser.error('--tune evaluates on the validation split: --holdout must be > 0')
     args.amp = None if args.amp == 'none' else args.amp
     return args
+
+
+def _check_int(parser: argparse.ArgumentParser, value: int, field: str, why: str = '',
+               **bounds) -> None:
+    try:
+        check_int(value, field, **bounds)
+    except ValueError as err:
+        parser.error(f'{err}{why}')
+
+
+def _check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse numbers that would run something else than asked, before any work starts.
+
+    Without this, ``--epochs 0`` wrote a table of untrained students with verdicts, ``--jobs 0``
+    ran one job, ``--holdout 70000`` trained on nothing and ``--holdout -5`` on five images,
+    and ``--seeds -1`` / ``--threads 0`` failed inside numpy / torch once the runs had started.
+    """
+    for field in ('epochs', 'jobs', 'threads'):
+        value = getattr(args, field)
+        if value is not None:
+            _check_int(parser, value, f'--{field}', min_value=1)
+    for seed in args.seeds or ():
+        _check_int(parser, seed, '--seeds', ' (a seed seeds numpy, which takes [0, 2**32 - 1])',
+                   min_value=0, max_value=2**32 - 1)
+    _check_int(parser, args.holdout, '--holdout',
+               f' (the held-out images are taken from the {NUM_TRAIN} images of the '
+               'Fashion-MNIST training split, so it must be smaller than that; 0: no holdout)',
+               min_value=0, max_value=NUM_TRAIN - 1)
+    from .configs import profile
+    train_size = profile(args.profile)['train_size']
+    if args.holdout and train_indices(train_size, args.holdout).numel() == 0:
+        parser.error(f'--holdout {args.holdout} leaves no training image: the {args.profile} '
+                     f'profile trains on {train_size} of the {NUM_TRAIN} images and the holdout '
+                     'takes them all; hold out fewer')
 
 
 def det_overhead_rows(repeats: int, say, size: int = 256, batch_size: int = 2) -> List[dict]:
