@@ -1,5 +1,7 @@
 """Bad input fails fast, with a message naming the field or file, and writes nothing half-done."""
+import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -344,3 +346,263 @@ def test_empty_dataset_folder_stops_training_with_its_name(tiny_imagenet, tmp_pa
                        r'samples \(0 items; .*empty_imagenet'):
         load_tool('train').main([cfg, '--work-dir', str(tmp_path / 'work')])
     assert not (tmp_path / 'work' / 'epoch_1.pth').exists()
+
+
+# ------------------------------------------------------------------------------------------
+# The benchmark's command line: checked before any work starts (nothing is written)
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize('argv, match', [
+    (['--holdout', '70000'], r'--holdout must be an int in \[0, 59999\], got 70000 \(.*60000 '
+     'images of the Fashion-MNIST training split'),
+    (['--holdout', '-5'], r'--holdout must be an int in \[0, 59999\], got -5'),
+    (['--holdout', '59990'], r'--holdout 59990 leaves no training image: '
+     'the smoke profile trains on 1024'),
+    (['--epochs', '0'], r'--epochs must be an int >= 1, got 0'),
+    (['--jobs', '0'], r'--jobs must be an int >= 1, got 0'),
+    (['--threads', '0'], r'--threads must be an int >= 1, got 0'),
+    (['--seeds', '0', '-1'], r'--seeds must be an int in \[0, 4294967295\], got -1 \(.*numpy'),
+    (['--tune', '--seeds', str(2**32)], r'--seeds must be an int in \[0, 4294967295\]'),
+], ids=['holdout>=60000', 'holdout<0', 'holdout-takes-the-subset', 'epochs=0', 'jobs=0',
+        'threads=0', 'seed<0', 'seed>=2**32'])
+def test_benchmark_command_line_is_checked_before_any_work(argv, match, tmp_path, capsys):
+    from benchmarks.run import main
+    out = tmp_path / 'results'
+    with pytest.raises(SystemExit) as info:  # smoke/kd first: a short run if it were not caught
+        main(['--profile', 'smoke', '--methods', 'kd', '--device', 'cpu', '--skip-overhead',
+              '--out', str(out)] + argv)
+    assert info.value.code == 2  # argparse's usage error
+    assert re.search(match, capsys.readouterr().err)
+    assert not out.exists()  # no folder, no table, no cache: nothing started
+
+
+# ------------------------------------------------------------------------------------------
+# OFM-KT with one step: nothing to distil
+# ------------------------------------------------------------------------------------------
+def test_ofmkt_with_one_step_is_refused_at_build():
+    """One step: the ensemble target is the step itself and loss_fmkt is ~1e-8 throughout."""
+    from fmkt_plugin.apis import load_config
+    model = load_config(config_path('fmkt/ofmkt_res18_cifar100.py')).model
+    model.architecture.head.flow.num_steps = 1
+    with pytest.raises(ValueError, match=r'model.architecture.head.flow.num_steps: OFMKT needs '
+                       r'at least 2 steps, got 1\. Its teacher is the ensemble .*nothing to '
+                       'distil'):
+        MODELS.build(model)
+    model.architecture.head.flow.num_steps = [1, 2]  # drawn per iteration: N=2 distils
+    assert MODELS.build(model).architecture.head.flow.num_steps_choices == (1, 2)
+
+
+# ------------------------------------------------------------------------------------------
+# Seeds: numpy takes [0, 2**32 - 1]
+# ------------------------------------------------------------------------------------------
+def _tiny_runner_config(tmp_path) -> str:
+    """A runner config whose model is never built by these tests (they fail before)."""
+    path = tmp_path / 'tiny.py'
+    path.write_text(
+        "model = dict(type='mmpretrain.ImageClassifier',\n"
+        "             backbone=dict(type='mmpretrain.LeNet5', num_classes=2))\n"
+        "default_scope = 'mmpretrain'\n")
+    return str(path)
+
+
+@pytest.mark.parametrize('seed', [-1, 2**32, 1.5])
+def test_bad_randomness_seed_is_named_before_the_runner_is_built(seed, tmp_path):
+    train = load_tool('train')
+    with pytest.raises(ValueError, match=r'randomness.seed must be an int in '
+                       rf'\[0, 4294967295\], got {re.escape(repr(seed))}'):
+        train.build_runner([_tiny_runner_config(tmp_path), '--work-dir', str(tmp_path / 'w'),
+                            '--cfg-options', f'randomness.seed={seed}'])
+
+
+# ------------------------------------------------------------------------------------------
+# Teacher checkpoint with NaN weights: named at load time
+# ------------------------------------------------------------------------------------------
+def test_teacher_checkpoint_with_non_finite_weights_is_named(teacher_ckpts, tmp_path):
+    ckpt = torch.load(teacher_ckpts['resnet34_8xb32_in1k'], weights_only=True)
+    ckpt['state_dict']['backbone.layer2.0.conv1.weight'][0, 0, 0, 0] = float('nan')
+    ckpt['state_dict']['head.fc.bias'][3] = float('inf')
+    bad = tmp_path / 'nan_teacher.pth'
+    torch.save(ckpt, bad)
+    with pytest.raises(ValueError, match=r"teacher_ckpt: the teacher's weights in "
+                       r'.*nan_teacher.pth are not finite \(NaN/inf values in '
+                       r'backbone.layer2.0.conv1.weight, head.fc.bias\)'):
+        _build(_fmkt_model_cfg(str(bad)))
+
+
+# ------------------------------------------------------------------------------------------
+# A refused (code-executing) checkpoint: the same refusal from every loader
+# ------------------------------------------------------------------------------------------
+_REFUSAL = (r'cannot load {path}: refused by the restricted unpickler \(the global '
+            r'(posix|os|nt)\.system, whose module \w+ is blocked\)\. A checkpoint may hold only '
+            'tensors')
+
+
+def _evil_checkpoint(tmp_path) -> str:
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {'w': torch.zeros(1)}, 'meta': {'epoch': 1, 'iter': 1},
+                'message_hub': {}, 'x': _Exploit()}, path)
+    return str(path)
+
+
+def _assert_refusal(err: BaseException, path: str, field: str = '') -> None:
+    text = str(err)
+    prefix = re.escape(field + ': ') if field else ''
+    assert re.match(prefix + _REFUSAL.format(path=re.escape(path)), text), text
+    # no advice to switch the protection off, here or in what the traceback shows under it
+    for shown in (err, err.__cause__):
+        if shown is not None:
+            assert 'weights_only' not in str(shown), str(shown)
+    assert err.__cause__ is None or err.__suppress_context__
+
+
+def test_auto_resume_from_a_refused_checkpoint_names_it(tmp_path):
+    """``tools/train.py --resume`` with ``last_checkpoint`` naming a hostile file (torch's bare
+    UnpicklingError, no file name, advice to load with weights_only=False, before)."""
+    evil = _evil_checkpoint(tmp_path)
+    work = tmp_path / 'work'
+    work.mkdir()
+    (work / 'last_checkpoint').write_text(evil)
+    with pytest.raises(RuntimeError) as info:
+        load_tool('train').build_runner([_tiny_runner_config(tmp_path), '--work-dir', str(work),
+                                         '--resume'])
+    field = f'--resume (auto, from {work / "last_checkpoint"})'
+    _assert_refusal(info.value, evil, field)
+
+
+def test_every_loader_gives_the_same_refusal(tmp_path):
+    from mmengine.model import BaseModule
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    from fmkt_plugin.apis import build_runner_config, export_student
+    from fmkt_plugin.apis.checkpoint import check_checkpoint_fits
+    from fmkt_plugin.models.algorithms.checks import load_teacher_checkpoint
+    evil = _evil_checkpoint(tmp_path)
+    linear = torch.nn.Linear(2, 2)
+    cases = [
+        ('teacher_ckpt', lambda: load_teacher_checkpoint(linear, evil)),
+        ('--resume', lambda: build_runner_config(_tiny_runner_config(tmp_path), resume=evil)),
+        ('checkpoint', lambda: check_checkpoint_fits(linear, evil)),  # tools/test.py
+        ('checkpoint', lambda: export_student(config_path('fmkt/resnet34_res18_in1k.py'), evil,
+                                              str(tmp_path / 'out'))),  # the converter
+        ('', lambda: _load_checkpoint(evil, map_location='cpu')),  # load_from, --resume (runner)
+        ('', lambda: BaseModule(init_cfg=dict(type='Pretrained', checkpoint=evil)).init_weights()),
+    ]
+    for field, load in cases:
+        with pytest.raises(Exception) as info:
+            load()
+        _assert_refusal(info.value, evil, field)
+    assert not (tmp_path / 'out').exists()
+
+
+# ------------------------------------------------------------------------------------------
+# Detection: COCO-format annotation files checked before the runner is built
+# ------------------------------------------------------------------------------------------
+DET_CONFIG = 'fmkt/fmkt_retinanet_x101_r50_fpn_2x_coco.py'
+
+
+@pytest.fixture()
+def coco_files(tmp_path):
+    """A 2-image training and 1-image validation set in COCO's layout (80 categories)."""
+    from fmkt_plugin.utils import write_coco_detection
+    return write_coco_detection(str(tmp_path / 'coco'), num_images={'train': 2, 'val': 1},
+                                image_size=(32, 32), max_objects=2)
+
+
+def _edit_json(path: str, change) -> None:
+    with open(path) as f:
+        coco = json.load(f)
+    change(coco)
+    with open(path, 'w') as f:
+        json.dump(coco, f)
+
+
+def _det_argv(coco, tmp_path):
+    root = coco['root'] + '/'
+    return [config_path(DET_CONFIG), '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+            f'train_dataloader.dataset.data_root={root}',
+            f'val_dataloader.dataset.data_root={root}', f'val_evaluator.ann_file={coco["val"]}',
+            # no download if the check did not stop it (the test then fails, offline too)
+            'model.teacher_ckpt=None', 'model.allow_random_teacher=True']
+
+
+def _set_first(key, value):
+    def change(coco):
+        coco['annotations'][0][key] = value
+    return change
+
+
+def _clear_annotations(coco):
+    coco['annotations'] = []
+
+
+@pytest.mark.parametrize('split, change, match', [
+    ('train', _set_first('category_id', 999), r'train_dataloader.dataset.ann_file: '
+     r'.*instances_train2017.json: 1 bad annotation field\(s\): annotation id 1: category_id '
+     r'999 is not an id of "categories" \(\[1, 2, 3,'),
+    ('train', _set_first('image_id', 77), r'train_dataloader.dataset.ann_file: '
+     r'.*instances_train2017.json: .*annotation id 1: image_id 77 is not an id of "images"'),
+    ('train', _set_first('bbox', [1, 2, 3]), r'instances_train2017.json: .*annotation id 1: '
+     r'bbox must be \[x, y, width, height\] \(4 finite numbers\), got \[1, 2, 3\]'),
+    ('train', _clear_annotations, r'train_dataloader.dataset.ann_file: '
+     r'.*instances_train2017.json has an empty "annotations" list: there is nothing to train on'),
+    ('val', _clear_annotations, r'val_dataloader.dataset.ann_file: .*instances_val2017.json has '
+     r'an empty "annotations" list: the detections would be scored against empty ground truth'),
+], ids=['unknown-category', 'unknown-image', 'short-bbox', 'empty-train', 'empty-val'])
+def test_bad_coco_annotations_stop_training_before_the_runner_is_built(coco_files, tmp_path,
+                                                                      split, change, match):
+    """mmengine's "need at least one array to concatenate" (unknown category, empty training
+    set), or an evaluation against empty ground truth that exited 0, before."""
+    _edit_json(coco_files[split], change)
+    with pytest.raises(ValueError, match=match):
+        load_tool('train').build_runner(_det_argv(coco_files, tmp_path))
+    assert not (tmp_path / 'work').exists()
+
+
+def test_coco_annotations_mmdet_drops_are_warned_with_their_ids(coco_files, tmp_path):
+    from fmkt_plugin.apis import build_runner_config
+    from fmkt_plugin.apis.annotations import check_detection_annotations
+    _edit_json(coco_files['train'], _set_first('bbox', [4.0, 4.0, -5.0, 6.0]))
+    argv = _det_argv(coco_files, tmp_path)
+    cfg = build_runner_config(argv[0], cfg_options=dict(a.split('=', 1) for a in argv[4:]))
+    with pytest.warns(UserWarning, match=r'train_dataloader.dataset.ann_file: '
+                      r'.*instances_train2017.json: 1 annotation\(s\) will be dropped by mmdet.s '
+                      r'CocoDataset: id 1 \(bbox width -5 < 1\)'):
+        check_detection_annotations(cfg, ('train', 'val'))
+
+
+def test_coco_set_without_a_usable_box_is_named(coco_files):
+    """Every box degenerate: mmdet would train on background only."""
+    from fmkt_plugin.apis.annotations import check_coco_file
+
+    def degenerate(coco):
+        for ann in coco['annotations']:
+            ann['bbox'][3] = 0.5
+    _edit_json(coco_files['train'], degenerate)
+    with pytest.warns(UserWarning, match='bbox height 0.5 < 1'):
+        with pytest.raises(ValueError, match=r'instances_train2017.json: none of its \d '
+                           r'annotation\(s\) is a box mmdet uses .*: there would be no box to '
+                           'train on'):
+            check_coco_file(coco_files['train'], 'ann_file', training=True)
+
+
+def test_empty_dataset_check_counts_after_mmdet_filters(coco_files, tmp_path):
+    """Every image filtered out (min_size): mmengine fails in numpy while building the dataset;
+    the empty-dataset check now counts what is left after the filters and names the dataset."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from fmkt_plugin.apis.config import check_dataset_not_empty
+    dataset = dict(type='mmdet.CocoDataset', data_root=coco_files['root'],
+                   ann_file='annotations/instances_train2017.json',
+                   data_prefix=dict(img='train2017/'), pipeline=[],
+                   filter_cfg=dict(filter_empty_gt=True, min_size=1000))
+    runner = Runner.from_cfg(Config(dict(
+        model=dict(type='mmpretrain.ImageClassifier',
+                   backbone=dict(type='mmpretrain.LeNet5', num_classes=2)),
+        work_dir=str(tmp_path / 'work'), default_scope='mmpretrain',
+        train_dataloader=dict(dataset=dataset, batch_size=1, num_workers=0,
+                              sampler=dict(type='DefaultSampler', shuffle=False)),
+        train_cfg=dict(by_epoch=True, max_epochs=1),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)))))
+    with pytest.raises(ValueError, match=r'train_dataloader.dataset: the dataset has no samples '
+                       r'after its filter_cfg \(0 items; .*instances_train2017.json'):
+        check_dataset_not_empty(runner, 'train')
