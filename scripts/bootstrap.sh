@@ -96,7 +96,13 @@ WRAP
 # headers from NVIDIA's PyPI packages for torch's CUDA version, installed into the venv.
 find_cuda_home() {
   if [ -n "${CUDA_HOME:-}" ] && [ -x "$CUDA_HOME/bin/nvcc" ]; then echo "$CUDA_HOME"; return; fi
-  if command -v nvcc >/dev/null; then dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")"; return; fi
+  # an nvcc on PATH counts only with a toolkit's headers beside it (torch's CUDA headers include
+  # cuSPARSE's and cuBLAS's); a bare nvcc wrapper does not
+  local home
+  if command -v nvcc >/dev/null; then
+    home="$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")"
+    if [ -f "$home/include/cusparse.h" ] && [ -f "$home/include/cublas_v2.h" ]; then echo "$home"; return; fi
+  fi
   local major="${MMCV_CUDA_VERSION%%.*}"
   if [ "$major" -lt 13 ]; then
     echo "no CUDA toolkit found (set CUDA_HOME); the PyPI route is for CUDA >= 13, torch has CUDA $MMCV_CUDA_VERSION" >&2
