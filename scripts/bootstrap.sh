@@ -138,7 +138,10 @@ build_mmcv_wheel() {  # build_mmcv_wheel OUT_DIR
     envs+=(FORCE_CUDA=1 CUDA_HOME="$cuda_home" PYTORCH_NVCC="$tmp/nvcc" TORCH_CUDA_ARCH_LIST="$MMCV_ARCHS"
            LIBRARY_PATH="$tmp/lib${LIBRARY_PATH:+:$LIBRARY_PATH}")
   fi
-  env "${envs[@]}" "$PY" -m pip wheel --no-deps --no-build-isolation --no-binary mmcv -w "$1" "mmcv==$MMCV_VERSION"
+  # --no-cache-dir: pip would otherwise hand back the wheel it built for another variant (its
+  # wheel cache is keyed by the sdist, not by FORCE_CUDA or the archs)
+  env "${envs[@]}" "$PY" -m pip wheel --no-cache-dir --no-deps --no-build-isolation --no-binary mmcv \
+    -w "$1" "mmcv==$MMCV_VERSION"
 }
 
 if [ "$(cat "$MARKER" 2>/dev/null)" != "$MMCV_VARIANT" ] || ! "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '$MMCV_VERSION'" 2>/dev/null; then

@@ -29,7 +29,8 @@ def arch_tag(archs: str) -> str:
     for a in parts:
         m = re.fullmatch(r'(\d+)\.(\d+)([a-z]?)(\+PTX)?', a)
         if not m:
-            raise ValueError(f'TORCH_CUDA_ARCH_LIST: cannot read arch {a!r} (expected e.g. 9.0 or 8.6+PTX)')
+            raise ValueError(f'TORCH_CUDA_ARCH_LIST: cannot read arch {a!r} '
+                             '(expected e.g. 9.0 or 8.6+PTX)')
         tags.append(f'sm{m[1]}{m[2]}{m[3]}{m[4] or ""}')
     return '-'.join(tags)
 
@@ -39,7 +40,8 @@ def plan(mode: str, torch_version: str, cuda_version, archs_given: str, archs_vi
     if mode not in MODES:
         raise ValueError(f'FMKT_MMCV_CUDA={mode!r}: expected one of {", ".join(MODES)}')
     torch_tag = 'torch' + torch_version.split('+')[0]
-    cuda_wanted = mode == '1' or (mode == 'auto' and cuda_version is not None and bool(archs_visible))
+    cuda_wanted = mode == '1' or (mode == 'auto' and cuda_version is not None
+                                  and bool(archs_visible))
     if not cuda_wanted:
         return f'{torch_tag}-cpu', 'none', 'none'
     if cuda_version is None:
@@ -51,7 +53,8 @@ def plan(mode: str, torch_version: str, cuda_version, archs_given: str, archs_vi
                          'TORCH_CUDA_ARCH_LIST (for example 9.0 for H100/H200)')
     tag = arch_tag(archs)
     cu_tag = 'cu' + cuda_version.replace('.', '')
-    return f'{torch_tag}-{cu_tag}-{tag}', cuda_version, ';'.join(re.split(r'[;\s,]+', archs.strip()))
+    archs = ';'.join(re.split(r'[;\s,]+', archs.strip()))
+    return f'{torch_tag}-{cu_tag}-{tag}', cuda_version, archs
 
 
 def main() -> int:
