@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from fmkt_plugin import compat
+from fmkt_plugin.compat import mmcv_ops
 
 
 def _run(code: str) -> subprocess.CompletedProcess:
@@ -24,7 +25,8 @@ def test_fixes_are_applied_on_import():
         'mmrazor-quantization-import', 'mmengine-checkpoint-weights-only',
         'mmengine-atomic-checkpoint-write', 'mmengine-ddp-on-cpu',
         'mmengine-remote-checkpoint-weights-only', 'mmengine-slurm-on-cpu',
-        'mmengine-checkpoint-hook-save-before-delete', 'mmengine-local-checkpoint-refusal'}
+        'mmengine-checkpoint-hook-save-before-delete', 'mmengine-local-checkpoint-refusal'} | (
+            set() if mmcv_ops.mmcv_has_cuda_kernels() else {'mmcv-ops-cuda-route'})
 
 
 def test_mmrazor_models_import_fails_without_fix_and_works_with_it():

@@ -395,6 +395,7 @@ def apply_all() -> None:
     _fix_mmengine_slurm_on_cpu()
     _fix_mmengine_checkpoint_hook_order()
     _fix_mmengine_local_checkpoint_refusal()
+    _fix_mmcv_ops_without_cuda_kernels()
 
 
 def applied_fixes() -> List[str]:
@@ -451,3 +452,13 @@ def _fix_mmpretrain_multimodal_import() -> None:
     dependency.WITH_MULTIMODAL = False
     sys.modules['mmpretrain.utils.dependency'] = dependency
     _APPLIED.append('mmpretrain-multimodal-transformers5')
+
+
+# ---------------------------------------------------------------------------------------------
+# Fix 9: mmcv built without CUDA kernels stops on the first CUDA tensor ("implementation for
+# device cuda:0 not found"). The problem and the routes are described in ``mmcv_ops.py``.
+# ---------------------------------------------------------------------------------------------
+def _fix_mmcv_ops_without_cuda_kernels() -> None:
+    from . import mmcv_ops
+    if mmcv_ops.install():
+        _APPLIED.append('mmcv-ops-cuda-route')
