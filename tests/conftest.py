@@ -32,18 +32,9 @@ def tiny_cifar(tmp_path_factory):
 @pytest.fixture(scope='session')
 def teacher_ckpts(tmp_path_factory):
     """Locally written teacher checkpoints (random weights) standing in for the published ones."""
-    import torch
-    from mmengine.hub import get_model
+    from benchmarks.smoke import random_checkpoint
     out = tmp_path_factory.mktemp('teachers')
     paths = {}
-    for name in ('resnet34_8xb32_in1k', 'resnet50_8xb32_in1k'):
-        torch.manual_seed(0)
-        model = get_model(f'mmpretrain::resnet/{name}.py', pretrained=False)
-        path = out / f'{name}.pth'
-        torch.save({'state_dict': model.state_dict(), 'meta': {'source': 'test'}}, path)
-        paths[name] = str(path)
-    torch.manual_seed(0)
-    cifar = get_model('mmpretrain::resnet/resnet50_8xb16_cifar100.py', pretrained=False)
-    paths['resnet50_8xb16_cifar100'] = str(out / 'resnet50_8xb16_cifar100.pth')
-    torch.save({'state_dict': cifar.state_dict()}, paths['resnet50_8xb16_cifar100'])
+    for name in ('resnet34_8xb32_in1k', 'resnet50_8xb32_in1k', 'resnet50_8xb16_cifar100'):
+        paths[name] = random_checkpoint(f'mmpretrain::resnet/{name}.py', str(out / f'{name}.pth'))
     return paths

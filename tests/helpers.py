@@ -6,6 +6,13 @@ from typing import Dict
 
 import torch
 
+from benchmarks.smoke import (  # noqa: F401  (re-exported for the tests)
+    nest,
+    runtime_options,
+    tiny_cls_options,
+    write_child_config,
+)
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
@@ -20,45 +27,6 @@ def load_tool(name: str):
 
 def config_path(rel: str) -> str:
     return osp.join(REPO, 'configs', rel)
-
-
-def tiny_cls_options(data_root: str, size: int = 32, batch_size: int = 2,
-                     epochs: int = 1) -> Dict:
-    """cfg-options that turn an ImageNet config into a CPU smoke run on a tiny folder."""
-    train_pipeline = [
-        dict(type='LoadImageFromFile'),
-        dict(type='RandomResizedCrop', scale=size),
-        dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-        dict(type='PackInputs'),
-    ]
-    test_pipeline = [
-        dict(type='LoadImageFromFile'),
-        dict(type='ResizeEdge', scale=size, edge='short'),
-        dict(type='CenterCrop', crop_size=size),
-        dict(type='PackInputs'),
-    ]
-    loader = dict(batch_size=batch_size, num_workers=0, persistent_workers=False)
-    opts = _runtime_options(epochs)
-    for split, pipe, ann in (('train', train_pipeline, 'meta/train.txt'),
-                             ('val', test_pipeline, 'meta/val.txt'),
-                             ('test', test_pipeline, 'meta/val.txt')):
-        key = f'{split}_dataloader'
-        opts.update({f'{key}.{k}': v for k, v in loader.items()})
-        dataset = dict(data_root=data_root, ann_file=ann,
-                       data_prefix='train' if split == 'train' else 'val', pipeline=pipe)
-        opts.update({f'{key}.dataset.{k}': v for k, v in dataset.items()})
-    return opts
-
-
-def _runtime_options(epochs: int) -> Dict:
-    return {
-        'train_cfg.max_epochs': epochs,
-        'train_cfg.val_interval': epochs,
-        'default_hooks.logger.interval': 1,
-        'default_hooks.checkpoint.interval': epochs,
-        'randomness': dict(seed=0, deterministic=False),
-        'env_cfg.dist_cfg.backend': 'gloo',
-    }
 
 
 def register_toy_cifar100() -> str:
@@ -81,7 +49,7 @@ def register_toy_cifar100() -> str:
 def tiny_cifar_options(data_root: str, batch_size: int = 2, epochs: int = 1) -> Dict:
     """cfg-options that run a CIFAR-100 config on a CIFAR-100-format folder, with the config's
     own pipelines (CIFAR images are read from the pickles, no resizing needed)."""
-    opts = _runtime_options(epochs)
+    opts = runtime_options(epochs)
     dataset_type = register_toy_cifar100()
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         opts.update({f'{key}.batch_size': batch_size, f'{key}.num_workers': 0,
@@ -111,30 +79,3 @@ def scalar_history(runner, key: str):
 
 def all_finite(values) -> bool:
     return len(values) > 0 and all(math.isfinite(v) for v in values)
-
-
-def nest(options: Dict) -> Dict:
-    """Turn ``{'a.b.c': 1}`` into ``{'a': {'b': {'c': 1}}}``."""
-    out: Dict = {}
-    for key, value in options.items():
-        node = out
-        *parents, leaf = key.split('.')
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return out
-
-
-def write_child_config(directory, base_config: str, options: Dict, name: str = 'child.py') -> str:
-    """Write a config that inherits ``base_config`` and overrides ``options`` (dotted keys).
-
-    This is how a user adapts a shipped config to their data, and it exercises the same
-    inheritance machinery as the shipped configs themselves.
-    """
-    lines = [f'_base_ = [{base_config!r}]']
-    for key, value in nest(options).items():
-        lines.append(f'{key} = {value!r}')
-    path = osp.join(str(directory), name)
-    with open(path, 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-    return path

@@ -18,17 +18,15 @@ from helpers import (
 )
 from mmrazor.models.task_modules import ModuleOutputsRecorder
 
+from benchmarks.smoke import DET_IMAGE_SIZE, DET_TEACHERS, random_checkpoint, tiny_det_options
+
 DET_CONFIGS = sorted(
     osp.relpath(p, osp.join(REPO, 'configs'))
     for p in glob.glob(osp.join(REPO, 'configs', 'fmkt', '*_coco.py')) +
     glob.glob(osp.join(REPO, 'configs', 'baselines', 'pkd_*_coco.py')))
 
-# teacher family of a config name -> the teacher's mmdet config
-TEACHERS = {
-    'faster-rcnn': 'mmdet::faster_rcnn/faster-rcnn_r101_fpn_2x_coco.py',
-    'retinanet': 'mmdet::retinanet/retinanet_x101-64x4d_fpn_1x_coco.py',
-}
-IMAGE_SIZE = (128, 96)  # (w, h) of the drawn images and of the pipelines' Resize
+TEACHERS = DET_TEACHERS
+IMAGE_SIZE = DET_IMAGE_SIZE
 
 
 def _family(config: str) -> str:
@@ -236,79 +234,16 @@ def tiny_coco(tmp_path_factory):
 def det_teacher_ckpt(tmp_path_factory):
     """Writes (once per family) a randomly initialised teacher checkpoint of the config's
     teacher architecture, standing in for the published one."""
-    from mmengine.hub import get_model
     out = tmp_path_factory.mktemp('det_teachers')
     cache = {}
 
     def get(family: str) -> str:
         if family not in cache:
-            torch.manual_seed(0)
-            model = get_model(TEACHERS[family], pretrained=False)
-            path = str(out / f'{family}_teacher.pth')
-            torch.save({'state_dict': model.state_dict(), 'meta': {'source': 'test'}}, path)
-            cache[family] = path
+            cache[family] = random_checkpoint(TEACHERS[family],
+                                              str(out / f'{family}_teacher.pth'))
         return cache[family]
 
     return get
-
-
-def _pipelines():
-    w, h = IMAGE_SIZE
-    train = [
-        dict(type='LoadImageFromFile'),
-        dict(type='LoadAnnotations', with_bbox=True),
-        dict(type='Resize', scale=(w, h), keep_ratio=True),
-        dict(type='RandomFlip', prob=0.5),
-        dict(type='PackDetInputs'),
-    ]
-    test = [
-        dict(type='LoadImageFromFile'),
-        dict(type='Resize', scale=(w, h), keep_ratio=True),
-        dict(type='LoadAnnotations', with_bbox=True),
-        dict(type='PackDetInputs',
-             meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-    ]
-    return train, test
-
-
-def tiny_det_options(coco, family: str, teacher_ckpt: str):
-    """cfg-options that turn a COCO distillation config into a CPU smoke run: tiny data, one
-    epoch of 2 iterations, no pretrained download, fewer proposals/RoIs, every detection kept
-    for the metric. The architectures (depths, widths, FPN) are not changed."""
-    train_pipe, test_pipe = _pipelines()
-    opts = {
-        'model.teacher_ckpt': teacher_ckpt,
-        'model.architecture.backbone.init_cfg': None,
-        'train_cfg.max_epochs': 1,
-        'train_cfg.val_interval': 1,
-        'default_hooks.logger.interval': 1,
-        'default_hooks.checkpoint.interval': 1,
-        'randomness': dict(seed=0, deterministic=False),
-        'env_cfg.dist_cfg.backend': 'gloo',
-        'val_evaluator.ann_file': coco['val'],
-        'test_evaluator.ann_file': coco['val'],
-    }
-    for split, pipe, batch in (('train', train_pipe, 2), ('val', test_pipe, 2),
-                               ('test', test_pipe, 2)):
-        key = f'{split}_dataloader'
-        opts[f'{key}.batch_size'] = batch
-        opts[f'{key}.num_workers'] = 0
-        opts[f'{key}.persistent_workers'] = False
-        opts[f'{key}.dataset.data_root'] = coco['root'] + '/'
-        opts[f'{key}.dataset.pipeline'] = pipe
-    arch = 'model.architecture'
-    if family == 'faster-rcnn':
-        opts.update({
-            f'{arch}.train_cfg.rpn_proposal.nms_pre': 300,
-            f'{arch}.train_cfg.rpn_proposal.max_per_img': 100,
-            f'{arch}.train_cfg.rcnn.sampler.num': 64,
-            f'{arch}.test_cfg.rpn.nms_pre': 300,
-            f'{arch}.test_cfg.rpn.max_per_img': 50,
-            f'{arch}.test_cfg.rcnn.score_thr': 0.0,
-        })
-    else:
-        opts.update({f'{arch}.test_cfg.nms_pre': 300, f'{arch}.test_cfg.score_thr': 0.0})
-    return opts
 
 
 def _predict(model, batch):
@@ -420,3 +355,35 @@ def test_det_overhead_benchmark_runs():
                                       verbose=False)
     assert all(math.isfinite(v) and v > 0 for v in result.values())
     assert result['ratio'] == result['fmkt_s'] / result['pkd_s']
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('config', [c for c in DET_CONFIGS if c.endswith('_2x_coco.py')])
+def test_detection_config_trains_and_evaluates_through_the_cuda_routes(config, tiny_coco,
+                                                                      det_teacher_ckpt,
+                                                                      tmp_path):
+    """A train step and an evaluation with every mmcv op sent down the routes that stand in
+    for mmcv's CUDA kernels (fmkt_plugin.compat.mmcv_ops): an op these configs reach without a
+    route would stop the run with an error naming it. (RetinaNet's FocalLoss takes the mmcv op
+    on CUDA tensors only; that route is tested in tests/test_mmcv_ops_route.py.)"""
+    import sys
+
+    from mmcv import _ext
+
+    from fmkt_plugin.compat import mmcv_ops
+    family = _family(config)
+    cfg = write_child_config(tmp_path, osp.join(REPO, 'configs', config),
+                             tiny_det_options(tiny_coco, family, det_teacher_ckpt(family)))
+    runner = load_tool('train').build_runner([cfg, '--work-dir', str(tmp_path / 'work')])
+    routed = mmcv_ops.RoutedExt(_ext)
+    with pytest.MonkeyPatch.context() as mp:
+        for name, module in list(sys.modules.items()):
+            if name.startswith('mmcv.ops.') and hasattr(module, 'ext_module'):
+                mp.setattr(module, 'ext_module', routed)
+        with mmcv_ops.force_routes([]) as calls:
+            runner.train()
+    assert runner.iter == 2 and all_finite(scalar_history(runner, 'train/loss'))
+    assert len(scalar_history(runner, 'val/coco/bbox_mAP')) == 1
+    expected = {'nms'} | ({'roi_align_forward', 'roi_align_backward'}
+                          if family == 'faster-rcnn' else set())
+    assert set(calls) == expected

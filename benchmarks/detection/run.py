@@ -232,6 +232,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--ema-momentum', type=float, default=None,
                         help="override FM-KT's FlowEMAHook momentum")
     parser.add_argument('--tag', default='', help='suffix of the output folder name')
+    parser.add_argument('--amp', default='none', choices=['none', 'fp16', 'bf16'],
+                        help='mixed precision of the training runs on CUDA (ignored on the CPU)')
     return parser.parse_args(argv)
 
 
@@ -240,6 +242,7 @@ def main(argv=None) -> dict:
     import torch
 
     from benchmarks.data import load_fashion_mnist, prepare_fashion_mnist
+    from benchmarks.device import effective_amp
 
     prof = dict(PROFILES[args.profile], methods=tuple(args.methods or METHODS))
     for key, value in (('seeds', args.seeds), ('iters', args.iters),
@@ -276,7 +279,8 @@ def main(argv=None) -> dict:
                 cache_dir=cache_dir, threads=threads, batch_size=prof['batch_size'],
                 warmup_iters=prof['warmup_iters'], report_every=prof['report_every'],
                 eval_images=prof['scenes'][args.split], lr=args.lr,
-                ema_momentum=args.ema_momentum, score_thr=prof.get('score_thr'))
+                ema_momentum=args.ema_momentum, score_thr=prof.get('score_thr'),
+                amp=effective_amp(None if args.amp == 'none' else args.amp, device))
     jobs = plan_jobs(prof, base)
     progress = Progress(jobs, workers, progress_stream)
     results = execute(jobs, workers, progress)
@@ -304,7 +308,7 @@ def main(argv=None) -> dict:
         device=(torch.cuda.get_device_name(0) if device == 'cuda' else
                 f'{cores}-core CPU ({platform.processor() or platform.machine()})'),
         torch=torch.__version__, python=platform.python_version(),
-        lr=args.lr, ema_momentum=args.ema_momentum,
+        lr=args.lr, ema_momentum=args.ema_momentum, amp=base['amp'],
         started=time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(started)),
         wall_time_s=time.time() - started,
         command=' '.join(['python -m benchmarks.detection.run'] +

@@ -1,0 +1,283 @@
+"""One command that checks every GPU claim of the project, and writes what it measured.
+
+Parts (each recorded as passed or failed, with its time; a failed part does not stop the others):
+
+* ``classification``: ``tools/train.py`` (``--amp`` on CUDA) of the ResNet-34 -> ResNet-18 FM-KT
+  config on a tiny ImageNet-format folder, ``tools/test.py`` of its checkpoint, the converter, and
+  ``tools/test.py`` of the exported student (same top-1 as the distillation model).
+* ``detection_fmnist``: the detection benchmark's RetinaNet teacher, PKD and FM-KT (FPN) on the
+  Fashion-MNIST scenes (``--amp``), scored by mmdet's CocoMetric; the FM-KT student exported and
+  scored again through ``tools/test.py``, with the same detections.
+* ``faster_rcnn``: a training epoch (2 iterations) and an evaluation of the COCO Faster R-CNN FM-KT
+  config on a toy COCO-format set, ``--amp``.
+* ``overhead``: the overhead table (train-step and inference ratios against KD) in fp32, bf16 and
+  fp16, eager and with the whole flow compiled (``mode='reduce-overhead'``: CUDA graphs).
+* ``benchmark_slice``: a slice of the Fashion-MNIST benchmark's ``gpu`` profile, with the ETA it
+  printed against the time it then took.
+
+On CUDA the parts are sized to finish within about 8 minutes on one H100; on a CPU (or with
+``--tiny``) each runs a tiny version (fp32 only, compiled with ``aot_eager``), so that the check
+cannot rot. Writes ``gpu_check.json`` and ``gpu_check.md`` to ``--out``.
+
+Usage::
+
+    bash scripts/gpu_check.sh [--out benchmark_results/gpu-check] [--tiny] [--parts ...]
+"""
+import argparse
+import contextlib
+import io
+import json
+import os
+import os.path as osp
+import re
+import sys
+import time
+import traceback
+from typing import Callable, Dict, List
+
+from .detection.jobs import REPO, load_tool
+from .smoke import (
+    DET_TEACHERS,
+    random_checkpoint,
+    tiny_cls_options,
+    tiny_det_options,
+    write_child_config,
+)
+
+__all__ = ['PARTS', 'SIZES', 'run_check', 'main']
+
+#: the settings of each part, for one H100-class GPU and for the tiny CPU form.
+SIZES = {
+    'cuda': dict(amp='fp16', cls_size=64, cls_images=8, det_iters=300, det_teacher_iters=300,
+                 det_train_scenes=1000, precisions=(None, 'bf16', 'fp16'),
+                 compiled=dict(scope='flow', mode='reduce-overhead'),
+                 overhead=dict(size=224, batch=256, repeats=5, warmup=3),
+                 bench=['--profile', 'gpu', '--seeds', '0', '--pairs', 'wide', '--methods', 'kd',
+                        'fmkt_kd', '--epochs', '1']),
+    'tiny': dict(amp=None, cls_size=32, cls_images=2, det_iters=None, det_teacher_iters=None,
+                 det_train_scenes=None, precisions=(None, ),
+                 compiled=dict(scope='flow', backend='aot_eager'),
+                 overhead=dict(size=32, batch=2, repeats=1, warmup=1),
+                 bench=['--profile', 'smoke', '--methods', 'kd', 'fmkt_kd']),
+}
+
+
+def _amp_flag(size: dict) -> List[str]:
+    return ['--amp'] if size['amp'] else []
+
+
+def part_classification(work: str, size: dict) -> dict:
+    from fmkt_plugin.utils import write_imagenet_folder
+    root, _ = write_imagenet_folder(osp.join(work, 'imagenet'), num_classes=4,
+                                    per_class={'train': size['cls_images'], 'val': 2})
+    opts = tiny_cls_options(root, size=size['cls_size'], batch_size=2)
+    opts['model.teacher_ckpt'] = random_checkpoint(
+        'mmpretrain::resnet/resnet34_8xb32_in1k.py', osp.join(work, 'teacher.pth'))
+    cfg = write_child_config(work, osp.join(REPO, 'configs/fmkt/resnet34_res18_in1k.py'), opts)
+    runner = load_tool('train').main([cfg, '--work-dir', osp.join(work, 'train')] +
+                                     _amp_flag(size))
+    wrapper = type(runner.optim_wrapper).__name__
+    ckpt = osp.join(work, 'train', 'epoch_1.pth')
+    test = load_tool('test').main
+    distill = test([cfg, ckpt, '--work-dir', osp.join(work, 'test')])
+    exported = load_tool('convert_fmkt_ckpt_to_student').main([cfg, ckpt,
+                                                               osp.join(work, 'student')])
+    student = test([exported['config'], exported['checkpoint'], '--work-dir',
+                    osp.join(work, 'test_student')])
+    same = distill['accuracy/top1'] == student['accuracy/top1']
+    return dict(ok=same, optim_wrapper=wrapper, top1_distill=distill['accuracy/top1'],
+                top1_exported=student['accuracy/top1'],
+                note='' if same else 'the exported student scores differently')
+
+
+def part_detection_fmnist(work: str, size: dict) -> dict:
+    from .detection.run import main as det_main
+    argv = ['--profile', 'smoke', '--methods', 'pkd', 'fmkt', '--seeds', '0', '--jobs', '1',
+            '--out', osp.join(work, 'det'), '--amp', size['amp'] or 'none']
+    for flag, key in (('--iters', 'det_iters'), ('--teacher-iters', 'det_teacher_iters'),
+                      ('--train-scenes', 'det_train_scenes')):
+        if size[key] is not None:
+            argv += [flag, str(size[key])]
+    payload = det_main(argv)
+    runs = {r['method']: r for r in payload['runs']}
+    export = runs['fmkt']['export']
+    same = export['images_mismatched'] == 0 and export['max_box_diff'] <= 1e-3 and \
+        export['max_score_diff'] <= 1e-4
+    return dict(ok=same, amp=payload['meta']['amp'], iters=payload['meta']['iters'],
+                mAP={m: runs[m]['mAP'] for m in ('pkd', 'fmkt', 'fmkt_export')},
+                export_max_box_diff=export['max_box_diff'],
+                export_images_mismatched=export['images_mismatched'],
+                note='' if same else 'the exported student gives other detections')
+
+
+def part_faster_rcnn(work: str, size: dict) -> dict:
+    import math
+
+    from fmkt_plugin.compat.mmcv_ops import mmcv_has_cuda_kernels
+    from fmkt_plugin.utils import write_coco_detection
+    coco = write_coco_detection(osp.join(work, 'coco'), num_images={'train': 4, 'val': 2})
+    teacher = random_checkpoint(DET_TEACHERS['faster-rcnn'], osp.join(work, 'teacher.pth'))
+    cfg = write_child_config(
+        work, osp.join(REPO, 'configs/fmkt/fmkt_faster-rcnn_r101_r50_fpn_2x_coco.py'),
+        tiny_det_options(coco, 'faster-rcnn', teacher))
+    runner = load_tool('train').main([cfg, '--work-dir', osp.join(work, 'train')] +
+                                     _amp_flag(size))
+    losses = [float(v) for v in runner.message_hub.log_scalars['train/loss'].data[0]]
+    mAP = runner.message_hub.log_scalars.get('val/coco/bbox_mAP')
+    ok = runner.iter == 2 and all(math.isfinite(v) for v in losses) and mAP is not None
+    return dict(ok=ok, iters=runner.iter, losses=losses,
+                mAP=None if mAP is None else float(mAP.current()),
+                mmcv_cuda_kernels=mmcv_has_cuda_kernels(),
+                optim_wrapper=type(runner.optim_wrapper).__name__)
+
+
+def part_overhead(work: str, size: dict, device: str) -> dict:
+    from .overhead import run_overhead
+    tables = []
+    for amp in size['precisions']:
+        for compiled in (False, size['compiled']):
+            result = run_overhead(**size['overhead'], device=device, amp=amp,
+                                  compile_flow=compiled)
+            tables.append(dict(precision=amp or 'fp32', compiled=bool(compiled),
+                               setting=result['setting'],
+                               ratios={r['key']: r['ratio'] for r in result['ratios']}))
+    return dict(ok=True, tables=tables)
+
+
+_PROGRESS = re.compile(r'^\[(\d+)m(\d+)s \| (\d+)/(\d+) done \| ETA (?:(\d+)m(\d+)s|\?)\]')
+
+
+def eta_track(text: str) -> List[dict]:
+    """The progress lines of a benchmark's output: elapsed seconds, jobs done, ETA seconds."""
+    rows = []
+    for line in text.splitlines():
+        m = _PROGRESS.match(line)
+        if m:
+            eta = None if m[5] is None else int(m[5]) * 60 + int(m[6])
+            rows.append(dict(elapsed_s=int(m[1]) * 60 + int(m[2]), done=int(m[3]),
+                             total=int(m[4]), eta_s=eta))
+    return rows
+
+
+def part_benchmark_slice(work: str, size: dict) -> dict:
+    from .run import main as bench_main
+    out = io.StringIO()
+
+    class Tee(io.TextIOBase):
+        def write(self, s):
+            out.write(s)
+            return sys.__stdout__.write(s)
+
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(Tee()):
+        bench_main(size['bench'] + ['--skip-overhead', '--out', osp.join(work, 'bench')])
+    wall = time.perf_counter() - start
+    track = eta_track(out.getvalue())
+    first = next((r for r in track if r['eta_s'] is not None), None)
+    predicted = None if first is None else first['elapsed_s'] + first['eta_s']
+    return dict(ok=bool(track), wall_s=wall, first_eta=first, predicted_total_s=predicted,
+                progress_lines=len(track),
+                note='' if track else 'the benchmark printed no progress line')
+
+
+PARTS: Dict[str, Callable] = {
+    'classification': part_classification,
+    'detection_fmnist': part_detection_fmnist,
+    'faster_rcnn': part_faster_rcnn,
+    'overhead': part_overhead,
+    'benchmark_slice': part_benchmark_slice,
+}
+
+
+def _machine(device: str) -> dict:
+    import platform
+
+    import torch
+    info = dict(device=device, torch=torch.__version__, cuda=torch.version.cuda,
+                python=platform.python_version(), cpu_capability=torch.backends.cpu.
+                get_cpu_capability(), cpu=platform.processor() or platform.machine())
+    if device == 'cuda':
+        info['gpu'] = torch.cuda.get_device_name(0)
+    return info
+
+
+def run_check(out: str, tiny: bool = False, parts=None) -> dict:
+    """Run the parts; write ``gpu_check.json`` and ``gpu_check.md`` to ``out``."""
+    import torch
+
+    import fmkt_plugin  # noqa: F401  (compat fixes first)
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    size = SIZES['tiny' if tiny or device == 'cpu' else 'cuda']
+    os.makedirs(out, exist_ok=True)
+    started = time.perf_counter()
+    results = {}
+    for name in parts or PARTS:
+        work = osp.join(out, 'work', name)
+        os.makedirs(work, exist_ok=True)
+        print(f'[gpu-check] {name} ...', flush=True)
+        t0 = time.perf_counter()
+        try:
+            fn = PARTS[name]
+            args = (work, size, device) if name == 'overhead' else (work, size)
+            record = fn(*args)
+        except Exception as err:  # a failed part is recorded, the others still run
+            record = dict(ok=False, error=f'{type(err).__name__}: {err}',
+                          traceback=traceback.format_exc()[-3000:])
+        record['seconds'] = time.perf_counter() - t0
+        results[name] = record
+        print(f'[gpu-check] {name}: {"passed" if record["ok"] else "FAILED"} in '
+              f'{record["seconds"]:.0f} s', flush=True)
+    report = dict(machine=_machine(device), form='tiny' if size is SIZES['tiny'] else 'cuda',
+                  wall_s=time.perf_counter() - started, ok=all(r['ok'] for r in results.values()),
+                  parts=results)
+    with open(osp.join(out, 'gpu_check.json'), 'w') as f:
+        json.dump(report, f, indent=1, default=str)
+    with open(osp.join(out, 'gpu_check.md'), 'w') as f:
+        f.write(markdown(report))
+    return report
+
+
+def markdown(report: dict) -> str:
+    """The report as a markdown page."""
+    m = report['machine']
+    where = m.get('gpu') or f'{m["cpu"]} CPU ({m["cpu_capability"]})'
+    lines = [f'# GPU check ({report["form"]} form) on {where}', '',
+             f'torch {m["torch"]} (CUDA {m["cuda"]}), wall time {report["wall_s"]:.0f} s, '
+             f'{"all parts passed" if report["ok"] else "SOME PARTS FAILED"}.', '',
+             '| part | result | seconds | details |', '|---|---|---|---|']
+    for name, r in report['parts'].items():
+        details = r.get('error') or r.get('note') or ', '.join(
+            f'{k} {v}' for k, v in r.items()
+            if k not in ('ok', 'seconds', 'note', 'tables', 'traceback', 'losses', 'first_eta'))
+        lines.append(f'| {name} | {"passed" if r["ok"] else "FAILED"} | {r["seconds"]:.0f} | '
+                     f'{details} |')
+    tables = report['parts'].get('overhead', {}).get('tables', [])
+    if tables:
+        keys = list(tables[0]['ratios'])
+        lines += ['', '## Overhead ratios (time / KD, or / plain ResNet-18 for inference)', '',
+                  '| precision | flow compiled | ' + ' | '.join(keys) + ' |',
+                  '|---|---|' + '---|' * len(keys)]
+        for t in tables:
+            lines.append(f'| {t["precision"]} | {"yes" if t["compiled"] else "no"} | ' +
+                         ' | '.join(f'{t["ratios"][k]:.3f}' for k in keys) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__)
+    parser.add_argument('--out', default=osp.join('benchmark_results', 'gpu-check'))
+    parser.add_argument('--tiny', action='store_true',
+                        help='the tiny form (the default on a machine without CUDA)')
+    parser.add_argument('--parts', nargs='+', choices=list(PARTS), default=None)
+    args = parser.parse_args(argv)
+    report = run_check(args.out, args.tiny, args.parts)
+    print(markdown(report))
+    print(f'[gpu-check] wrote {args.out}/gpu_check.json and gpu_check.md in '
+          f'{report["wall_s"]:.0f} s', flush=True)
+    return report
+
+
+if __name__ == '__main__':
+    sys.exit(0 if main()['ok'] else 1)

@@ -1,0 +1,45 @@
+"""benchmarks/gpu_check.py: the one command that checks every GPU claim, run here in its tiny
+form (every part, on the CPU), so that it cannot rot before a GPU runs it."""
+import json
+import os.path as osp
+
+import pytest
+
+from benchmarks import gpu_check
+
+
+def test_eta_track_reads_the_progress_lines():
+    text = ('[0m00s | 0/3 done | ETA ?] start kd-s0\n'
+            'other line\n'
+            '[1m05s | 1/3 done | ETA 2m10s] kd-s0: top-1 80.00\n')
+    assert gpu_check.eta_track(text) == [
+        dict(elapsed_s=0, done=0, total=3, eta_s=None),
+        dict(elapsed_s=65, done=1, total=3, eta_s=130)]
+
+
+def test_cuda_form_checks_every_precision_and_the_cuda_graph_compile():
+    cuda = gpu_check.SIZES['cuda']
+    assert cuda['precisions'] == (None, 'bf16', 'fp16') and cuda['amp'] == 'fp16'
+    assert cuda['compiled'] == dict(scope='flow', mode='reduce-overhead')
+    assert cuda['bench'][:2] == ['--profile', 'gpu']
+
+
+@pytest.mark.slow
+def test_tiny_form_runs_every_part_and_writes_its_report(tmp_path):
+    report = gpu_check.main(['--tiny', '--out', str(tmp_path)])
+    assert list(report['parts']) == list(gpu_check.PARTS)
+    failed = {k: v.get('error') for k, v in report['parts'].items() if not v['ok']}
+    assert not failed and report['ok']
+    parts = report['parts']
+    assert parts['classification']['top1_distill'] == parts['classification']['top1_exported']
+    assert parts['detection_fmnist']['export_images_mismatched'] == 0
+    assert parts['faster_rcnn']['iters'] == 2 and parts['faster_rcnn']['mAP'] is not None
+    tables = parts['overhead']['tables']
+    assert [(t['precision'], t['compiled']) for t in tables] == [('fp32', False), ('fp32', True)]
+    assert parts['benchmark_slice']['progress_lines'] > 0
+    assert parts['benchmark_slice']['predicted_total_s'] is not None
+    with open(osp.join(tmp_path, 'gpu_check.json')) as f:
+        saved = json.load(f)
+    assert saved['machine']['device'] == 'cpu' and saved['form'] == 'tiny'
+    md = open(osp.join(tmp_path, 'gpu_check.md')).read()
+    assert md.startswith('# GPU check (tiny form)') and '| overhead | passed |' in md
