@@ -1,0 +1,58 @@
+"""scripts/bootstrap.sh's mmcv plan (scripts/mmcv_plan.py): which kernels, for which archs,
+cached under which name; bad settings named before anything is built."""
+import importlib.util
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+from helpers import REPO
+
+
+def _plan_module():
+    spec = importlib.util.spec_from_file_location(
+        'fmkt_mmcv_plan', osp.join(REPO, 'scripts', 'mmcv_plan.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('mode, cuda, given, visible, expected', [
+    ('auto', '13.0', '', '', ('torch2.14.1-cpu', 'none', 'none')),  # CPU machine: CPU kernels
+    ('auto', None, '', '', ('torch2.14.1-cpu', 'none', 'none')),
+    ('auto', '13.0', '', '9.0', ('torch2.14.1-cu130-sm90', '13.0', '9.0')),  # an H100 visible
+    ('0', '13.0', '', '9.0', ('torch2.14.1-cpu', 'none', 'none')),
+    ('1', '13.0', '9.0', '', ('torch2.14.1-cu130-sm90', '13.0', '9.0')),  # built on a CPU box
+    ('1', '13.0', '8.0 9.0+PTX', '', ('torch2.14.1-cu130-sm80-sm90+PTX', '13.0',
+                                       '8.0;9.0+PTX')),
+])
+def test_plan_picks_the_kernels_and_names_the_cached_wheel(mode, cuda, given, visible,
+                                                           expected):
+    assert _plan_module().plan(mode, '2.14.1+cu130', cuda, given, visible) == expected
+
+
+@pytest.mark.parametrize('mode, cuda, given, match', [
+    ('yes', '13.0', '', "FMKT_MMCV_CUDA='yes': expected one of auto, 1, 0"),
+    ('1', None, '9.0', 'FMKT_MMCV_CUDA=1 needs a CUDA build of torch'),
+    ('1', '13.0', '', 'no GPU is visible: give the archs .* in TORCH_CUDA_ARCH_LIST'),
+    ('1', '13.0', 'sm_90', "TORCH_CUDA_ARCH_LIST: cannot read arch 'sm_90'"),
+])
+def test_plan_names_the_bad_setting(mode, cuda, given, match):
+    with pytest.raises(ValueError, match=match):
+        _plan_module().plan(mode, '2.14.1', cuda, given, '')
+
+
+def test_plan_script_exits_2_with_the_message():
+    env = dict(os.environ, FMKT_MMCV_CUDA='1', TORCH_CUDA_ARCH_LIST='',
+               CUDA_VISIBLE_DEVICES='')
+    out = subprocess.run([sys.executable, osp.join(REPO, 'scripts', 'mmcv_plan.py')], env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and 'TORCH_CUDA_ARCH_LIST' in out.stderr
+
+
+def test_bootstrap_builds_each_variant_apart_from_pips_wheel_cache():
+    text = open(osp.join(REPO, 'scripts', 'bootstrap.sh')).read()
+    assert 'pip wheel --no-cache-dir' in text  # else pip returns another variant's wheel
+    assert '"$WHEELS/$MMCV_VARIANT"' in text
+    assert subprocess.run(['bash', '-n', osp.join(REPO, 'scripts', 'bootstrap.sh')]).returncode == 0
