@@ -93,25 +93,47 @@ class Progress:
         self.speeds = speeds
         self.extra_s = extra_s
         self.start = time.perf_counter()
+        self.started: Dict[str, float] = {}  # running job id -> start time
         self.done = 0
         self.count = len(jobs)
+
+    def begin(self, job: dict) -> None:
+        """Account a job that starts running."""
+        self.started[job['id']] = time.perf_counter()
 
     def finish(self, job: dict, record: dict) -> None:
         """Account a finished job (a cached one adds no speed)."""
         self.done += 1
         self.pending.pop(job['id'], None)
+        self.started.pop(job['id'], None)
         if not record.get('cached'):
             self.speeds.add(job_kind(job), job['cost'], measured_seconds(record))
             self.speeds.save()  # an interrupted run still informs the next one
 
     def eta(self) -> Optional[float]:
-        """Seconds left, or None while no speed is known."""
-        total = 0.0
+        """Seconds left, or None while no speed is known.
+
+        A running job that has already taken longer than its kind's speed predicts shows that
+        speed to be too fast: its kind is then rated at least at (elapsed / cost), so that the
+        estimate grows with the time the slow jobs have run instead of standing still, and the
+        running jobs count only the time they still have to go.
+        """
+        now = time.perf_counter()
+        rates: Dict[str, float] = {}
         for job in self.pending.values():
-            rate = self.speeds.rate(job_kind(job))
+            kind = job_kind(job)
+            rate = self.speeds.rate(kind)
             if rate is None:
                 return None
-            total += job['cost'] * rate
+            if job['id'] in self.started and job['cost'] > 0:
+                rate = max(rate, (now - self.started[job['id']]) / job['cost'])
+            rates[kind] = max(rates.get(kind, 0.0), rate)
+        total = 0.0
+        for job in self.pending.values():
+            seconds = job['cost'] * rates[job_kind(job)]
+            if job['id'] in self.started:
+                seconds = max(0.0, seconds - (now - self.started[job['id']]))
+            total += seconds
         return total / self.workers + self.extra_s
 
     def say(self, msg: str) -> None:

@@ -64,6 +64,7 @@ def _in_process(jobs: List[dict], progress: Progress) -> Dict[str, dict]:
         if job is None:
             raise RuntimeError(f'jobs with unmet dependencies: {[j["id"] for j in pending]}')
         pending.remove(job)
+        progress.begin(job)
         progress.say(f'start {job["id"]}')
         results[job['id']] = run_job(_attach(job, results), _PrintQueue(progress))
         _report(job, results[job['id']], progress)
@@ -84,6 +85,7 @@ def _in_pool(jobs: List[dict], workers: int, progress: Progress) -> Dict[str, di
                     break
                 pending.remove(job)
                 running[pool.submit(run_job, _attach(job, results), msgs)] = job
+                progress.begin(job)
                 progress.say(f'start {job["id"]}')
             if not running:
                 raise RuntimeError(f'jobs with unmet dependencies: {[j["id"] for j in pending]}')

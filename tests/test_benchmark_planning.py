@@ -93,6 +93,28 @@ def test_eta_rescales_priors_by_measured_speed_per_method_and_device(tmp_path):
     assert other.rate('fmkt_kd') == 5.5  # another device keeps the CPU default
 
 
+def test_eta_grows_with_running_jobs_that_overrun_their_speed(tmp_path, monkeypatch):
+    """0 of 3 done, 2 running for longer than the prior says: the ETA must not stand still at
+    the prior's figure, nor promise the rest sooner than the running jobs have already taken."""
+    import benchmarks.eta as eta
+    clock = [1000.0]
+    monkeypatch.setattr(eta.time, 'perf_counter', lambda: clock[0])
+    jobs = [dict(id=f'kd-wide-s{s}', kind='run', method='kd', cost=10.0) for s in range(3)]
+    book = SpeedBook(None, 'cpu-x', 'cpu')  # prior: 5.5 s per unit -> 55 s per job
+    progress = Progress(jobs, workers=2, speeds=book)
+    progress.begin(jobs[0])
+    progress.begin(jobs[1])
+    assert progress.eta() == pytest.approx(3 * 55.0 / 2)
+    clock[0] += 30.0  # within the prior: the running jobs have 25 s each to go
+    assert progress.eta() == pytest.approx((25.0 + 25.0 + 55.0) / 2)
+    clock[0] += 176.0  # 206 s running, far over the 55 s prior: kd is at least 20.6 s/unit
+    assert progress.eta() == pytest.approx(206.0 / 2)
+    assert progress.eta() >= 206.0 / progress.workers
+    progress.finish(jobs[0], dict(train_time_s=210.0, eval_time_s=0.0))
+    # measured 21 s/unit: s1 has 210 - 206 s to go, s2 all of its 210 s
+    assert progress.eta() == pytest.approx((4.0 + 210.0) / 2)
+
+
 def test_every_method_sees_the_same_data_and_initial_backbone_for_a_seed():
     from benchmarks.data import Split, TensorLoader
     from benchmarks.engine import build_model, set_seed
