@@ -151,7 +151,7 @@ if [ "$(cat "$MARKER" 2>/dev/null)" != "$MMCV_VARIANT" ] || ! "$PY" -c "import m
     if [ "$MMCV_CUDA_VERSION" = none ]; then
       log "building mmcv $MMCV_VERSION with CPU ops (about 25 minutes on 2 cores; cached in $wheel_dir)"
     else
-      log "building mmcv $MMCV_VERSION with CPU and CUDA $MMCV_CUDA_VERSION ops for archs $MMCV_ARCHS (about 90 minutes on 2 cores for one arch; cached in $wheel_dir)"
+      log "building mmcv $MMCV_VERSION with CPU and CUDA $MMCV_CUDA_VERSION ops for archs $MMCV_ARCHS (about 50 minutes on 2 cores for one arch; cached in $wheel_dir)"
     fi
     start=$SECONDS
     run_step "build mmcv $MMCV_VERSION wheel ($MMCV_VARIANT)" build_mmcv_wheel "$wheel_dir"
