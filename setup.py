@@ -10,9 +10,15 @@ def read_requirements(name: str) -> list:
     return [line for line in lines if line]
 
 
+def read_version() -> str:
+    # the package's own version file, read without importing the package (it needs torch)
+    text = (Path(__file__).parent / 'fmkt_plugin' / 'version.py').read_text()
+    return text.split("__version__ = '")[1].split("'")[0]
+
+
 setup(
     name='fmkt_plugin',
-    version='0.1.0',
+    version=read_version(),
     description='Knowledge Transfer with Flow Matching (FM-KT) for OpenMMLab MMRazor',
     long_description=Path(__file__).with_name('README.md').read_text(encoding='utf-8'),
     long_description_content_type='text/markdown',

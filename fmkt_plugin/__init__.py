@@ -8,6 +8,6 @@ from . import compat
 compat.apply_all()
 
 from . import engine, models  # noqa: E402,F401  (registers components)
+from .version import __version__  # noqa: E402
 
-__version__ = '0.1.0'
 __all__ = ['compat', 'engine', 'models', '__version__']

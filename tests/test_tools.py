@@ -145,3 +145,16 @@ def test_checkpoint_fit_check_passes_the_right_checkpoint_and_names_shapes(tmp_p
     torch.save({'state_dict': [1]}, listed)
     with pytest.raises(ValueError, match=r'"state_dict" is a list'):
         check_checkpoint_fits(model, str(listed), 'cfg.py')
+
+
+def test_version_is_written_once_and_cited_alike():
+    import re
+    import sys
+
+    import fmkt_plugin
+    setup_version = subprocess.run([sys.executable, osp.join(REPO, 'setup.py'), '--version'],
+                                   capture_output=True, text=True, cwd=REPO).stdout.split()[-1]
+    assert setup_version == fmkt_plugin.__version__
+    cff = open(osp.join(REPO, 'CITATION.cff')).read()
+    assert re.search(rf'^version: {re.escape(fmkt_plugin.__version__)}$', cff, re.M)
+    assert 'Apache License' in open(osp.join(REPO, 'LICENSE')).read()
