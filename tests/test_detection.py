@@ -366,8 +366,6 @@ def test_detection_config_trains_and_evaluates_through_the_cuda_routes(config, t
     for mmcv's CUDA kernels (fmkt_plugin.compat.mmcv_ops): an op these configs reach without a
     route would stop the run with an error naming it. (RetinaNet's FocalLoss takes the mmcv op
     on CUDA tensors only; that route is tested in tests/test_mmcv_ops_route.py.)"""
-    import sys
-
     from mmcv import _ext
 
     from fmkt_plugin.compat import mmcv_ops
@@ -377,9 +375,8 @@ def test_detection_config_trains_and_evaluates_through_the_cuda_routes(config, t
     runner = load_tool('train').build_runner([cfg, '--work-dir', str(tmp_path / 'work')])
     routed = mmcv_ops.RoutedExt(_ext)
     with pytest.MonkeyPatch.context() as mp:
-        for name, module in list(sys.modules.items()):
-            if name.startswith('mmcv.ops.') and hasattr(module, 'ext_module'):
-                mp.setattr(module, 'ext_module', routed)
+        for module in mmcv_ops.op_modules():
+            mp.setattr(module, 'ext_module', routed)
         with mmcv_ops.force_routes([]) as calls:
             runner.train()
     assert runner.iter == 2 and all_finite(scalar_history(runner, 'train/loss'))

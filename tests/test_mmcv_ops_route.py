@@ -32,11 +32,9 @@ def test_route_is_in_place_exactly_when_mmcv_has_no_cuda_kernels():
 def routed(monkeypatch):
     """The stand-in in every mmcv.ops module, also where mmcv has CUDA kernels (then install()
     leaves mmcv as it is, and the routes are tested all the same)."""
-    import sys
-
     from mmcv import _ext
-    for name, module in list(sys.modules.items()):
-        if name.startswith('mmcv.ops.') and getattr(module, 'ext_module', None) is _ext:
+    for module in mmcv_ops.op_modules():
+        if module.ext_module is _ext:
             monkeypatch.setattr(module, 'ext_module', mmcv_ops.RoutedExt(_ext))
 
 

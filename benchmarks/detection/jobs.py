@@ -75,12 +75,10 @@ def job_options(job: dict) -> dict:
             opts[f'model.{part}.test_cfg.score_thr'] = float(job['score_thr'])
     if job.get('lr') is not None:
         opts['optim_wrapper.optimizer.lr'] = float(job['lr'])
-    if job.get('amp'):  # mixed precision on CUDA, as tools/train.py --amp (fp16: dynamic scale)
-        from ..device import AMP_DTYPES
-        opts['optim_wrapper.type'] = 'AmpOptimWrapper'
-        opts['optim_wrapper.dtype'] = AMP_DTYPES[job['amp']]
-        if job['amp'] == 'fp16':
-            opts['optim_wrapper.loss_scale'] = 'dynamic'
+    if job.get('amp'):  # mixed precision on CUDA: the classification benchmark's wrapper
+        from ..device import optim_wrapper_cfg
+        wrapper = optim_wrapper_cfg({}, 'cuda', job['amp'])
+        opts.update({f'optim_wrapper.{k}': v for k, v in wrapper.items() if k != 'optimizer'})
     for loader, data_split in (('train_dataloader', 'train'), ('val_dataloader', split),
                                ('test_dataloader', split)):
         opts[f'{loader}.batch_size'] = int(job['batch_size'])

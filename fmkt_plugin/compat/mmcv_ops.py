@@ -19,11 +19,13 @@ routes are tested against mmcv's CPU kernels on a machine without a GPU.
 """
 import contextlib
 import sys
+import types
 from typing import Callable, Dict, Iterator, List, Optional
 
 import torch
 
-__all__ = ['RoutedExt', 'ROUTED_OPS', 'install', 'force_routes', 'mmcv_has_cuda_kernels']
+__all__ = ['RoutedExt', 'ROUTED_OPS', 'install', 'force_routes', 'mmcv_has_cuda_kernels',
+           'op_modules']
 
 _FLT_MIN = torch.finfo(torch.float32).tiny  # mmcv's kernels clamp the logs at FLT_MIN
 _FORCE: List[Optional[list]] = []  # stack of force_routes() contexts (each an optional call log)
@@ -147,16 +149,16 @@ class RoutedExt:
         route = ROUTED_OPS.get(name)
 
         def call(*args, **kwargs):
-            forced = _FORCE[-1] if _FORCE else None
-            if not (_FORCE or _on_cuda(args, kwargs)):
+            on_cuda = _on_cuda(args, kwargs)
+            if not (_FORCE or on_cuda):
                 return compiled(*args, **kwargs)
             if route is None:
-                where = 'a CUDA tensor' if _on_cuda(args, kwargs) else 'a tensor (routes forced)'
+                where = 'a CUDA tensor' if on_cuda else 'a tensor (routes forced)'
                 raise RuntimeError(f"mmcv op '{name}' was called on {where}, but this mmcv was "
                                    f'built without CUDA kernels and fmkt has no route for it; '
                                    f'{BUILD_HINT}')
-            if forced is not None:
-                forced.append(name)
+            if _FORCE and _FORCE[-1] is not None:
+                _FORCE[-1].append(name)
             return route(*args, **kwargs)
 
         call.__name__ = name
@@ -201,13 +203,17 @@ def install() -> bool:
     if mmcv_has_cuda_kernels():
         return False
     routed = None
-    for name, module in list(sys.modules.items()):
-        if not name.startswith('mmcv.ops.') or module is None:
-            continue
-        ext = getattr(module, 'ext_module', None)
-        if ext is _ext:
+    for module in op_modules():
+        if module.ext_module is _ext:
             routed = routed or RoutedExt(_ext)
             module.ext_module = routed
-        elif isinstance(ext, RoutedExt):
-            routed = ext
+        elif isinstance(module.ext_module, RoutedExt):
+            routed = module.ext_module
     return routed is not None
+
+
+def op_modules() -> List[types.ModuleType]:
+    """The loaded ``mmcv.ops`` modules that call the compiled ops through ``ext_module``."""
+    return [module for name, module in list(sys.modules.items())
+            if name.startswith('mmcv.ops.') and module is not None
+            and hasattr(module, 'ext_module')]
