@@ -481,3 +481,55 @@ def test_inductor_compiled_whole_flow_matches_eager_on_cpu():
     x = torch.randn(3, 6, requires_grad=True)
     for a, b in zip(_flow_and_grads(eager, x, 4), _flow_and_grads(compiled, x, 4)):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_step_count_policy_is_usable_by_any_module():
+    """The step-count policy stands apart from the flow: a plain module gets the draws, the
+    draw buffers in its own state_dict and ``flow_num_steps``."""
+    from fmkt_plugin.models.connectors import StepCountPolicy
+
+    class Stepper(StepCountPolicy):
+
+        def __init__(self, num_steps, test_num_steps=None):
+            super().__init__()
+            self.init_step_policy(num_steps, test_num_steps, owner='Stepper')
+
+    torch.manual_seed(3)
+    stepper = Stepper([1, 3])
+    assert list(stepper.state_dict()) == ['draw_seed', 'draw_count']
+    assert {stepper.draw_num_steps() for _ in range(40)} == {1, 3}
+    assert stepper.eval().draw_num_steps() == 3
+    with flow_num_steps(stepper, 2):
+        assert stepper.draw_num_steps() == 2
+    assert stepper.draw_num_steps() == 3
+    fixed = Stepper(2, test_num_steps=5)
+    assert list(fixed.state_dict()) == [] and fixed.test_num_steps == 5
+    fixed.load_state_dict(stepper.state_dict())  # draw buffers of a random-N module: ignored
+    with pytest.raises(ValueError, match=r'Stepper: num_steps must be an int in \[1, 1024\]'):
+        Stepper([2, 0])
+    with pytest.raises(ValueError, match='Stepper: num_steps is an empty set'):
+        Stepper([])
+
+
+def test_compile_args_and_encoder_through():
+    from fmkt_plugin.models.connectors.compile import EncoderThrough, compile_args
+
+    assert compile_args(False) == (None, None)
+    assert compile_args(True) == ('encoder', dict(dynamic=False))
+    assert compile_args(dict(scope='flow', mode='reduce-overhead')) == (
+        'flow', dict(dynamic=False, mode='reduce-overhead'))
+    with pytest.raises(ValueError, match="Owner: compile has unknown key"):
+        compile_args(dict(bogus=1), owner='Owner')
+
+    encoder = MLPMetaEncoder(in_channels=4, time_embed_dim=8)
+    calls = []
+
+    def call(x, t, **kwargs):
+        calls.append(t)
+        return encoder(x, t, **kwargs)
+
+    through = EncoderThrough(encoder, call)
+    x = torch.randn(2, 4)
+    assert torch.equal(through.on_time_grid([1.0, 0.5], x)(x, 0.5),
+                       encoder.on_time_grid([1.0, 0.5], x)(x, 0.5))
+    assert calls == [None]  # the bound grid's evaluation went through ``call``

@@ -9,9 +9,11 @@ from .flow_matching_connector import (
     find_flows,
     flow_num_steps,
 )
+from .step_policy import StepCountPolicy
 from .teacher_projector import TeacherProjector
 
 __all__ = [
     'FlowMatchingConnector', 'FlowResult', 'TeacherProjector', 'ESTIMATES', 'MAX_STEPS',
-    'build_flow', 'find_flows', 'flow_num_steps', 'DiffKDConnector', 'DiffKDOutput'
+    'build_flow', 'find_flows', 'flow_num_steps', 'StepCountPolicy', 'DiffKDConnector',
+    'DiffKDOutput'
 ]
