@@ -95,18 +95,28 @@ PROFILES = {
                   epochs=1, theta_epochs=1, train_size=None, test_size=None, jobs=2,
                   eval_steps=(1, 8), amp=None, tune_seeds=(0, ),
                   overhead=dict(size=224, batch=8, repeats=2, warmup=1, detection=True)),
-    # 5 paired seeds in about 20 minutes on 2 cores: teachers 3 epochs (was 4), N analysis at
-    # N=1 and the trained N only, overhead 6 repeats (was 15).
-    # skip: left out when no --methods are given: the FM-KT^Theta variants measured on the
-    # validation split only, the capacity control (docs/theta.md) and the feature-level FM-KT
-    # row (validation only, docs/overhead.md); --methods runs them.
-    'default': dict(seeds=(0, 1, 2, 3, 4), pairs=('wide', 'deep'), methods=None,
-                    skip=('fmkt_joint', 'fmkt_joint_bb', 'fmkt_theta_ft', 'fmkt_aux',
-                          'kd_mlp', 'fmkt_feat', 'fmkt_feat_narrow'),
+    # The main job: the headline comparison on 5 paired seeds in at most 25 minutes on 2 idle
+    # cores. Methods: the references, the baselines, FM-KT with both metrics, OFM-KT and the
+    # FM-KT^Theta form chosen on the validation split (docs/theta.md). Evaluated at the trained
+    # N only; the overhead table without the rival and detection rows.
+    'default': dict(seeds=(0, 1, 2, 3, 4), pairs=('wide', 'deep'),
+                    methods=('student', 'kd', 'dkd', 'dist', 'fmkt_kd', 'fmkt_dist', 'ofmkt',
+                             'fmkt_aux'),
                     teacher_epochs=3, epochs=3,
                     theta_epochs=2, train_size=None, test_size=None,
-                    jobs=2, eval_steps=(1, 8), amp=None, tune_seeds=(0, ),
-                    overhead=dict(size=224, batch=8, repeats=6, warmup=2, detection=True)),
+                    jobs=2, eval_steps=(), amp=None, tune_seeds=(0, ),
+                    overhead=dict(size=224, batch=8, repeats=4, warmup=1, detection=False,
+                                  rivals=False)),
+    # Everything else at the main job's budget (its runs are reused from the run cache): the
+    # rivals (DiffKD, RDR), the other FM-KT^Theta forms and the capacity control
+    # (docs/theta.md), the feature-level rows, the N analysis (N = 1, 2, 4, 8), and the
+    # overhead table with the rival and detection rows.
+    'extended': dict(seeds=(0, 1, 2, 3, 4), pairs=('wide', 'deep'), methods=None,
+                     teacher_epochs=3, epochs=3,
+                     theta_epochs=2, train_size=None, test_size=None,
+                     jobs=2, eval_steps=(1, 2, 4, 8), amp=None, tune_seeds=(0, ),
+                     overhead=dict(size=224, batch=8, repeats=6, warmup=2, detection=True,
+                                   rivals=True)),
     'full': dict(seeds=(0, 1, 2), pairs=('wide', 'deep'), methods=None,
                  teacher_epochs=20, epochs=15, theta_epochs=5, train_size=None, test_size=None,
                  jobs=1, eval_steps=(1, 2, 4, 8), amp=None, tune_seeds=(0, 1, 2),
@@ -173,11 +183,15 @@ def teacher_cfg(pair: str) -> Config:
 
 
 def teacher_ref(teacher_cache: Optional[str], teacher_model: Optional[dict] = None,
-                teacher_ckpt: Optional[str] = None) -> dict:
+                teacher_ckpt: Optional[str] = None, teacher_maps: Optional[str] = None) -> dict:
     """The ``teacher`` (and ``teacher_ckpt``) arguments of a distillation algorithm: the cached
-    logits when ``teacher_cache`` is given, else a live teacher."""
+    logits (and last-stage maps, ``teacher_maps``) when ``teacher_cache`` is given, else a live
+    teacher."""
     if teacher_cache:
-        return dict(teacher=dict(type='CachedLogitsTeacher', cache_file=teacher_cache))
+        cached = dict(type='CachedLogitsTeacher', cache_file=teacher_cache)
+        if teacher_maps:
+            cached['maps_file'] = teacher_maps
+        return dict(teacher=cached)
     if teacher_model is None:
         raise ValueError('a distillation method needs teacher_cache or teacher_model')
     return dict(teacher=teacher_model, teacher_ckpt=teacher_ckpt)

@@ -26,7 +26,7 @@ from .files import save_tensor
 
 __all__ = [
     'config_key', 'build_model', 'train_model', 'evaluate', 'predict_logits', 'set_seed',
-    'flow_heads', 'eval_num_steps', 'cached_logits', 'save_state', 'load_state'
+    'flow_heads', 'eval_num_steps', 'cached_logits', 'cached_maps', 'save_state', 'load_state'
 ]
 
 Progress = Optional[Callable[[str], None]]
@@ -200,6 +200,33 @@ def cached_logits(model: nn.Module, split: Split, indices: Sequence[int], path: 
     out = torch.full((2, len(split), plain.shape[1]), float('nan'))
     out[0, idx] = plain
     out[1, idx] = flipped
+    save_tensor(path, out)
+    return path
+
+
+@torch.no_grad()
+def cached_maps(model: nn.Module, split: Split, indices: Sequence[int], path: str,
+                batch_size: int = 1000) -> str:
+    """Write ``(2, len(split), C, H, W)`` fp16 eval-mode last-stage maps of a classifier (its
+    backbone's last output) for both flip states (rows not in ``indices`` are NaN) to ``path``
+    and return it. fp16 halves the file; the maps are ReLU outputs of a few units, which fp16
+    keeps to about 1e-3 relative."""
+    idx = torch.as_tensor(indices, dtype=torch.long)
+    model.eval()
+    device = next(model.parameters()).device
+    out = None
+    for flip in (0, 1):
+        for start in range(0, idx.numel(), batch_size):
+            rows = idx[start:start + batch_size]
+            images = split.images[rows]
+            images = images.flip(-1) if flip else images
+            data = model.data_preprocessor(dict(inputs=images.to(device)), False)
+            maps = model.backbone(data['inputs'])[-1].to('cpu', torch.float16)
+            if out is None:
+                out = torch.full((2, len(split)) + tuple(maps.shape[1:]), float('nan'),
+                                 dtype=torch.float16)
+            out[flip, rows] = maps
+    model.train()
     save_tensor(path, out)
     return path
 

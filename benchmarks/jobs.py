@@ -12,7 +12,7 @@ the same data and the student starts from the same backbone for a seed. Each rec
 """
 import os.path as osp
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 
@@ -21,9 +21,11 @@ from .data import Split, TensorLoader, load_fashion_mnist
 from .engine import (
     build_model,
     cached_logits,
+    cached_maps,
     config_key,
     evaluate,
     flow_heads,
+    load_state,
     predict_logits,
     save_state,
     set_seed,
@@ -109,7 +111,9 @@ def run_key(job: dict) -> str:
     """Cache key of a student run: method config and settings, budget, data, seed, precision,
     teacher key and first-stage key."""
     hp = _hparams(job)
-    cfg = method_cfg(job['method'], job['pair'], teacher_cache='<teacher>', hparams=hp)
+    maps = '<maps>' if get(job['method']).teacher_maps else None
+    cfg = method_cfg(job['method'], job['pair'], teacher_cache='<teacher>', hparams=hp,
+                     teacher_maps=maps)
     parts = ['run', job['method'], job['pair'], cfg.to_dict(), hp, job['epochs'],
              job.get('theta_epochs'), job['train_size'], job['test_size'], job['seed'],
              job.get('holdout', 0), (job.get('teacher') or {}).get('key'),
@@ -134,12 +138,35 @@ def _loaders(job: dict, seed: int):
     return data, train, test
 
 
+def _teacher_maps(job: dict, meta: dict, model=None) -> None:
+    """Cache the teacher's last-stage maps of the training images when a planned method reads
+    them (``job['maps']``) and they are not cached yet; ``meta`` gets their file."""
+    maps = meta['ckpt'][:-len('.pth')] + '.maps.pt'
+    if not job.get('maps') or osp.isfile(maps):
+        if osp.isfile(maps):
+            meta['maps'] = maps
+        return
+    data, train, _ = _loaders(job, job['seed'])
+    if model is None:
+        model = build_model(configs.teacher_cfg(job['pair']))
+        load_state(model, meta['ckpt'])
+        model.to(job.get('device', 'cpu'))
+    t0 = time.perf_counter()
+    cached_maps(model, data['train'], train.indices.tolist(), maps)
+    meta.update(maps=maps, maps_time_s=time.perf_counter() - t0)
+
+
 def run_teacher(job: dict, progress: Callable[[str], None]) -> dict:
-    """Train (or load from the cache) the teacher of ``job['pair']``."""
+    """Train (or load from the cache) the teacher of ``job['pair']``, and cache its logits (and,
+    with ``job['maps']``, its last-stage maps) on the training images."""
     key = teacher_key(job)
     base = osp.join(job['cache_dir'], 'teachers', f'{job["pair"]}-s{job["seed"]}-{key}')
     meta = read_json(base + '.json')
     if meta and osp.isfile(meta['ckpt']) and osp.isfile(meta['logits']):
+        had_maps = 'maps' in meta
+        _teacher_maps(job, meta)
+        if 'maps' in meta and not had_maps:
+            write_json(base + '.json', meta)
         meta['cached'] = True
         return meta
     set_seed(job['seed'])
@@ -156,6 +183,7 @@ def run_teacher(job: dict, progress: Callable[[str], None]) -> dict:
                 train_time_s=stats['train_time_s'], cache_time_s=time.perf_counter() - t0,
                 ckpt=base + '.pth', logits=base + '.logits.pt', cached=False,
                 device=job.get('device', 'cpu'))
+    _teacher_maps(job, meta, model)
     write_json(base + '.json', meta)
     return meta
 
@@ -212,30 +240,32 @@ def _deployed_student(deploy: str, model: torch.nn.Module, pair: str) -> torch.n
     raise ValueError(f'unknown deploy step {deploy!r} (expected fold, rdr or theta)')
 
 
-def _keeps_ensemble(method: str) -> bool:
-    """Whether a later stage starts from this method's run (then its student and its ensemble
-    logits on the training images are kept)."""
-    from .methods import REGISTRY
-    return any(m.stage_of == method for m in REGISTRY)
-
-
-def _train(job: dict, hp: dict, progress: Callable[[str], None]):
-    """Build, seed and train the job's model; returns ``(model, data, train, test, stats)``."""
+def _build(job: dict, hp: dict):
+    """Seed and build the job's model; returns ``(model, data, train, test)``."""
     method = get(job['method'])
     teacher_cache = None
     if method.stage_of:
         teacher_cache = job['stage1']['ensemble_logits']
     elif method.teacher:
         teacher_cache = job['teacher']['logits']
-    if method.live_teacher:
-        cfg = method_cfg(method.name, job['pair'],
-                         teacher_model=configs.teacher_cfg(job['pair']).model.to_dict(),
-                         teacher_ckpt=job['teacher']['ckpt'], hparams=hp)
-    else:
-        cfg = method_cfg(method.name, job['pair'], teacher_cache=teacher_cache, hparams=hp)
+    maps = None
+    if method.teacher_maps:
+        maps = job['teacher'].get('maps')
+        if not maps:
+            raise RuntimeError(f'{method.name} reads the teacher\'s maps, but teacher '
+                               f'{job["pair"]} has none cached (its job needs maps=True)')
+    cfg = method_cfg(method.name, job['pair'], teacher_cache=teacher_cache, hparams=hp,
+                     teacher_maps=maps)
     set_seed(job['seed'])
     data, train, test = _loaders(job, job['seed'])
     model = build_model(cfg)
+    return model, data, train, test
+
+
+def _train(job: dict, hp: dict, progress: Callable[[str], None]):
+    """Build, seed and train the job's model; returns ``(model, data, train, test, stats)``."""
+    method = get(job['method'])
+    model, data, train, test = _build(job, hp)
     epochs, lr_scale = job['epochs'], 1.0
     if method.stage_of:
         epochs, lr_scale = job['theta_epochs'], hp['theta']['lr_scale']
@@ -273,17 +303,39 @@ def _evaluate(job: dict, hp: dict, model, test) -> dict:
     return dict(out, top1_by_steps=by_steps)
 
 
+def _evaluate_steps(model, test, steps, record: dict) -> None:
+    for n in steps:
+        record['top1_by_steps'][str(n)] = evaluate(model, test, num_steps=n)
+
+
+def _missing_steps(job: dict, record: dict) -> List[int]:
+    """The analysis step counts the job asks for that a (cached) flow run lacks."""
+    if not record.get('headline_steps'):
+        return []
+    have = {int(n) for n in record.get('top1_by_steps') or {}}
+    return sorted(set(job.get('eval_steps', ())) - have)
+
+
+def _keep_ensemble(job: dict, record: dict, model, data, train, base: str) -> None:
+    """Cache the student's ensemble logits on the training images for the later stage."""
+    student = getattr(model, 'student', model)
+    t1 = time.perf_counter()
+    cached_logits(student, data['train'], train.indices.tolist(), base + '.ensemble.pt')
+    record.update(ensemble_logits=base + '.ensemble.pt',
+                  ensemble_cache_time_s=time.perf_counter() - t1)
+
+
 def _stage_records(job: dict, record: dict, model, data, train, base: str) -> None:
-    """Keep what a later stage needs; account a later stage's budget with its first stage."""
+    """Keep the trained model of a flow run or a first stage (later profiles evaluate more N
+    or start a later stage from it without training it again), and what a planned later
+    stage needs; account a later stage's budget with its first stage."""
     method = get(job['method'])
-    if _keeps_ensemble(method.name) and not job.get('tune'):
-        student = getattr(model, 'student', model)
+    if not job.get('tune') and (job.get('keep_ensemble') or flow_heads(model)):
         save_state(model, base + '.pth', dict(method=method.name, pair=job['pair'],
                                               seed=job['seed']))
-        t1 = time.perf_counter()
-        cached_logits(student, data['train'], train.indices.tolist(), base + '.ensemble.pt')
-        record.update(ckpt=base + '.pth', ensemble_logits=base + '.ensemble.pt',
-                      ensemble_cache_time_s=time.perf_counter() - t1)
+        record['ckpt'] = base + '.pth'
+        if job.get('keep_ensemble'):
+            _keep_ensemble(job, record, model, data, train, base)
     if method.stage_of:
         s1 = job['stage1']
         record.update(
@@ -294,16 +346,39 @@ def _stage_records(job: dict, record: dict, model, data, train, base: str) -> No
             + record['train_time_s'], epochs=s1['epochs'] + record['epochs'])
 
 
+def _complete(job: dict, record: dict, base: str) -> Optional[dict]:
+    """A cached record with what this job asks for beyond it (analysis N, the ensemble for a
+    later stage) added from its kept model; None when that needs training again."""
+    steps = _missing_steps(job, record)
+    ensemble = (job.get('keep_ensemble') and not job.get('tune')
+                and not osp.isfile(record.get('ensemble_logits') or ''))
+    if not steps and not ensemble:
+        return record
+    if not osp.isfile(record.get('ckpt') or ''):
+        return None
+    hp = _hparams(job)
+    model, data, train, test = _build(job, hp)
+    load_state(model, record['ckpt'])
+    model.to(job.get('device', 'cpu'))
+    _evaluate_steps(model, test, steps, record)
+    if ensemble:
+        _keep_ensemble(job, record, model, data, train, base)
+    write_json(base + '.json', record)
+    return record
+
+
 def run_student(job: dict, progress: Callable[[str], None]) -> dict:
-    """Train and evaluate one method on one pair with one seed (or return the cached result)."""
+    """Train and evaluate one method on one pair with one seed (or return the cached result,
+    completed from its kept model where the job asks for more)."""
     method, pair, seed = job['method'], job['pair'], job['seed']
     key = run_key(job)
     base = osp.join(job['cache_dir'], 'runs', f'{method}-{pair}-s{seed}-{key}')
     record = read_json(base + '.json')
-    if record and (not _keeps_ensemble(method) or job.get('tune')
-                   or osp.isfile(record.get('ensemble_logits', ''))):
-        record['cached'] = True
-        return record
+    if record:
+        record = _complete(job, record, base)
+        if record is not None:
+            record['cached'] = True
+            return record
     hp = _hparams(job)
     model, data, train, test, stats = _train(job, hp, progress)
     t0 = time.perf_counter()

@@ -55,8 +55,9 @@ class Method:
             place (its top-1 is the method's): ``'fold'`` (the affine flow folded into the
             linear head), ``'rdr'`` (RDR's branches folded into one convolution) or
             ``'theta'`` (the flow head's trained plain head ``theta_fc`` as the linear head).
-        live_teacher: the method reads the teacher's feature maps, so it runs the trained
-            teacher (its cached checkpoint) instead of the cached logits.
+        teacher_maps: the method reads the teacher's last-stage maps: the teacher job caches
+            them with the logits and the method's teacher serves both
+            (``CachedLogitsTeacher`` with ``maps_file``): no method runs a live teacher.
         lr_mult_key: key of ``HPARAMS['flow_lr_mult']`` for the flow's parameters.
         fixed: settings ``((path, value), ...)`` of this method, applied to ``HPARAMS`` before
             the tuned ones (paths as in :mod:`benchmarks.tuning`, e.g. ``'theta.lr_scale'``);
@@ -74,7 +75,7 @@ class Method:
     versus: Tuple[str, ...] = ()
     stage_of: Optional[str] = None
     deploy: Optional[str] = None
-    live_teacher: bool = False
+    teacher_maps: bool = False
     lr_mult_key: str = 'fmkt'
     fixed: Tuple[Tuple[str, object], ...] = ()
     tuned_as: Optional[str] = None
@@ -88,6 +89,17 @@ def _distill(algorithm: str, student: dict, distiller: dict, teacher: dict) -> d
         teacher = dict(teacher, allow_random_teacher=True)
     return dict(_scope_='mmrazor', type=algorithm, data_preprocessor=preprocessor(),
                 architecture=student, distiller=distiller, **teacher)
+
+
+def _map_teacher(pair: str, teacher: dict) -> dict:
+    """The teacher arguments of a method that reads the teacher's last-stage map
+    (``teacher_maps``): the cached teacher when it serves maps, else (a live teacher's
+    checkpoint, or none: tests, timing) a live teacher of the pair's architecture."""
+    cached = teacher.get('teacher')
+    if isinstance(cached, dict) and cached.get('maps_file'):
+        return teacher
+    return dict(teacher=teacher_cfg(pair).model.to_dict(),
+                teacher_ckpt=teacher.get('teacher_ckpt'))
 
 
 def _kl(hp: dict) -> dict:
@@ -207,11 +219,7 @@ def build_fmkt_feat(pair: str, hp: dict, teacher: dict, hidden_ratio: int = 1) -
     distiller['loss_forward_mappings']['loss_fmkt'] = dict(
         preds=dict(from_student=True, recorder='steps', data_idx=0),
         target=dict(from_student=False, recorder='feat', connector='proj'))
-    # it reads the teacher's map: always the live teacher (``live_teacher``); without its
-    # checkpoint (cache keys, tests) the random teacher of the same architecture stands in
-    live = dict(teacher=teacher_cfg(pair).model.to_dict(),
-                teacher_ckpt=teacher.get('teacher_ckpt'))
-    return _distill('FMKTDistill', student, distiller, live)
+    return _distill('FMKTDistill', student, distiller, _map_teacher(pair, teacher))
 
 
 def build_fmkt_feat_narrow(pair: str, hp: dict, teacher: dict) -> dict:
@@ -278,10 +286,9 @@ def build_ofmkt(pair: str, hp: dict, teacher: dict) -> dict:
 
 def _rival(method: str, pair: str, hp: dict, teacher: dict) -> dict:
     from .rivals import rival_cfg
-    # a live teacher (``live_teacher``): only its checkpoint varies; without one (cache keys)
-    # the random teacher of the same architecture stands in
-    return rival_cfg(method, pair, teacher_ckpt=teacher.get('teacher_ckpt'),
-                     kd=hp['kd']).model.to_dict()
+    args = _map_teacher(pair, teacher)
+    return rival_cfg(method, pair, teacher_model=args['teacher'],
+                     teacher_ckpt=args.get('teacher_ckpt'), kd=hp['kd']).model.to_dict()
 
 
 def build_diffkd(pair: str, hp: dict, teacher: dict) -> dict:
@@ -304,9 +311,9 @@ REGISTRY: Tuple[Method, ...] = (
     # the diffusion-family rivals: KD (KD's tuned settings) + their feature term, hyperparameters
     # of their papers (benchmarks/rivals.py), compared with KD to isolate that term
     Method('diffkd', 'DiffKD', 'DiffKD', cost=2.2, teacher=True, group='baseline',
-           build=build_diffkd, versus=('kd', ), live_teacher=True, tuned_as='kd'),
+           build=build_diffkd, versus=('kd', ), teacher_maps=True, tuned_as='kd'),
     Method('rdr', 'RDR (our reading)', 'RDR\n(ours)', cost=1.6, teacher=True, group='baseline',
-           build=build_rdr, versus=('kd', ), live_teacher=True, tuned_as='kd', deploy='rdr'),
+           build=build_rdr, versus=('kd', ), teacher_maps=True, tuned_as='kd', deploy='rdr'),
     Method('fmkt_kd', 'FM-KT (KD metric)', 'FM-KT\n(KD)', cost=2.0, teacher=True,
            group='fmkt', build=build_fmkt_kd, versus=('kd', 'diffkd', 'rdr', 'kd_mlp')),
     Method('fmkt_dist', 'FM-KT (DIST metric)', 'FM-KT\n(DIST)', cost=2.0, teacher=True,
@@ -317,10 +324,10 @@ REGISTRY: Tuple[Method, ...] = (
     # feature level: reported, not a candidate for "best FM-KT" (its logit loss is KD's)
     Method('fmkt_feat', 'FM-KT feature level, MLP hidden C (+ KD)', 'FM-KT\n(feat., C)',
            cost=2.5, teacher=True, group='variant', build=build_fmkt_feat, versus=('kd', ),
-           live_teacher=True, tuned_as='kd'),
+           teacher_maps=True, tuned_as='kd'),
     Method('fmkt_feat_narrow', 'FM-KT feature level, MLP hidden C/4 (+ KD)',
            'FM-KT\n(feat., C/4)', cost=2.3, teacher=True, group='variant',
-           build=build_fmkt_feat_narrow, versus=('kd', 'fmkt_feat'), live_teacher=True,
+           build=build_fmkt_feat_narrow, versus=('kd', 'fmkt_feat'), teacher_maps=True,
            tuned_as='kd'),
     # stage 2 as a fine-tune: a tenth of the stage-1 learning rate instead of half
     Method('fmkt_theta_ft', 'FM-KT^Theta (2-stage fine-tune, plain head)', 'Theta\n(2-st. ft)',
@@ -389,7 +396,8 @@ def method_cfg(name: str,
                teacher_cache: Optional[str] = None,
                teacher_model: Optional[dict] = None,
                teacher_ckpt: Optional[str] = None,
-               hparams: Optional[dict] = None) -> Config:
+               hparams: Optional[dict] = None,
+               teacher_maps: Optional[str] = None) -> Config:
     """The model config of one method on one pair.
 
     Args:
@@ -400,6 +408,7 @@ def method_cfg(name: str,
         teacher_model: a live teacher config instead of the cache (with ``teacher_ckpt``).
         teacher_ckpt: checkpoint of the live teacher.
         hparams: the method's hyperparameters (default ``HPARAMS``).
+        teacher_maps: file of the cached teacher's last-stage maps, with ``teacher_cache``.
 
     Returns:
         ``Config(model=...)``.
@@ -407,5 +416,6 @@ def method_cfg(name: str,
     method = get(name)
     if pair not in PAIRS:
         raise ValueError(f'unknown pair {pair!r}; choose from {sorted(PAIRS)}')
-    teacher = teacher_ref(teacher_cache, teacher_model, teacher_ckpt) if method.teacher else {}
+    teacher = teacher_ref(teacher_cache, teacher_model, teacher_ckpt,
+                          teacher_maps) if method.teacher else {}
     return Config(dict(model=method.build(pair, hparams or copy.deepcopy(HPARAMS), teacher)))

@@ -7,7 +7,8 @@ cluster configs name ResNets and teachers:
 - ``CachedLogitsTeacher`` (MMRazor ``MODELS``): a stand-in for a frozen teacher whose logits were
   computed once for every training image in both flip states. Its ``head.fc`` returns the cached
   logits, so the same ``ModuleOutputs(source='head.fc')`` recorder as for a live teacher records
-  them; what each method computes is unchanged, only the teacher's forward pass is skipped.
+  them, and ``backbone.stages.3`` its cached last-stage maps where a method reads them; what each
+  method computes is unchanged, only the teacher's forward pass is skipped.
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -80,42 +81,88 @@ class _CachedHead(nn.Module):
         self.fc = nn.Identity()
 
 
+class _CachedBackbone(nn.Module):
+    """Holds ``stages``, identities laid out as ``FMNISTConvNet``'s, so that a recorder of the
+    teacher's ``backbone.stages.<last>`` hooks the cached last-stage map."""
+
+    def __init__(self, num_stages: int) -> None:
+        super().__init__()
+        self.stages = nn.ModuleList(nn.Identity() for _ in range(num_stages))
+
+
+def _load_cache(path: str, what: str, mmap: bool = False) -> Tensor:
+    """A cached ``(2, N, ...)`` tensor (index 0: original images, 1: flipped)."""
+    value = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
+    if isinstance(value, dict):
+        value = value[what]
+    if not isinstance(value, Tensor) or value.dim() < 3 or value.shape[0] != 2:
+        shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+        raise ValueError(f'CachedLogitsTeacher: {path} must hold (2, N, ...) {what} (both flip '
+                         f'states of every image), got {shape}')
+    return value
+
+
 @RAZOR_MODELS.register_module(force=True)
 class CachedLogitsTeacher(BaseModel):
-    """Frozen teacher served from precomputed logits.
+    """Frozen teacher served from precomputed outputs.
 
     The cache holds the teacher's eval-mode logits for every training image in both horizontal
-    flip states, ``(2, num_images, num_classes)`` (index 0: original, 1: flipped). The batch's
+    flip states, ``(2, num_images, num_classes)`` (index 0: original, 1: flipped), and
+    optionally its last-stage maps, ``(2, num_images, C, H, W)`` (stored in fp16 and read
+    memory-mapped: a 60k-image cache of a 128-channel 7x7 map is 1.5 GB). The batch's
     ``data_samples`` carry ``sample_idx`` (row in the cache) and ``flip`` in their metainfo.
+    Recorders of ``head.fc`` get the logits, recorders of ``backbone.stages.<num_stages - 1>``
+    the maps, exactly where a live ``FMNISTConvNet`` teacher's outputs would be recorded.
 
     Args:
-        cache_file: a ``torch.save``-d tensor (or a dict with key ``'logits'``).
+        cache_file: a ``torch.save``-d logits tensor (or a dict with key ``'logits'``).
+        maps_file: a ``torch.save``-d maps tensor (or a dict with key ``'maps'``); None: no
+            maps.
+        num_stages: stages of the cached teacher's backbone (the maps are the last one's).
         data_preprocessor: unused (inputs are not read), kept for the BaseModel signature.
     """
 
-    def __init__(self, cache_file: str, data_preprocessor: Optional[dict] = None) -> None:
+    def __init__(self, cache_file: str, maps_file: Optional[str] = None, num_stages: int = 4,
+                 data_preprocessor: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor)
-        logits = torch.load(cache_file, map_location='cpu', weights_only=True)
-        if isinstance(logits, dict):
-            logits = logits['logits']
-        if logits.dim() != 3 or logits.shape[0] != 2:
-            raise ValueError(f'CachedLogitsTeacher: {cache_file} must hold (2, N, K) logits, '
-                             f'got {tuple(logits.shape)}')
+        logits = _load_cache(cache_file, 'logits')
         self.register_buffer('logits', logits.float(), persistent=False)
         self.head = _CachedHead()
         self.cache_file = cache_file
+        self.maps_file = maps_file
+        self.maps: Optional[Tensor] = None
+        if maps_file:
+            maps = _load_cache(maps_file, 'maps', mmap=True)
+            if maps.dim() != 5 or maps.shape[1] != logits.shape[1]:
+                raise ValueError(f'CachedLogitsTeacher: {maps_file} must hold (2, N, C, H, W) '
+                                 f'maps for the N={logits.shape[1]} images of {cache_file}, got '
+                                 f'{tuple(maps.shape)}')
+            self.maps = maps  # not a buffer: moving the module must not copy 1.5 GB
+            self.backbone = _CachedBackbone(num_stages)
+
+    def _rows(self, data_samples: Sequence, device) -> Tuple[Tensor, Tensor]:
+        idx = torch.tensor([s.sample_idx for s in data_samples], dtype=torch.long, device=device)
+        flip = torch.tensor([int(s.flip) for s in data_samples], dtype=torch.long, device=device)
+        return flip, idx
 
     def lookup(self, data_samples: Sequence) -> Tensor:
         """Cached logits ``(B, K)`` of the samples of a batch."""
-        dev = self.logits.device
-        idx = torch.tensor([s.sample_idx for s in data_samples], dtype=torch.long, device=dev)
-        flip = torch.tensor([int(s.flip) for s in data_samples], dtype=torch.long, device=dev)
+        flip, idx = self._rows(data_samples, self.logits.device)
         return self.logits[flip, idx]
+
+    def lookup_maps(self, data_samples: Sequence) -> Tensor:
+        """Cached last-stage maps ``(B, C, H, W)`` (float32) of the samples of a batch."""
+        if self.maps is None:
+            raise ValueError('CachedLogitsTeacher: no maps_file was given')
+        flip, idx = self._rows(data_samples, 'cpu')
+        return self.maps[flip, idx].float()
 
     def forward(self, inputs: Tensor, data_samples: Optional[list] = None,
                 mode: str = 'tensor'):
         if data_samples is None:
             raise ValueError('CachedLogitsTeacher needs data_samples with sample_idx and flip')
+        if self.maps is not None:
+            self.backbone.stages[-1](self.lookup_maps(data_samples).to(inputs.device))
         logits = self.head.fc(self.lookup(data_samples).to(inputs.device))
         if mode == 'loss':
             return {}

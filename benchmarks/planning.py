@@ -66,8 +66,10 @@ def resolve_setting(prof: dict, device: str = 'auto', jobs: Optional[int] = None
 def _teacher_jobs(prof: dict, base: dict, methods: List[str]) -> List[dict]:
     if not any(get(m).teacher for m in methods):
         return []
+    # the rivals read the teacher's last-stage maps: cached once with the logits
+    maps = any(get(m).teacher_maps for m in methods)
     return [dict(base, kind='teacher', id=f'teacher-{pair}', pair=pair, seed=0, after=[],
-                 cost=TEACHER_COST.get(pair, 4.0) * prof['teacher_epochs'])
+                 maps=maps, cost=TEACHER_COST.get(pair, 4.0) * prof['teacher_epochs'])
             for pair in prof['pairs']]
 
 
@@ -96,8 +98,7 @@ def _order(jobs: List[dict]) -> List[dict]:
         if job['kind'] == 'teacher':
             return (0, 0, 0.0)
         record = get(job['method'])
-        staged = any(get(j['method']).stage_of == record.name for j in jobs
-                     if j['kind'] == 'run')
+        staged = job.get('keep_ensemble', False)
         return (1, job['seed'], -job['cost'] - (100.0 if staged else 0.0)
                 + (1000.0 if record.stage_of else 0.0))
     return sorted(jobs, key=key)
@@ -120,6 +121,11 @@ def plan_jobs(prof: dict, base: dict, picks: Optional[Dict[str, dict]] = None) -
             settings = picks.get(record.tuned_as or method, {})
             for pair in _method_pairs(prof, method):
                 jobs.append(_run_job(prof, base, method, pair, seed, settings))
+    # a first stage keeps its student's ensemble logits only when a later stage is planned
+    later = {get(m).stage_of for m in methods if get(m).stage_of}
+    for job in jobs:
+        if job['kind'] == 'run' and job['method'] in later:
+            job['keep_ensemble'] = True
     return _order(jobs)
 
 

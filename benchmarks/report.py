@@ -187,7 +187,19 @@ def _intro(meta: dict) -> List[str]:
             f'includes stage 1); FM-KT headline at the trained N; settings {tuned}. Time: mean '
             f'training wall time per run ({meta["jobs"]} parallel run(s), {meta["threads"]} '
             f'thread(s) each, on {meta["device"]}'
-            + (f', {meta["amp"]} autocast' if meta.get('amp') else '') + ').']
+            + (f', {meta["amp"]} autocast' if meta.get('amp') else '') + ').'] + _wall(meta)
+
+
+def _wall(meta: dict) -> List[str]:
+    """The run's own wall time, and how much of it came from the run cache."""
+    if not meta.get('wall_time_s'):
+        return []
+    trained = meta.get('runs_trained')
+    cache = '' if trained is None else (
+        f'; {trained} of {meta["runs_total"]} teacher and student runs trained, the rest taken '
+        'from the run cache')
+    return ['', f'Wall time of this run: {meta["wall_time_s"] / 60:.1f} min (training '
+            f'{meta.get("train_wall_time_s", 0) / 60:.1f} min{cache}).']
 
 
 def _table(block: dict) -> List[str]:

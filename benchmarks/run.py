@@ -12,8 +12,11 @@ Usage (from the repository root)::
     python -m benchmarks.run --tune [--profile default] [--holdout 5000] [--seeds 0 1]
 
 Profiles (see ``benchmarks/configs.py``): ``smoke`` (CI, a few hundred images), ``quick``
-(1 seed, 1 epoch), ``default`` (5 seeds, 3 epochs, about 20 minutes on 2 cores), ``full`` (more
-epochs), ``gpu`` (6 seeds, 6 epochs, bf16 autocast, 12 runs sharing one CUDA GPU).
+(1 seed, 1 epoch), ``default`` (the main job: the headline comparison, 5 paired seeds, 3 epochs,
+at most 25 minutes on 2 cores), ``extended`` (the rivals, the other FM-KT^Theta forms, the
+feature level, the capacity control and the N analysis at the same budget, reusing the main
+job's runs), ``full`` (more epochs), ``gpu`` (6 seeds, 6 epochs, bf16 autocast, 12 runs sharing
+one CUDA GPU).
 ``--holdout 5000`` trains on 55k images and reports on the 5k held out (the validation split;
 the test split is then not read). ``--tune`` runs every method's grid
 (``benchmarks/tuning.py``) on the validation split and writes the picks to
@@ -139,11 +142,12 @@ def _overhead(prof: dict, setting: dict, say) -> dict:
     result = run_overhead(cfg['size'], cfg['batch'], cfg['repeats'], cfg['warmup'],
                           threads=min(setting['cores'], 2) if device == 'cpu' else 0,
                           progress=say, device=device, amp=setting['amp'])
-    # DiffKD / RDR: train step over KD, their deployed students over the plain ResNet-18
-    from .rivals import run_rival_overhead
-    rivals = run_rival_overhead(cfg['size'], cfg['batch'], cfg['repeats'], cfg['warmup'],
-                                device=device, progress=say)
-    result['ratios'] += rivals['ratios']
+    if cfg.get('rivals', True):
+        # DiffKD / RDR: train step over KD, their deployed students over the plain ResNet-18
+        from .rivals import run_rival_overhead
+        rivals = run_rival_overhead(cfg['size'], cfg['batch'], cfg['repeats'], cfg['warmup'],
+                                    device=device, progress=say)
+        result['ratios'] += rivals['ratios']
     if cfg.get('detection') and device == 'cpu':
         result['ratios'] += det_overhead_rows(cfg['repeats'], say)
     return result
@@ -202,8 +206,20 @@ def main(argv: Optional[List[str]] = None) -> dict:
     meta['train_wall_time_s'] = time.time() - started
     progress.extra_s = 0.0
     meta['overhead'] = None if skip_overhead else _overhead(prof, setting, progress.say)
-    meta.update(picks=picks, wall_time_s=time.time() - started)
-    return write_benchmark(out_dir, cache_dir, meta, runs, teachers)
+    meta.update(picks=picks, wall_time_s=time.time() - started,
+                runs_trained=sum(not r.get('cached') for r in runs + teachers),
+                runs_total=len(runs) + len(teachers))
+    payload = write_benchmark(out_dir, cache_dir, meta, runs, teachers)
+    print(f'profile {args.profile}: wall time {_minutes(meta["wall_time_s"])} (training '
+          f'{_minutes(meta["train_wall_time_s"])}, {meta["runs_trained"]} of '
+          f'{meta["runs_total"]} runs trained, the rest from the run cache); results in '
+          f'{out_dir}', flush=True)
+    return payload
+
+
+def _minutes(seconds: float) -> str:
+    return f'{int(seconds // 60)} min {int(round(seconds % 60)):02d} s'
+
 
 
 if __name__ == '__main__':

@@ -61,6 +61,7 @@ def test_dataset_is_real_fashion_mnist(fmnist_root):
 
 
 def test_plan_default_profile():
+    """The main job: the headline methods only, no live teacher, no maps, no kept ensembles."""
     from benchmarks.planning import plan_jobs, resolve_profile
     prof = resolve_profile('default')
     assert len(prof['seeds']) >= 5  # paired intervals need seeds
@@ -68,16 +69,33 @@ def test_plan_default_profile():
     ids = [j['id'] for j in jobs]
     assert len(ids) == len(set(ids))
     assert ids[:2] == ['teacher-wide', 'teacher-deep']
-    # per seed: 2 teacher-free runs + the teacher-based methods x 2 pairs (the joint
-    # FM-KT^Theta variants run on the validation split first: not in the default)
-    assert set(prof['methods']) == {m.name for m in REGISTRY} - {
-        'fmkt_joint', 'fmkt_joint_bb', 'fmkt_theta_ft', 'fmkt_aux', 'kd_mlp', 'fmkt_feat',
-        'fmkt_feat_narrow'}
+    assert set(prof['methods']) == {'student', 'kd', 'dkd', 'dist', 'fmkt_kd', 'fmkt_dist',
+                                    'ofmkt', 'fmkt_aux'}
     with_teacher = sum(get(m).teacher for m in prof['methods'])
     assert with_teacher == len(prof['methods']) - 2
     assert len(jobs) == 2 + len(prof['seeds']) * (2 + with_teacher * 2)
+    assert not any(j.get('maps') or j.get('keep_ensemble') for j in jobs)
+    assert prof['eval_steps'] == ()  # the headline N only; the N analysis is in `extended`
+    for job in jobs:
+        assert all(ids.index(dep) < ids.index(job['id']) for dep in job['after'])
+
+
+def test_plan_extended_profile():
+    """Everything else: every method, the teachers cache their maps for the map readers, and a
+    first stage keeps its ensemble for the stage planned after it."""
+    from benchmarks.planning import plan_jobs, resolve_profile
+    prof = resolve_profile('extended')
+    assert set(prof['methods']) == {m.name for m in REGISTRY}
+    default = resolve_profile('default')
+    for key in ('seeds', 'pairs', 'teacher_epochs', 'epochs', 'train_size', 'test_size'):
+        assert prof[key] == default[key], key  # the main job's runs are reused
+    jobs = plan_jobs(prof, dict(epochs=prof['epochs']))
+    ids = [j['id'] for j in jobs]
+    assert all(j['maps'] for j in jobs if j['kind'] == 'teacher')
     theta = next(j for j in jobs if j['id'] == 'fmkt_theta-deep-s2')
     assert theta['after'] == ['teacher-deep', 'fmkt_kd-deep-s2']
+    assert next(j for j in jobs if j['id'] == 'fmkt_kd-deep-s2')['keep_ensemble']
+    assert not any(j.get('keep_ensemble') for j in jobs if j.get('method') == 'kd')
     for job in jobs:
         assert all(ids.index(dep) < ids.index(job['id']) for dep in job['after'])
 
