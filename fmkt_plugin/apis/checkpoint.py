@@ -12,45 +12,13 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..models.algorithms.checks import checkpoint_load_error, checkpoint_state_dict
+from ..utils.checkpoint import checkpoint_state_dict, load_checkpoint
 
 __all__ = ['load_checkpoint_file', 'check_resume_checkpoint', 'check_checkpoint_fits',
            'latest_checkpoint']
 
-
-def load_checkpoint_file(path: str, field: str) -> dict:
-    """Load a checkpoint (local file or URL) with the restricted unpickler, naming ``field``.
-
-    Local files are memory-mapped when they are in torch's zip format, so a check costs little
-    even for a large checkpoint.
-
-    Raises:
-        FileNotFoundError: no such local file.
-        ValueError: an empty file, or not a checkpoint dict.
-        RuntimeError: a file that cannot be unpickled (truncated, corrupted, or holding objects
-            other than tensors and mmengine's metadata: then the refusal every loader gives,
-            naming what was refused), chained to the cause.
-    """
-    remote = '://' in path
-    if not remote:
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'{field}: checkpoint file not found: {path}')
-        if osp.getsize(path) == 0:
-            raise ValueError(f'{field}: {path} is empty (0 bytes), not a checkpoint')
-    try:
-        if remote:
-            from mmengine.runner.checkpoint import _load_checkpoint
-            ckpt = _load_checkpoint(path, map_location='cpu')
-        else:
-            try:
-                ckpt = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
-            except RuntimeError:  # not zip format (legacy torch.save): no mmap
-                ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:
-        raise checkpoint_load_error(field, path, err)
-    if not isinstance(ckpt, dict):
-        raise ValueError(f'{field}: {path} holds a {type(ckpt).__name__}, not a checkpoint dict')
-    return ckpt
+#: the plugin's one checkpoint loader, under the name this module has always exported
+load_checkpoint_file = load_checkpoint
 
 
 def check_resume_checkpoint(path: str, field: str = '--resume') -> None:
@@ -66,7 +34,7 @@ def check_resume_checkpoint(path: str, field: str = '--resume') -> None:
             state (a teacher, an exported student, a plain model: no
             ``meta.epoch``/``meta.iter``).
     """
-    ckpt = load_checkpoint_file(path, field)
+    ckpt = load_checkpoint(path, field)
     checkpoint_state_dict(ckpt, path, field)
     meta = ckpt.get('meta')
     hint = ('To start a new run from its weights, pass it as load_from '
@@ -121,7 +89,7 @@ def check_checkpoint_fits(model: nn.Module, path: str, config: Optional[str] = N
         ValueError: naming both files, with the missing, unexpected and mis-shaped keys.
     """
     model = getattr(model, 'module', model)
-    ckpt = load_checkpoint_file(path, field)
+    ckpt = load_checkpoint(path, field)
     state = {_revise(k): v for k, v in checkpoint_state_dict(ckpt, path, field).items()}
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]

@@ -7,8 +7,8 @@ from typing import Dict, Optional, Tuple
 import torch
 from mmengine.config import Config, ConfigDict
 
-from ..models.algorithms.checks import checkpoint_load_error
 from ..models.heads import fold_flow_head, plain_student_state
+from ..utils.checkpoint import load_checkpoint
 from ..utils.fileio import atomic_save
 from .config import load_config
 from .rdr_export import fold_rdr_state
@@ -24,13 +24,8 @@ class StudentExport(dict):
 
 
 def _student_state(checkpoint: str) -> Tuple[Dict[str, torch.Tensor], dict]:
-    from mmengine.runner.checkpoint import _load_checkpoint
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
-    try:
-        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
-    except Exception as err:  # truncated, corrupted, or refused by the restricted unpickler
-        raise checkpoint_load_error('checkpoint', checkpoint, err)
+    # a local file only: the export records the checkpoint's absolute path
+    ckpt = load_checkpoint(checkpoint, 'checkpoint', allow_remote=False)
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise ValueError(f'{checkpoint}: not a model checkpoint (no state dict)')

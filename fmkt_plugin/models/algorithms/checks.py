@@ -1,41 +1,21 @@
 """Early, named checks shared by the FM-KT algorithms."""
-import os.path as osp
-import pickle
 from typing import Dict, Optional, Tuple, Union
 
 import torch
 from torch import nn
 
-from ...compat.checkpoint_refusal import as_refusal
+# the checkpoint loader lives in utils (the tools and the converter use it too); its helpers
+# stay importable from here
+from ...utils.checkpoint import (
+    check_finite_weights,
+    checkpoint_load_error,
+    checkpoint_state_dict,
+    load_checkpoint,
+)
 
 __all__ = ['load_teacher_checkpoint', 'check_finite_losses', 'checkpoint_state_dict',
            'checkpoint_load_error', 'check_finite_weights', 'BatchChecker',
            'has_pretrained_init']
-
-
-def checkpoint_load_error(field: str, path: str, err: BaseException) -> RuntimeError:
-    """The error for a checkpoint that did not load, naming ``field`` and ``path``.
-
-    A file refused by the restricted unpickler gets the refusal every loader gives
-    (:func:`fmkt_plugin.compat.checkpoint_refusal.refusal_message`: what was refused, and no
-    advice to load with ``weights_only=False``); any other failure (truncated, corrupted) its
-    type and first line. Raise the result inside the ``except`` block: its cause is set here,
-    so torch's own text is not shown under it.
-
-    Args:
-        field: how the checkpoint is named (``'teacher_ckpt'``, ``'--resume'``, ...).
-        path: the file or URL.
-        err: the exception of the load.
-    """
-    if isinstance(err, pickle.UnpicklingError):
-        refusal = as_refusal(path, err)
-        error = RuntimeError(f'{field}: {refusal}')
-        error.__cause__ = refusal  # also hides torch's error (the context) from the traceback
-        return error
-    first = (str(err).splitlines() or [''])[0]
-    error = RuntimeError(f'{field}: cannot load {path}: {type(err).__name__}: {first}')
-    error.__cause__ = err
-    return error
 
 
 def load_teacher_checkpoint(teacher: nn.Module, path: str) -> None:
@@ -43,77 +23,20 @@ def load_teacher_checkpoint(teacher: nn.Module, path: str) -> None:
 
     MMRazor loads the teacher with ``strict=False``, so a checkpoint of another architecture
     only logs a warning and the student is distilled from a random teacher. Here a missing or
-    unexpected key is an error.
+    unexpected key is an error, and so are NaN/inf weights: they give NaN targets, and the run
+    would stop at its first step with a "non-finite loss" that points at the inputs and the lr,
+    not at this file.
     """
-    from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
+    from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
-    is_remote = '://' in path
-    if not is_remote and not osp.isfile(path):
-        raise FileNotFoundError(f'teacher_ckpt: checkpoint file not found: {path}')
-    try:
-        ckpt = _load_checkpoint(path, map_location='cpu')
-    except Exception as err:  # truncated, corrupted, or refused by weights_only
-        raise checkpoint_load_error('teacher_ckpt', path, err)
+    ckpt = load_checkpoint(path, 'teacher_ckpt', finite="the teacher's weights")
     state = checkpoint_state_dict(ckpt, path, 'teacher_ckpt')
-    # NaN/inf teacher weights give NaN targets: the run would stop at its first step with a
-    # "non-finite loss" that points at the inputs and the lr, not at this file
-    check_finite_weights(state, 'teacher_ckpt', path, "the teacher's weights")
     try:
         _load_checkpoint_to_model(teacher, state, strict=True)
     except RuntimeError as err:
         raise RuntimeError(
             f'teacher_ckpt: {path} does not match the teacher architecture '
             f'(missing or unexpected keys):\n{err}') from err
-
-
-def check_finite_weights(state: Dict[str, torch.Tensor], field: str, path: str,
-                         what: str = 'the weights') -> None:
-    """Refuse a state dict with NaN/inf values in any floating-point tensor.
-
-    One pass over the weights: a finiteness flag per tensor, stacked and read with a single
-    host sync; the bad tensors are looked for only when that flag is false.
-
-    Args:
-        state: the state dict (non-tensor and integer entries are skipped).
-        field: how the checkpoint is named in the error (``'teacher_ckpt'``).
-        path: the file, named in the error.
-        what: what the weights are, for the message.
-
-    Raises:
-        ValueError: naming ``field``, ``path`` and the first non-finite tensors.
-    """
-    floats = {k: v for k, v in state.items()
-              if torch.is_tensor(v) and (v.is_floating_point() or v.is_complex()) and v.numel()}
-    if not floats:
-        return
-    flags = torch.stack([torch.isfinite(v).all() for v in floats.values()])
-    if bool(flags.all()):
-        return
-    bad = [k for k, ok in zip(floats, flags.tolist()) if not ok]
-    more = f', ... ({len(bad)} tensors in all)' if len(bad) > 5 else ''
-    raise ValueError(f'{field}: {what} in {path} are not finite (NaN/inf values in '
-                     f'{", ".join(bad[:5])}{more}); the checkpoint is damaged, or was saved from '
-                     'a run that diverged')
-
-
-def checkpoint_state_dict(ckpt, path: str, field: str) -> dict:
-    """The state dict of a loaded checkpoint (``ckpt['state_dict']`` or ``ckpt`` itself).
-
-    Raises:
-        ValueError: naming ``field`` and ``path`` when it is not a dict of tensors (e.g.
-            ``{'state_dict': [...]}``) or is empty.
-    """
-    if not isinstance(ckpt, dict):
-        raise ValueError(f'{field}: {path} holds a {type(ckpt).__name__}, not a checkpoint dict')
-    state = ckpt.get('state_dict', ckpt)
-    if not isinstance(state, dict):
-        raise ValueError(f'{field}: {path}: "state_dict" is a {type(state).__name__}, expected '
-                         'a dict of tensors')
-    not_tensors = [k for k, v in state.items() if not torch.is_tensor(v)]
-    if not state or (not_tensors and 'state_dict' in ckpt):
-        detail = 'is empty' if not state else f'has non-tensor entries {not_tensors[:3]}'
-        raise ValueError(f'{field}: {path}: the state dict {detail}')
-    return state
 
 
 def check_finite_losses(log_vars: Dict[str, Union[torch.Tensor, float]],
