@@ -1,33 +1,88 @@
-"""Installs fmkt_plugin: Knowledge Transfer with Flow Matching (FM-KT) for MMRazor."""
+"""Installs fmkt_plugin: Knowledge Transfer with Flow Matching (FM-KT) for MMRazor.
+
+OpenMMLab's ``mim`` and mmengine's ``fmkt_plugin::path`` config references look for the configs,
+the tools and ``model-index.yml`` in the installed package's ``.mim`` folder
+(``<site-packages>/fmkt_plugin/.mim``). The ``build_py`` command below puts them there: a copy
+in a regular build (wheel, sdist install), symbolic links into the repository in an editable
+one (so the links follow the working tree).
+"""
+import os
+import shutil
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = Path(__file__).resolve().parent
+PACKAGE = 'fmkt_plugin'
+#: what ``mim`` and mmengine read from ``<package>/.mim``: repository paths, copied as they are
+MIM_FILES = ('configs', 'tools', 'model-index.yml')
+_IGNORE = shutil.ignore_patterns('__pycache__', '*.pyc', '*.pyo')
 
 
 def read_requirements(name: str) -> list:
-    path = Path(__file__).parent / 'requirements' / name
+    path = HERE / 'requirements' / name
     lines = (line.split('#')[0].strip() for line in path.read_text().splitlines())
     return [line for line in lines if line]
 
 
 def read_version() -> str:
     # the package's own version file, read without importing the package (it needs torch)
-    text = (Path(__file__).parent / 'fmkt_plugin' / 'version.py').read_text()
+    text = (HERE / PACKAGE / 'version.py').read_text()
     return text.split("__version__ = '")[1].split("'")[0]
 
 
-setup(
-    name='fmkt_plugin',
-    version=read_version(),
-    description='Knowledge Transfer with Flow Matching (FM-KT) for OpenMMLab MMRazor',
-    long_description=Path(__file__).with_name('README.md').read_text(encoding='utf-8'),
-    long_description_content_type='text/markdown',
-    packages=find_packages(include=['fmkt_plugin', 'fmkt_plugin.*']),
-    python_requires='>=3.9',
-    # mmcv 2.1.0 has no wheel for torch 2.14 and is built from source by scripts/bootstrap.sh,
-    # so it is deliberately not resolved here.
-    install_requires=read_requirements('torch.txt') + read_requirements('runtime.txt'),
-    extras_require={'tests': read_requirements('tests.txt')},
-    license='Apache-2.0',
-    zip_safe=False,
-)
+def add_mim_extension(mim_dir: Path, mode: str) -> list:
+    """Put ``MIM_FILES`` into ``mim_dir``: ``mode='copy'`` copies them, ``'symlink'`` links to
+    the repository's (relative links, as ``../../configs``). Returns the paths written."""
+    if mode not in ('copy', 'symlink'):
+        raise ValueError(f'add_mim_extension: mode must be copy or symlink, got {mode!r}')
+    mim_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in MIM_FILES:
+        src, dst = HERE / name, mim_dir / name
+        if not src.exists():
+            raise FileNotFoundError(f'add_mim_extension: {src} is missing (needed in .mim)')
+        if dst.is_symlink() or dst.is_file():
+            dst.unlink()
+        elif dst.is_dir():
+            shutil.rmtree(dst)
+        if mode == 'symlink':
+            dst.symlink_to(os.path.relpath(src, mim_dir), target_is_directory=src.is_dir())
+        elif src.is_dir():
+            shutil.copytree(src, dst, ignore=_IGNORE)
+        else:
+            shutil.copyfile(src, dst)
+        written.append(str(dst))
+    return written
+
+
+class BuildPyWithMim(build_py):
+    """``build_py`` that also places the ``.mim`` folder: copied into the build (wheels), or
+    linked in the source package for an editable install."""
+
+    def run(self):
+        super().run()
+        if getattr(self, 'editable_mode', False):
+            add_mim_extension(HERE / PACKAGE / '.mim', 'symlink')
+        else:
+            add_mim_extension(Path(self.build_lib) / PACKAGE / '.mim', 'copy')
+
+
+if __name__ == '__main__':  # pip and setuptools run this file as __main__; tests import it
+    setup(
+        name=PACKAGE,
+        version=read_version(),
+        description='Knowledge Transfer with Flow Matching (FM-KT) for OpenMMLab MMRazor',
+        long_description=(HERE / 'README.md').read_text(encoding='utf-8'),
+        long_description_content_type='text/markdown',
+        packages=find_packages(include=[PACKAGE, f'{PACKAGE}.*']),
+        python_requires='>=3.9',
+        # mmcv 2.1.0 has no wheel for torch 2.14 and is built from source by scripts/bootstrap.sh,
+        # so it is deliberately not resolved here.
+        install_requires=read_requirements('torch.txt') + read_requirements('runtime.txt'),
+        extras_require={'tests': read_requirements('tests.txt')},
+        cmdclass={'build_py': BuildPyWithMim},
+        license='Apache-2.0',
+        zip_safe=False,
+    )
