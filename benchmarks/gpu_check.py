@@ -30,6 +30,7 @@ import json
 import os
 import os.path as osp
 import re
+import runpy
 import sys
 import time
 import traceback
@@ -67,7 +68,8 @@ def _amp_flag(size: dict) -> List[str]:
 
 
 def part_classification(work: str, size: dict) -> dict:
-    from fmkt_plugin.utils import write_imagenet_folder
+    write_imagenet_folder = runpy.run_path(  # by path: a site-packages `tests` shadows tests/
+        osp.join(REPO, 'tests/fixtures/toy_data.py'))['write_imagenet_folder']
     root, _ = write_imagenet_folder(osp.join(work, 'imagenet'), num_classes=4,
                                     per_class={'train': size['cls_images'], 'val': 2})
     opts = tiny_cls_options(root, size=size['cls_size'], batch_size=2)
@@ -114,7 +116,8 @@ def part_faster_rcnn(work: str, size: dict) -> dict:
     import math
 
     from fmkt_plugin.compat.mmcv_ops import mmcv_has_cuda_kernels
-    from fmkt_plugin.utils import write_coco_detection
+    write_coco_detection = runpy.run_path(  # by path: a site-packages `tests` shadows tests/
+        osp.join(REPO, 'tests/fixtures/toy_coco.py'))['write_coco_detection']
     coco = write_coco_detection(osp.join(work, 'coco'), num_images={'train': 4, 'val': 2})
     teacher = random_checkpoint(DET_TEACHERS['faster-rcnn'], osp.join(work, 'teacher.pth'))
     cfg = write_child_config(

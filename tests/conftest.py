@@ -14,7 +14,7 @@ def pytest_configure(config):
 @pytest.fixture(scope='session')
 def tiny_imagenet(tmp_path_factory):
     """An ImageNet-format folder with 4 classes: 2 train and 1 val image per class, 40 px."""
-    from fmkt_plugin.utils import write_imagenet_folder
+    from fixtures import write_imagenet_folder
     root, counts = write_imagenet_folder(str(tmp_path_factory.mktemp('imagenet')), num_classes=4)
     assert counts == {'train': 8, 'val': 4}
     return root
@@ -24,7 +24,7 @@ def tiny_imagenet(tmp_path_factory):
 def tiny_cifar(tmp_path_factory):
     """A CIFAR-100-format folder (``cifar-100-python`` pickles): 4 of the 100 classes, 2 train
     and 1 test image each."""
-    from fmkt_plugin.utils import write_cifar_folder
+    from fixtures import write_cifar_folder
     return write_cifar_folder(str(tmp_path_factory.mktemp('cifar')), num_classes=4,
                               train_per_class=2, test_per_class=1)
 

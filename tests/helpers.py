@@ -32,7 +32,7 @@ def config_path(rel: str) -> str:
 def register_toy_cifar100() -> str:
     """Register ``ToyCIFAR100``: mmpretrain's ``CIFAR100`` without the md5 check of the
     published archive, so that it reads the CIFAR-100-format folders the tests write
-    (:func:`fmkt_plugin.utils.write_cifar_folder`) exactly as it reads the real one."""
+    (:func:`fixtures.write_cifar_folder`) exactly as it reads the real one."""
     from mmpretrain.datasets import CIFAR100
     from mmpretrain.registry import DATASETS
     if 'ToyCIFAR100' not in DATASETS.module_dict:

@@ -502,7 +502,7 @@ DET_CONFIG = 'fmkt/fmkt_retinanet_x101_r50_fpn_2x_coco.py'
 @pytest.fixture()
 def coco_files(tmp_path):
     """A 2-image training and 1-image validation set in COCO's layout (80 categories)."""
-    from fmkt_plugin.utils import write_coco_detection
+    from fixtures import write_coco_detection
     return write_coco_detection(str(tmp_path / 'coco'), num_images={'train': 2, 'val': 1},
                                 image_size=(32, 32), max_objects=2)
 

@@ -220,7 +220,7 @@ def test_flow_ema_hook_needs_a_flow():
 # ------------------------------------------------------------------------------------------
 @pytest.fixture(scope='module')
 def tiny_coco(tmp_path_factory):
-    from fmkt_plugin.utils import write_coco_detection
+    from fixtures import write_coco_detection
     paths = write_coco_detection(str(tmp_path_factory.mktemp('coco')),
                                  num_images={'train': 4, 'val': 2}, image_size=IMAGE_SIZE)
     import json

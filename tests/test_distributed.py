@@ -8,9 +8,8 @@ import sys
 
 import pytest
 import torch
+from fixtures import write_imagenet_folder
 from helpers import REPO, config_path, tiny_cls_options, write_child_config
-
-from fmkt_plugin.utils import write_imagenet_folder
 
 TESTS = osp.dirname(osp.abspath(__file__))
 BATCH = 8  # total batch: 1 process x 8, or 2 processes x 4

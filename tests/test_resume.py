@@ -9,10 +9,9 @@ import time
 
 import pytest
 import torch
+from fixtures import write_imagenet_folder
 from helpers import REPO, config_path, tiny_cls_options, write_child_config
 from mmengine.config import Config
-
-from fmkt_plugin.utils import write_imagenet_folder
 
 TESTS = osp.dirname(osp.abspath(__file__))
 CONFIG = config_path('fmkt/resnet34_res18_in1k.py')
