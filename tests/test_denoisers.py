@@ -40,3 +40,29 @@ def test_linear_autoencoder():
     assert hidden.shape == (2, 4, 3, 3) and recon.shape == (2, 16, 3, 3)
     with pytest.raises(ValueError, match='latent_channels'):
         LinearAutoEncoder(16, 0)
+
+
+def test_autoencoder_latent_is_batch_normalised_and_decoder_is_linear():
+    torch.manual_seed(0)
+    ae = LinearAutoEncoder(6, 12)
+    x = torch.randn(5, 6, 3, 3) * 4 + 1
+    hidden, recon = ae(x)
+    # training mode: every latent channel has batch mean 0 and variance 1 (BN weight 1, bias 0)
+    assert torch.allclose(hidden.mean(dim=(0, 2, 3)), torch.zeros(12), atol=1e-5)
+    assert torch.allclose(hidden.var(dim=(0, 2, 3), unbiased=False), torch.ones(12), atol=1e-3)
+    want = torch.nn.functional.conv2d(hidden, ae.decoder.weight, ae.decoder.bias)
+    assert torch.allclose(recon, want, atol=1e-6)
+
+
+@pytest.mark.parametrize('build, match', [
+    (lambda: DiffKDDenoiser(True), 'DiffKDDenoiser: channels'),
+    (lambda: DiffKDDenoiser(8, kernel_size=2), 'DiffKDDenoiser: kernel_size'),
+    (lambda: DiffKDDenoiser(8, time_embed_dim=0), 'DiffKDDenoiser: time_embed_dim'),
+    (lambda: DiffKDDenoiser(2), 'ResidualBottleneck: reduction'),  # waist of 2 // 4 channels
+    (lambda: NoiseAdapter(0), 'NoiseAdapter: channels'),
+    (lambda: NoiseAdapter(8, kernel_size='3'), 'NoiseAdapter: kernel_size'),
+    (lambda: LinearAutoEncoder(8.0, 4), 'LinearAutoEncoder: channels'),
+])
+def test_bad_settings_are_refused(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()

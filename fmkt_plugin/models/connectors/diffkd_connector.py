@@ -1,5 +1,4 @@
 """DiffKD: denoise the student feature with a diffusion model trained on the teacher's."""
-from numbers import Real
 from typing import NamedTuple, Optional, Union
 
 import torch
@@ -8,12 +7,16 @@ from mmrazor.models.architectures.connectors.base_connector import BaseConnector
 from torch import Tensor, nn
 
 from ...registry import register_model
+from ...utils.validation import check_int, check_number
 from ..builder import build_component
 from ..denoisers import DiffKDDenoiser, LinearAutoEncoder, NoiseAdapter
+from ..denoisers.checks import check_kernel_size
 from ..schedules.ddim import DDIMSchedule
 from ..solvers.ddim import DDIMSolver
 
 __all__ = ['DiffKDConnector', 'DiffKDOutput']
+
+_OWNER = 'DiffKDConnector'
 
 
 class DiffKDOutput(NamedTuple):
@@ -34,12 +37,6 @@ class DiffKDOutput(NamedTuple):
     gamma: Tensor
 
 
-def _positive_int(value, field: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f'DiffKDConnector: {field} must be a positive int, got {value!r}')
-    return value
-
-
 @register_model()
 class DiffKDConnector(BaseConnector):
     """DiffKD (Huang et al., NeurIPS 2023) as schedule + solver + noise model + adapters.
@@ -50,14 +47,18 @@ class DiffKDConnector(BaseConnector):
     steps of the :class:`DiffKDDenoiser` run from timestep ``(num_steps - 1) * stride`` to the
     clean end, with ``stride = T // round(num_steps / denoise_span)`` (the default
     ``denoise_span = 0.5`` walks the less noisy half of a ``2 * num_steps``-step grid, as the
-    authors' code does); a 1x1 conv projects the result. Gradients flow through all steps into
-    the student and the denoiser.
+    authors' code does); a projection, 1x1 conv + BatchNorm as in the authors' current code
+    (``proj_norm=False``: the conv alone, as in their first release), maps the result to the
+    output. Gradients flow through all steps into the student and the denoiser.
 
     Teacher side (:meth:`forward_pair`): with ``ae_channels`` a :class:`LinearAutoEncoder`
-    compresses the teacher feature (its reconstruction MSE is ``ae_loss``) and its detached
-    latent is the target; without, the teacher feature is. The denoiser is trained on the
-    target with the usual noise-prediction loss at a uniform random timestep
-    (``diffusion_loss``).
+    (1x1 conv + BN encoder to a BN-normalised latent, 1x1 conv decoder) compresses the
+    teacher feature, its reconstruction MSE is ``ae_loss`` and its detached latent is the
+    target; without, the teacher feature is. The denoiser is trained on the target with the
+    usual noise-prediction loss at a uniform random timestep (``diffusion_loss``).
+
+    One instance serves one branch: the authors run one on the last feature map (kernel 3,
+    with the auto-encoder) and a second one on the logits (kernel 1, no auto-encoder).
 
     Used alone as an MMRazor connector on the student feature it returns the denoised feature;
     :class:`DiffKDLoss` calls :meth:`forward_pair` to get the auxiliary losses as well.
@@ -74,7 +75,12 @@ class DiffKDConnector(BaseConnector):
             ``kernel_size`` are filled in).
         use_noise_adapter: mix the student feature with noise at the adapted level (True) or
             start the denoising from the feature itself (False).
+        proj_norm: BatchNorm after the projection's 1x1 conv (state-dict keys ``proj.0.*``
+            and ``proj.1.*``; without it the conv alone, keys ``proj.*``).
         init_cfg: mmengine init config.
+
+    Raises:
+        ValueError: at build time, for invalid values, naming the field.
     """
 
     def __init__(self,
@@ -87,40 +93,40 @@ class DiffKDConnector(BaseConnector):
                  schedule: Union[dict, DDIMSchedule, None] = None,
                  denoiser: Optional[dict] = None,
                  use_noise_adapter: bool = True,
+                 proj_norm: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        student_channels = _positive_int(student_channels, 'student_channels')
-        teacher_channels = _positive_int(teacher_channels, 'teacher_channels')
-        self.num_steps = _positive_int(num_steps, 'num_steps')
-        if kernel_size not in (1, 3):
-            raise ValueError(f'DiffKDConnector: kernel_size must be 1 or 3, got {kernel_size!r}')
-        if not isinstance(denoise_span, Real) or not 0.0 < denoise_span <= 1.0:
-            raise ValueError(f'DiffKDConnector: denoise_span must be in (0, 1], got '
-                             f'{denoise_span!r}')
+        student_channels = check_int(student_channels, 'student_channels', owner=_OWNER)
+        teacher_channels = check_int(teacher_channels, 'teacher_channels', owner=_OWNER)
+        self.num_steps = check_int(num_steps, 'num_steps', owner=_OWNER)
+        kernel_size = check_kernel_size(kernel_size, _OWNER)
+        self.denoise_span = check_number(denoise_span, 'denoise_span', positive=True,
+                                         max_value=1.0, owner=_OWNER)
         self.schedule = build_component(schedule or dict(type=DDIMSchedule), 'schedule',
                                         base=DDIMSchedule)
         self.solver = DDIMSolver()
-        grid = max(self.num_steps, int(round(self.num_steps / float(denoise_span))))
+        grid = max(self.num_steps, int(round(self.num_steps / self.denoise_span)))
         self.stride = self.schedule.num_train_timesteps // grid
         if self.stride < 1:
-            raise ValueError(f'DiffKDConnector: num_steps={num_steps} exceeds the '
+            raise ValueError(f'{_OWNER}: num_steps={num_steps} exceeds the '
                              f'{self.schedule.num_train_timesteps} timesteps of the schedule')
-        self.denoise_span = float(denoise_span)
 
         self.ae = None
         latent = teacher_channels
         if ae_channels is not None:
-            self.ae = LinearAutoEncoder(teacher_channels, _positive_int(ae_channels,
-                                                                        'ae_channels'))
-            latent = ae_channels
+            latent = check_int(ae_channels, 'ae_channels', owner=_OWNER)
+            self.ae = LinearAutoEncoder(teacher_channels, latent)
         self.student_channels, self.teacher_channels = student_channels, teacher_channels
         self.latent_channels = latent
+        self.kernel_size = kernel_size
         self.trans = nn.Conv2d(student_channels, latent, 1)
         denoiser_cfg = dict(type=DiffKDDenoiser) if denoiser is None else dict(denoiser)
         self.denoiser = build_component(denoiser_cfg, 'denoiser', base=nn.Module,
                                         channels=latent, kernel_size=kernel_size)
         self.noise_adapter = NoiseAdapter(latent, kernel_size) if use_noise_adapter else None
-        self.proj = nn.Conv2d(latent, latent, 1)
+        self.proj_norm = bool(proj_norm)
+        conv = nn.Conv2d(latent, latent, 1)
+        self.proj = nn.Sequential(conv, nn.BatchNorm2d(latent)) if self.proj_norm else conv
         self.last_gamma: Optional[Tensor] = None
 
     def timesteps(self) -> Tensor:
@@ -132,8 +138,8 @@ class DiffKDConnector(BaseConnector):
         if x.dim() == 2:
             return x[:, :, None, None]
         if x.dim() != 4:
-            raise ValueError(f'DiffKDConnector: {field} must be (B, C) or (B, C, H, W), got '
-                             f'shape {tuple(x.shape)}')
+            raise ValueError(f'{_OWNER}: {field} must be (B, C) or (B, C, H, W), got shape '
+                             f'{tuple(x.shape)}')
         return x
 
     def denoise(self, student_feat: Tensor) -> Tensor:
@@ -160,6 +166,9 @@ class DiffKDConnector(BaseConnector):
     def forward_pair(self, student_feat: Tensor, teacher_feat: Tensor) -> DiffKDOutput:
         """Denoise the student feature and compute the auxiliary losses on the teacher's.
 
+        Random draws, in this order: the noise of the adapted start state, then the noise and
+        the timesteps of the diffusion loss.
+
         Args:
             student_feat: ``(B, C_s, H, W)`` (or ``(B, C_s)`` with ``kernel_size=1``).
             teacher_feat: ``(B, C_t, H, W)`` (or ``(B, C_t)``), same batch and size.
@@ -170,11 +179,11 @@ class DiffKDConnector(BaseConnector):
         """
         if student_feat.shape[0] != teacher_feat.shape[0] or \
                 student_feat.shape[2:] != teacher_feat.shape[2:]:
-            raise ValueError(f'DiffKDConnector: student feature {tuple(student_feat.shape)} and '
+            raise ValueError(f'{_OWNER}: student feature {tuple(student_feat.shape)} and '
                              f'teacher feature {tuple(teacher_feat.shape)} differ in batch or '
                              'spatial size')
         if teacher_feat.shape[1] != self.teacher_channels:
-            raise ValueError(f'DiffKDConnector: teacher feature has {teacher_feat.shape[1]} '
+            raise ValueError(f'{_OWNER}: teacher feature has {teacher_feat.shape[1]} '
                              f'channels, teacher_channels is {self.teacher_channels}')
         vector = teacher_feat.dim() == 2
         teacher_map = self._as_map(teacher_feat, 'teacher feature').detach()
@@ -194,7 +203,7 @@ class DiffKDConnector(BaseConnector):
     def forward_train(self, feature: Tensor) -> Tensor:
         """MMRazor connector call: the denoised student feature."""
         if feature.shape[1] != self.student_channels:
-            raise ValueError(f'DiffKDConnector: student feature has {feature.shape[1]} channels, '
+            raise ValueError(f'{_OWNER}: student feature has {feature.shape[1]} channels, '
                              f'student_channels is {self.student_channels}')
         return self.denoise(feature)
 

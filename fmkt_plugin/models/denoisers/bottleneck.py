@@ -1,6 +1,8 @@
 """Residual bottleneck block of the DiffKD denoiser and noise adapter."""
 from torch import Tensor, nn
 
+from ...utils.validation import check_int
+
 __all__ = ['ResidualBottleneck']
 
 
@@ -15,9 +17,9 @@ class ResidualBottleneck(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 4) -> None:
         super().__init__()
-        if channels < 1 or reduction < 1 or channels // reduction < 1:
-            raise ValueError(f'ResidualBottleneck: channels ({channels}) // reduction '
-                             f'({reduction}) must be >= 1')
+        channels = check_int(channels, 'channels', owner='ResidualBottleneck')
+        reduction = check_int(reduction, 'reduction', max_value=channels,
+                              owner='ResidualBottleneck')
         mid = channels // reduction
         self.block = nn.Sequential(
             nn.Conv2d(channels, mid, 1), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),

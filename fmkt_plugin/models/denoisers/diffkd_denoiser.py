@@ -5,8 +5,10 @@ import torch
 from torch import Tensor, nn
 
 from ...registry import register_model
+from ...utils.validation import check_int
 from ..meta_encoders.time_embedding import SinusoidalTimeEmbedding
 from .bottleneck import ResidualBottleneck
+from .checks import check_kernel_size
 
 __all__ = ['DiffKDDenoiser']
 
@@ -40,11 +42,9 @@ class DiffKDDenoiser(nn.Module):
 
     def __init__(self, channels: int, kernel_size: int = 3, time_embed_dim: int = 128) -> None:
         super().__init__()
-        if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
-            raise ValueError(f'DiffKDDenoiser: channels must be a positive int, got '
-                             f'{channels!r}')
-        if kernel_size not in (1, 3):
-            raise ValueError(f'DiffKDDenoiser: kernel_size must be 1 or 3, got {kernel_size!r}')
+        channels = check_int(channels, 'channels', owner='DiffKDDenoiser')
+        kernel_size = check_kernel_size(kernel_size, 'DiffKDDenoiser')
+        time_embed_dim = check_int(time_embed_dim, 'time_embed_dim', owner='DiffKDDenoiser')
         self.channels = channels
         self.kernel_size = kernel_size
         # integer timesteps 0..T-1 go in unscaled: the frequency ladder suits integers

@@ -4,6 +4,7 @@ from typing import Tuple
 from torch import Tensor, nn
 
 from ...registry import register_model
+from ...utils.validation import check_int
 
 __all__ = ['LinearAutoEncoder']
 
@@ -22,10 +23,9 @@ class LinearAutoEncoder(nn.Module):
 
     def __init__(self, channels: int, latent_channels: int) -> None:
         super().__init__()
-        for name, value in (('channels', channels), ('latent_channels', latent_channels)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f'LinearAutoEncoder: {name} must be a positive int, got '
-                                 f'{value!r}')
+        channels = check_int(channels, 'channels', owner='LinearAutoEncoder')
+        latent_channels = check_int(latent_channels, 'latent_channels',
+                                    owner='LinearAutoEncoder')
         self.encoder = nn.Sequential(nn.Conv2d(channels, latent_channels, 1),
                                      nn.BatchNorm2d(latent_channels))
         self.decoder = nn.Conv2d(latent_channels, channels, 1)

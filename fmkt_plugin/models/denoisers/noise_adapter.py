@@ -2,7 +2,9 @@
 from torch import Tensor, nn
 
 from ...registry import register_model
+from ...utils.validation import check_int
 from .bottleneck import ResidualBottleneck
+from .checks import check_kernel_size
 
 __all__ = ['NoiseAdapter']
 
@@ -25,18 +27,15 @@ class NoiseAdapter(nn.Module):
 
     def __init__(self, channels: int, kernel_size: int = 3) -> None:
         super().__init__()
-        if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
-            raise ValueError(f'NoiseAdapter: channels must be a positive int, got {channels!r}')
-        if kernel_size == 3:
+        channels = check_int(channels, 'channels', owner='NoiseAdapter')
+        if check_kernel_size(kernel_size, 'NoiseAdapter') == 3:
             self.body = nn.Sequential(ResidualBottleneck(channels, reduction=min(8, channels)),
                                       nn.AdaptiveAvgPool2d(1))
-        elif kernel_size == 1:
+        else:
             self.body = nn.Sequential(
                 nn.Conv2d(channels, 2 * channels, 1), nn.BatchNorm2d(2 * channels),
                 nn.ReLU(inplace=True), nn.Conv2d(2 * channels, channels, 1),
                 nn.BatchNorm2d(channels), nn.AdaptiveAvgPool2d(1))
-        else:
-            raise ValueError(f'NoiseAdapter: kernel_size must be 1 or 3, got {kernel_size!r}')
         self.pred = nn.Linear(channels, 2)
 
     def forward(self, x: Tensor) -> Tensor:

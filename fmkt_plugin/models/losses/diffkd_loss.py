@@ -1,21 +1,15 @@
 """Distillation loss of DiffKD: denoised student vs teacher, plus the auxiliary losses."""
-from numbers import Real
 from typing import Dict, Optional, Union
 
 from torch import Tensor, nn
 
 from ...registry import register_model
+from ...utils.validation import check_loss_settings, check_number
 from ..builder import build_component
 from ..connectors.diffkd_connector import DiffKDConnector
 from .fmkt_loss import MSEMetric
 
 __all__ = ['DiffKDLoss']
-
-
-def _weight(value, field: str) -> float:
-    if not isinstance(value, Real) or isinstance(value, bool) or value < 0:
-        raise ValueError(f'DiffKDLoss: {field} must be a non-negative number, got {value!r}')
-    return float(value)
 
 
 @register_model()
@@ -25,7 +19,11 @@ class DiffKDLoss(nn.Module):
     Holds a :class:`DiffKDConnector`, so that the MMRazor ``ConfigurableDistiller`` only has to
     pass the raw student and teacher features (``preds_S``, ``preds_T``): the connector needs
     both (the student's to denoise, the teacher's to train the denoiser and auto-encoder).
-    The three parts of the last call are kept, detached, in :attr:`last_parts` for logging.
+    The parts of the last call are kept, detached, in :attr:`last_parts` for logging.
+
+    The authors run two of these: one on the last feature map (``metric='mse'``, kernel 3,
+    auto-encoder) and one on the logits (``metric=dict(type='KLDivergence', tau=1)``,
+    kernel 1, no auto-encoder), every weight 1.
 
     Args:
         connector: :class:`DiffKDConnector` config.
@@ -35,6 +33,10 @@ class DiffKDLoss(nn.Module):
         loss_weight: weight of the metric term.
         diffusion_weight: weight of the noise-prediction loss.
         ae_weight: weight of the auto-encoder's reconstruction loss.
+
+    Raises:
+        ValueError: at build time, for an unknown metric or a negative or non-finite weight
+            (the metric's own weights and temperature included).
     """
 
     def __init__(self,
@@ -50,9 +52,11 @@ class DiffKDLoss(nn.Module):
         self.connector = build_component(connector, 'connector', base=DiffKDConnector)
         self.metric = build_component(metric, 'metric', aliases={'mse': MSEMetric},
                                       base=nn.Module)
-        self.loss_weight = _weight(loss_weight, 'loss_weight')
-        self.diffusion_weight = _weight(diffusion_weight, 'diffusion_weight')
-        self.ae_weight = _weight(ae_weight, 'ae_weight')
+        check_loss_settings(self.metric, 'metric', owner='DiffKDLoss')
+        self.loss_weight, self.diffusion_weight, self.ae_weight = (
+            check_number(value, name, nonnegative=True, owner='DiffKDLoss')
+            for name, value in (('loss_weight', loss_weight),
+                                ('diffusion_weight', diffusion_weight), ('ae_weight', ae_weight)))
         self.last_parts: Dict[str, Tensor] = {}
 
     def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
@@ -75,5 +79,3 @@ class DiffKDLoss(nn.Module):
         state = self.__dict__.copy()
         state['last_parts'] = {}
         return state
-
-

@@ -5,6 +5,7 @@ import torch
 from torch import Tensor
 
 from ...registry import register_model
+from ...utils.validation import check_int, check_number
 
 __all__ = ['DDIMSchedule', 'NoiseCoefficients']
 
@@ -49,21 +50,18 @@ class DDIMSchedule:
                  beta_start: float = 1e-4,
                  beta_end: float = 0.02,
                  final_alpha_bar: float = 1.0) -> None:
-        if (not isinstance(num_train_timesteps, int) or isinstance(num_train_timesteps, bool)
-                or num_train_timesteps < 2):
-            raise ValueError(f'DDIMSchedule: num_train_timesteps must be an int >= 2, got '
-                             f'{num_train_timesteps!r}')
-        if not 0.0 < beta_start <= beta_end < 1.0:
-            raise ValueError(f'DDIMSchedule: need 0 < beta_start <= beta_end < 1, got '
-                             f'beta_start={beta_start!r}, beta_end={beta_end!r}')
-        if not 0.0 < final_alpha_bar <= 1.0:
-            raise ValueError(f'DDIMSchedule: final_alpha_bar must be in (0, 1], got '
-                             f'{final_alpha_bar!r}')
-        self.num_train_timesteps = num_train_timesteps
-        self.beta_start = float(beta_start)
-        self.beta_end = float(beta_end)
-        self.final_alpha_bar = float(final_alpha_bar)
-        betas = torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float64)
+        owner = 'DDIMSchedule'
+        self.num_train_timesteps = check_int(num_train_timesteps, 'num_train_timesteps',
+                                             min_value=2, owner=owner)
+        self.beta_start = check_number(beta_start, 'beta_start', positive=True, owner=owner)
+        self.beta_end = check_number(beta_end, 'beta_end (not below beta_start)',
+                                     min_value=self.beta_start, owner=owner)
+        if not self.beta_end < 1.0:  # beta = 1 wipes the signal out in one step
+            raise ValueError(f'{owner}: beta_end must be < 1, got {beta_end!r}')
+        self.final_alpha_bar = check_number(final_alpha_bar, 'final_alpha_bar', positive=True,
+                                            max_value=1.0, owner=owner)
+        betas = torch.linspace(self.beta_start, self.beta_end, self.num_train_timesteps,
+                               dtype=torch.float64)
         # index 0 holds timestep -1 (the clean end), index t + 1 holds timestep t
         self._alpha_bar = torch.cat([torch.tensor([self.final_alpha_bar], dtype=torch.float64),
                                      torch.cumprod(1.0 - betas, dim=0)])
@@ -126,8 +124,7 @@ class DDIMSchedule:
             num_steps: number of DDIM steps (model evaluations).
             stride: gap between timesteps; default ``T // num_steps`` (the whole chain).
         """
-        if not isinstance(num_steps, int) or isinstance(num_steps, bool) or num_steps < 1:
-            raise ValueError(f'DDIMSchedule: num_steps must be an int >= 1, got {num_steps!r}')
+        num_steps = check_int(num_steps, 'num_steps', owner='DDIMSchedule')
         stride = self.num_train_timesteps // num_steps if stride is None else stride
         if not isinstance(stride, int) or stride < 1 or (num_steps - 1) * stride >= \
                 self.num_train_timesteps:
