@@ -1,11 +1,19 @@
-"""Folding RDR checkpoints: from the module and from a checkpoint's state dict."""
+"""Folding RDR checkpoints: from the module and from a checkpoint's state dict; the fold is
+model code, reached by the exporter through the API module."""
+import ast
+import os.path as osp
+import pathlib
+
 import pytest
 import torch
 from helpers import config_path
 
+from fmkt_plugin.apis import rdr_export
 from fmkt_plugin.apis.config import load_config
-from fmkt_plugin.apis.rdr_export import fold_rdr_state, rdr_plain_student_state
+from fmkt_plugin.models.reparam import fold_rdr_state, rdr_plain_student_state
 from fmkt_plugin.registry import MODELS
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def test_state_dict_fold_matches_module_fold():
@@ -36,3 +44,26 @@ def test_fold_is_a_no_op_for_other_configs_and_checks_its_input():
         fold_rdr_state(cfg, state)
     with pytest.raises(ValueError, match='not an RDR student'):
         rdr_plain_student_state(torch.nn.Conv2d(1, 1, 1))
+
+
+def test_models_never_import_apis():
+    """The layering: ``fmkt_plugin.models`` (RDR's fold included) imports nothing from
+    ``fmkt_plugin.apis``; the API module only re-exports the fold."""
+    models = pathlib.Path(REPO, 'fmkt_plugin', 'models')
+    offenders = []
+    for path in models.rglob('*.py'):
+        depth = len(path.relative_to(REPO).parts) - 1  # package depth of the module
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                name = node.module or ''
+                if node.level:  # resolve the relative import against the module's package
+                    package = path.relative_to(REPO).parts[:depth - node.level + 1]
+                    name = '.'.join(package + ((name, ) if name else ()))
+                if name == 'fmkt_plugin.apis' or name.startswith('fmkt_plugin.apis.'):
+                    offenders.append(f'{osp.relpath(path, REPO)}: from {name} import ...')
+            elif isinstance(node, ast.Import):
+                offenders += [f'{osp.relpath(path, REPO)}: import {a.name}' for a in node.names
+                              if a.name.startswith('fmkt_plugin.apis')]
+    assert offenders == []
+    assert rdr_export.fold_rdr_state is fold_rdr_state
+    assert rdr_export.rdr_plain_student_state is rdr_plain_student_state

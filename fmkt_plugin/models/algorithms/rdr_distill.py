@@ -1,12 +1,13 @@
 """RDR (our reading) as an MMRazor algorithm: branches grafted onto a student conv."""
 import copy
-from typing import Dict, Union
+from typing import Dict, List, Optional, Union
 
 import torch
 from torch import nn
 
 from ...registry import MODELS, register_model
-from ..reparam import RepConvBranches
+from ..losses.rdr_loss import RDRLoss
+from ..reparam import RepConvBranches, rdr_plain_student_state
 from .fmkt_distill import FMKTDistill
 
 __all__ = ['RDRDistill']
@@ -35,14 +36,15 @@ class RDRDistill(FMKTDistill):
     linear conv + BN branches; the BN is replaced by an identity. The partial sums are the
     student features that :class:`RDRLoss` moves towards the teacher step by step (record
     ``'<rep.conv>.partials'``). After training the branches fold into one conv, so the
-    exported student is the plain student (``fmkt_plugin.apis.rdr_export``).
+    exported student is the plain student (:mod:`fmkt_plugin.models.reparam.rdr_fold`).
 
     If ``rep.residual`` names the residual block around the conv (e.g. a ResNet
     ``BasicBlock`` without downsample), its input is added to the partial sums, so they are
     the block's pre-activation outputs.
 
     Everything else is :class:`FMKTDistill` (strict teacher checkpoint, finite-loss guard),
-    without the flow requirement.
+    without the flow requirement. The parts of every :class:`RDRLoss` are logged as
+    ``distill.<name>_{path,guide}`` (log only).
 
     Args:
         architecture: the student config (or module).
@@ -106,8 +108,19 @@ class RDRDistill(FMKTDistill):
                 if isinstance(m, RepConvBranches)}
 
     def fold_student_state(self) -> Dict[str, torch.Tensor]:
-        """State dict of the plain student with the branches folded (see ``rdr_export``)."""
-        from ...apis.rdr_export import rdr_plain_student_state
+        """State dict of the plain student with the branches folded (see ``rdr_fold``)."""
         return rdr_plain_student_state(self.student)
 
+    def rdr_losses(self) -> Dict[str, RDRLoss]:
+        """The distiller's RDR losses, by name."""
+        return {name: m for name, m in self.distiller.distill_losses.items()
+                if isinstance(m, RDRLoss)}
 
+    def loss(self, batch_inputs: torch.Tensor,
+             data_samples: Optional[List] = None) -> Dict[str, torch.Tensor]:
+        losses = super().loss(batch_inputs, data_samples)
+        for name, module in self.rdr_losses().items():
+            stem = name[len('loss_'):] if name.startswith('loss_') else name
+            for part, value in module.parts().items():
+                losses[f'distill.{stem}_{part}'] = value  # no "loss" in the key: logged only
+        return losses

@@ -5,6 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from ...registry import register_model
+from ...utils.validation import check_int
 
 __all__ = ['RepConvBranches', 'fold_conv_bn_branches']
 
@@ -97,13 +98,17 @@ class RepConvBranches(nn.Module):
                  eps: float = 1e-5,
                  momentum: Optional[float] = 0.1) -> None:
         super().__init__()
-        kernel_sizes = tuple(kernel_sizes)
+        in_channels, out_channels, stride = (
+            check_int(value, name, owner='RepConvBranches')
+            for name, value in (('in_channels', in_channels), ('out_channels', out_channels),
+                                ('stride', stride)))
+        kernel_sizes = tuple(check_int(k, f'kernel_sizes[{i}]', owner='RepConvBranches')
+                             for i, k in enumerate(kernel_sizes))
         if len(kernel_sizes) < 2:
             raise ValueError(f'RepConvBranches: kernel_sizes needs >= 2 branches, got '
                              f'{kernel_sizes!r}')
-        if any(not isinstance(k, int) or k < 1 or k % 2 == 0 for k in kernel_sizes):
-            raise ValueError(f'RepConvBranches: kernel_sizes must be odd positive ints, got '
-                             f'{kernel_sizes!r}')
+        if any(k % 2 == 0 for k in kernel_sizes):
+            raise ValueError(f'RepConvBranches: kernel_sizes must be odd, got {kernel_sizes!r}')
         if max(kernel_sizes) != kernel_sizes[0]:
             raise ValueError(f'RepConvBranches: the first kernel must be the largest (the '
                              f'folded conv keeps it), got {kernel_sizes!r}')
