@@ -1,7 +1,8 @@
 """Shared helpers for the test-suite: small-run config overrides, tool loading, weight snapshots."""
-import importlib.util
+import importlib
 import math
 import os.path as osp
+from types import ModuleType
 from typing import Dict
 
 import torch
@@ -16,13 +17,18 @@ from benchmarks.smoke import (  # noqa: F401  (re-exported for the tests)
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def load_tool(name: str):
-    """Import ``tools/<name>.py`` as a module (the tools are scripts, not a package)."""
-    path = osp.join(REPO, 'tools', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'fmkt_tools_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+#: the module behind each script of ``tools/`` (the scripts only call its ``main``)
+TOOL_MODULES = {
+    'train': 'fmkt_plugin.apis.train',
+    'test': 'fmkt_plugin.apis.test',
+    'convert_fmkt_ckpt_to_student': 'fmkt_plugin.apis.convert',
+}
+
+
+def load_tool(name: str) -> ModuleType:
+    """The module that ``tools/<name>.py`` runs: ``parse_args``, ``main`` (and ``build_runner``
+    for ``train``), called with an argv list."""
+    return importlib.import_module(TOOL_MODULES[name])
 
 
 def config_path(rel: str) -> str:

@@ -345,14 +345,11 @@ def test_fmkt_fpn_distill_checks_student_and_teacher(tiny_coco, det_teacher_ckpt
 
 @pytest.mark.slow
 def test_det_overhead_benchmark_runs():
-    import importlib.util
     import math
-    path = osp.join(REPO, 'benchmarks', 'overhead_det.py')
-    spec = importlib.util.spec_from_file_location('fmkt_overhead_det', path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    result = bench.det_overhead_ratio('faster-rcnn', size=64, batch_size=1, repeats=1, warmup=0,
-                                      verbose=False)
+
+    from benchmarks.overhead_det import det_overhead_ratio
+    result = det_overhead_ratio('faster-rcnn', size=64, batch_size=1, repeats=1, warmup=0,
+                                verbose=False)
     assert all(math.isfinite(v) and v > 0 for v in result.values())
     assert result['ratio'] == result['fmkt_s'] / result['pkd_s']
 

@@ -81,6 +81,23 @@ def test_launcher_scripts_parse_and_check_args(script):
     assert out.returncode == 2 and 'usage:' in out.stderr
 
 
+@pytest.mark.slow  # a Python start-up per script
+@pytest.mark.parametrize('name', ['train', 'test', 'convert_fmkt_ckpt_to_student'])
+def test_tool_scripts_run_the_apis_command(name, capsys):
+    """``tools/<name>.py`` is a wrapper: the command line is the apis module's, as a script."""
+    import sys
+    module = load_tool(name)
+    with pytest.raises(SystemExit):
+        module.parse_args(['--help'])
+    # description and arguments, after the usage lines (wrapped by the program name's length)
+    expected = capsys.readouterr().out.split('\n\n', 1)[1]
+    script = osp.join(REPO, 'tools', f'{name}.py')
+    out = subprocess.run([sys.executable, script, '--help'], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith(f'usage: {name}.py ')
+    assert out.stdout.split('\n\n', 1)[1] == expected
+
+
 def test_dist_train_rejects_bad_gpu_count():
     out = subprocess.run(['bash', osp.join(REPO, 'tools', 'dist_train.sh'), 'cfg.py', 'two'],
                          capture_output=True, text=True)

@@ -5,44 +5,16 @@ Usage:
         [--cfg-options KEY=VALUE ...]
 
 Writes OUT_DIR/student_config.py and OUT_DIR/student.pth, which ``tools/test.py`` evaluates
-without the teacher. By default the student keeps its flow head (the implicit ensemble);
-``--theta`` exports the FM-KT^Theta student, an ordinary classifier with a linear head: the
-flow head folded into it when its meta-encoder is affine (``LinearMetaEncoder``, exact), else
-the trained ``theta_fc`` head (``model.architecture.head.theta=True``).
+without the teacher; ``--theta`` exports a plain linear-head student. The command is
+:func:`fmkt_plugin.apis.convert.main`.
 """
-import argparse
 import os.path as osp
 import sys
 
+# Make the repository importable when the plugin is not installed (e.g. a plain checkout).
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
-
-import fmkt_plugin  # noqa: E402,F401  (applies compat fixes before mmrazor is imported)
-from fmkt_plugin.apis import export_student  # noqa: E402
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Export the student of a distillation run')
-    parser.add_argument('config', help='the distillation config')
-    parser.add_argument('checkpoint', help='a checkpoint written by training that config')
-    parser.add_argument('out_dir', help='folder for student_config.py and student.pth')
-    parser.add_argument('--theta', action='store_true',
-                        help='export the FM-KT^Theta student (plain linear head: the folded '
-                        'flow of an affine meta-encoder, else the trained theta_fc)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings in the config')
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    result = export_student(args.config, args.checkpoint, args.out_dir, theta=args.theta,
-                            cfg_options=args.cfg_options)
-    print(f"exported {result['mode']} student ({result['num_params']:,} parameters):\n"
-          f"  config:     {result['config']}\n  checkpoint: {result['checkpoint']}")
-    return result
-
+from fmkt_plugin.apis.convert import main, parse_args  # noqa: E402,F401
 
 if __name__ == '__main__':
     main()
