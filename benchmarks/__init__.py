@@ -6,8 +6,10 @@ validation split) and ``python -m benchmarks.overhead``.
 
 Modules by role: :mod:`~benchmarks.methods` (one record per method), :mod:`~benchmarks.configs`
 (shared config pieces, hyperparameters, profiles), :mod:`~benchmarks.tuning` (grid and picks),
-:mod:`~benchmarks.planning`, :mod:`~benchmarks.executor`, :mod:`~benchmarks.eta`,
-:mod:`~benchmarks.jobs` (one teacher or run), :mod:`~benchmarks.engine` (training and
-evaluation), :mod:`~benchmarks.stats` (paired intervals), :mod:`~benchmarks.report`,
+:mod:`~benchmarks.planning`, :mod:`~benchmarks.executor`, :mod:`~benchmarks.jobs` (one teacher or
+run), :mod:`~benchmarks.engine` (training and evaluation), :mod:`~benchmarks.report`,
 :mod:`~benchmarks.plots`, :mod:`~benchmarks.assembly` and :mod:`~benchmarks.run` (command line).
+The detection benchmark is :mod:`benchmarks.detection`; both stand on :mod:`benchmarks.common`
+(files, cached records, statistics, device, provenance, progress and ETA, the job executor,
+timing, markdown and plots), which imports neither.
 """

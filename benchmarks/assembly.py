@@ -1,19 +1,13 @@
 """Assembly of a finished run: the records, the settings and provenance into ``results.json``,
 the report and the plots (benchmark), or the trials and the picks file (tune)."""
-import os
 import os.path as osp
-import platform
-import sys
-import time
 from typing import Dict, List, Optional
 
-import torch
-
 from . import configs
-from .data import IDX_BYTES, PACKAGE_DIR, sha256
-from .device import device_name
-from .eta import fmt_time
-from .files import write_json, write_text
+from .common.eta import fmt_time
+from .common.files import write_json, write_text
+from .common.fmnist import data_facts
+from .common.provenance import portable, run_facts
 from .methods import get
 from .report import (
     summarize,
@@ -24,19 +18,7 @@ from .report import (
 )
 from .tuning import TRIALS, write_picks
 
-__all__ = ['portable', 'split_records', 'base_meta', 'write_benchmark', 'write_tune']
-
-
-def portable(obj, cache_dir: str):
-    """``obj`` (nested dicts/lists) with every path inside the cache folder written as
-    ``cache/...``, so that a published results.json names no path of the machine that made it."""
-    if isinstance(obj, dict):
-        return {k: portable(v, cache_dir) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [portable(v, cache_dir) for v in obj]
-    if isinstance(obj, str) and osp.isabs(obj) and obj.startswith(osp.abspath(cache_dir) + os.sep):
-        return osp.join('cache', osp.relpath(obj, cache_dir))
-    return obj
+__all__ = ['split_records', 'base_meta', 'write_benchmark', 'write_tune']
 
 
 def split_records(results: Dict[str, dict], pairs: List[str]) -> tuple:
@@ -54,7 +36,8 @@ def split_records(results: Dict[str, dict], pairs: List[str]) -> tuple:
 
 def base_meta(args, prof: dict, setting: dict, runs: List[dict], data_root: str,
               started: float, argv: Optional[List[str]]) -> dict:
-    """Settings and provenance of a run (profile, budget, device, versions, data hashes)."""
+    """Settings and provenance of a run (profile, budget, device and machine, versions, data
+    hashes)."""
     first = runs[0] if runs else {}
     return dict(
         profile=args.profile, holdout=args.holdout,
@@ -64,22 +47,17 @@ def base_meta(args, prof: dict, setting: dict, runs: List[dict], data_root: str,
         student_epochs=prof['epochs'], theta_epochs=prof['theta_epochs'],
         teacher_epochs=prof['teacher_epochs'], train_images=first.get('train_images'),
         test_images=first.get('test_images'), jobs=setting['workers'],
-        threads=setting['threads'], device=device_name(setting['device']),
-        amp=setting['amp'], torch=torch.__version__, python=platform.python_version(),
-        hparams=configs.HPARAMS,
-        started=time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(started)),
-        wall_time_s=time.time() - started,
-        data=dict(package_dir=PACKAGE_DIR, sha256={
-            n: sha256(osp.join(data_root, n)) for n in IDX_BYTES}),
-        command=' '.join(['python -m benchmarks.run'] + (argv if argv is not None
-                                                          else sys.argv[1:])))
+        threads=setting['threads'], amp=setting['amp'], hparams=configs.HPARAMS,
+        data=data_facts(data_root),
+        **run_facts(setting['device'], started, 'benchmarks.run', argv))
 
 
 def write_benchmark(out_dir: str, cache_dir: str, meta: dict, runs: List[dict],
                     teachers: List[dict]) -> dict:
     """Write results.json, results.md and the plots; print the report; return the payload."""
     summary = summarize(runs, teachers, meta['pairs'], meta['methods'])
-    payload = portable(dict(meta=meta, teachers=teachers, runs=runs, summary=summary), cache_dir)
+    payload = portable(dict(meta=meta, teachers=teachers, runs=runs, summary=summary),
+                       {'cache': cache_dir})
     write_json(osp.join(out_dir, 'results.json'), payload)
     text = write_markdown(osp.join(out_dir, 'results.md'), summary, meta)
     plots = write_plots(out_dir, summary, runs)
@@ -98,12 +76,12 @@ def write_tune(out_dir: str, cache_dir: str, meta: dict, runs: List[dict],
     picks = {m: next(t['setting'] for t in items if t['picked']) for m, items in trials.items()}
     meta = dict(meta, trials=TRIALS)
     payload = portable(dict(meta=meta, teachers=teachers, runs=runs, trials=trials,
-                            picks=picks), cache_dir)
+                            picks=picks), {'cache': cache_dir})
     write_json(osp.join(out_dir, 'results.json'), payload)
     text = tune_markdown(trials, meta)
     write_text(osp.join(out_dir, 'results.md'), text)
     keep = ('profile', 'holdout', 'seeds', 'pairs', 'student_epochs', 'teacher_epochs',
-            'trials', 'device', 'command')
+            'trials', 'device', 'machine', 'command')
     write_picks(picks_path, picks, {m: [dict(setting=t['setting'], mean=t['mean'], std=t['std'],
                                              n=t['n']) for t in items]
                                     for m, items in trials.items()},

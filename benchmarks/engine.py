@@ -8,8 +8,6 @@ key of their config, budget, data and seed, so reruns skip them.
 """
 import contextlib
 import copy
-import hashlib
-import json
 import logging
 import time
 from typing import Callable, Dict, Optional, Sequence
@@ -19,10 +17,11 @@ from mmengine.config import Config
 from mmengine.optim import OneCycleLR, build_optim_wrapper
 from torch import nn
 
+from .common.device import optim_wrapper_cfg
+from .common.files import save_tensor
+from .common.store import config_key
 from .configs import HPARAMS
 from .data import Split, TensorLoader
-from .device import optim_wrapper_cfg
-from .files import save_tensor
 
 __all__ = [
     'config_key', 'build_model', 'train_model', 'evaluate', 'predict_logits', 'set_seed',
@@ -30,12 +29,6 @@ __all__ = [
 ]
 
 Progress = Optional[Callable[[str], None]]
-
-
-def config_key(*parts) -> str:
-    """A short stable hash of json-able parts (configs, budgets, seeds)."""
-    blob = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
 def set_seed(seed: int) -> None:

@@ -26,7 +26,6 @@ Usage::
 import argparse
 import contextlib
 import io
-import json
 import os
 import os.path as osp
 import re
@@ -36,7 +35,9 @@ import time
 import traceback
 from typing import Callable, Dict, List
 
-from .detection.jobs import REPO, load_tool
+from .common.files import REPO, load_tool, write_json, write_text
+from .common.provenance import machine, software
+from .common.rendering import table
 from .smoke import (
     DET_TEACHERS,
     random_checkpoint,
@@ -192,18 +193,6 @@ PARTS: Dict[str, Callable] = {
 }
 
 
-def _machine(device: str) -> dict:
-    import platform
-
-    import torch
-    info = dict(device=device, torch=torch.__version__, cuda=torch.version.cuda,
-                python=platform.python_version(), cpu_capability=torch.backends.cpu.
-                get_cpu_capability(), cpu=platform.processor() or platform.machine())
-    if device == 'cuda':
-        info['gpu'] = torch.cuda.get_device_name(0)
-    return info
-
-
 def run_check(out: str, tiny: bool = False, parts=None) -> dict:
     """Run the parts; write ``gpu_check.json`` and ``gpu_check.md`` to ``out``."""
     import torch
@@ -230,39 +219,35 @@ def run_check(out: str, tiny: bool = False, parts=None) -> dict:
         results[name] = record
         print(f'[gpu-check] {name}: {"passed" if record["ok"] else "FAILED"} in '
               f'{record["seconds"]:.0f} s', flush=True)
-    report = dict(machine=_machine(device), form='tiny' if size is SIZES['tiny'] else 'cuda',
+    report = dict(machine=dict(device=device, **machine(device), **software()),
+                  form='tiny' if size is SIZES['tiny'] else 'cuda',
                   wall_s=time.perf_counter() - started, ok=all(r['ok'] for r in results.values()),
                   parts=results)
-    with open(osp.join(out, 'gpu_check.json'), 'w') as f:
-        json.dump(report, f, indent=1, default=str)
-    with open(osp.join(out, 'gpu_check.md'), 'w') as f:
-        f.write(markdown(report))
+    write_json(osp.join(out, 'gpu_check.json'), report)
+    write_text(osp.join(out, 'gpu_check.md'), markdown(report))
     return report
 
 
 def markdown(report: dict) -> str:
     """The report as a markdown page."""
     m = report['machine']
-    where = m.get('gpu') or f'{m["cpu"]} CPU ({m["cpu_capability"]})'
+    where = m.get('gpu') or f'{m["cpu"]} CPU ({m["simd"]})'
     lines = [f'# GPU check ({report["form"]} form) on {where}', '',
              f'torch {m["torch"]} (CUDA {m["cuda"]}), wall time {report["wall_s"]:.0f} s, '
-             f'{"all parts passed" if report["ok"] else "SOME PARTS FAILED"}.', '',
-             '| part | result | seconds | details |', '|---|---|---|---|']
-    for name, r in report['parts'].items():
-        details = r.get('error') or r.get('note') or ', '.join(
-            f'{k} {v}' for k, v in r.items()
-            if k not in ('ok', 'seconds', 'note', 'tables', 'traceback', 'losses', 'first_eta'))
-        lines.append(f'| {name} | {"passed" if r["ok"] else "FAILED"} | {r["seconds"]:.0f} | '
-                     f'{details} |')
+             f'{"all parts passed" if report["ok"] else "SOME PARTS FAILED"}.', '']
+    skip = ('ok', 'seconds', 'note', 'tables', 'traceback', 'losses', 'first_eta')
+    lines += table(['part', 'result', 'seconds', 'details'], [
+        [name, 'passed' if r['ok'] else 'FAILED', f'{r["seconds"]:.0f}',
+         r.get('error') or r.get('note') or ', '.join(f'{k} {v}' for k, v in r.items()
+                                                      if k not in skip)]
+        for name, r in report['parts'].items()])
     tables = report['parts'].get('overhead', {}).get('tables', [])
     if tables:
         keys = list(tables[0]['ratios'])
-        lines += ['', '## Overhead ratios (time / KD, or / plain ResNet-18 for inference)', '',
-                  '| precision | flow compiled | ' + ' | '.join(keys) + ' |',
-                  '|---|---|' + '---|' * len(keys)]
-        for t in tables:
-            lines.append(f'| {t["precision"]} | {"yes" if t["compiled"] else "no"} | ' +
-                         ' | '.join(f'{t["ratios"][k]:.3f}' for k in keys) + ' |')
+        lines += ['', '## Overhead ratios (time / KD, or / plain ResNet-18 for inference)', '']
+        lines += table(['precision', 'flow compiled'] + keys, [
+            [t['precision'], 'yes' if t['compiled'] else 'no']
+            + [f'{t["ratios"][k]:.3f}' for k in keys] for t in tables])
     return '\n'.join(lines) + '\n'
 
 

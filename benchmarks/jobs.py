@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 from . import configs
+from .common.files import read_json, write_json
 from .data import Split, TensorLoader, load_fashion_mnist
 from .engine import (
     build_model,
@@ -31,7 +32,6 @@ from .engine import (
     set_seed,
     train_model,
 )
-from .files import read_json, write_json
 from .methods import get, method_cfg, method_hparams
 
 __all__ = ['run_job', 'train_indices', 'test_indices', 'teacher_key', 'run_key',

@@ -46,11 +46,9 @@ import contextlib
 import copy
 import json
 import os.path as osp
-import random
 import resource
 import statistics
-import time
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.utils._pytree as pytree
@@ -58,10 +56,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import fmkt_plugin  # noqa: F401  (before any mmrazor import)
 
-from .device import AMP_DTYPES, effective_amp, optim_wrapper_cfg
+from .common.device import AMP_DTYPES, effective_amp, optim_wrapper_cfg
+from .common.files import REPO
+from .common.timing import interleaved_times
 from .engine import eval_num_steps, quiet_logs
-
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 KD_CONFIG = osp.join(REPO, 'configs', 'baselines', 'kd_resnet34_resnet18_in1k.py')
 FMKT_CONFIG = osp.join(REPO, 'configs', 'fmkt', 'resnet34_res18_in1k.py')
@@ -186,41 +184,6 @@ def _folded_student(registry, arch: dict, head: dict) -> torch.nn.Module:
     folded.load_state_dict(
         plain_student_state(flow_student, *fold_flow_head(flow_student.head)), strict=True)
     return folded
-
-
-def _sync() -> None:
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.synchronize()
-
-
-def _time(fn: Callable[[], None]) -> float:
-    _sync()
-    start = time.perf_counter()
-    fn()
-    _sync()  # CUDA kernels run asynchronously: wait for them inside the timed span
-    return time.perf_counter() - start
-
-
-def interleaved_times(fns: Dict[str, Callable[[], None]], repeats: int, warmup: int,
-                      progress=None) -> Dict[str, List[float]]:
-    """Seconds of every call of each function: ``warmup`` untimed rounds, then ``repeats``
-    rounds that each call every function once, in a fresh seeded random order."""
-    names = list(fns)
-    for _ in range(warmup):
-        for name in names:
-            fns[name]()
-    times = {n: [] for n in names}
-    # a fresh random order per repeat (fixed seed): with a plain rotation every variant always
-    # followed the same one, and what a step leaves behind (caches, allocator state) then
-    # biased its neighbour's time the same way in every repeat
-    gen = random.Random(0)
-    for r in range(repeats):
-        order = gen.sample(names, len(names))
-        for name in order:
-            times[name].append(_time(fns[name]))
-        if progress:
-            progress(f'overhead: repeat {r + 1}/{repeats}')
-    return times
 
 
 def _paired_ratio(times: Dict[str, List[float]], num: str, den: str) -> float:

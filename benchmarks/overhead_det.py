@@ -3,8 +3,8 @@
 Both models come from the shipped COCO configs (same student, teacher, data preprocessor and
 optimizer settings); the only difference is FM-KT's ``FlowFPN`` neck and its per-step losses.
 One ``train_step`` (teacher backbone + FPN, student forward + backward, optimizer step) is timed
-for each, alternating between the two so that load changes on a shared machine hit both alike;
-the ratio of the medians is reported.
+for each, in interleaved rounds (:func:`benchmarks.common.timing.interleaved_times`) so that load
+changes on a shared machine hit both alike; the median of the per-round ratios is reported.
 
 Usage::
 
@@ -14,14 +14,13 @@ Usage::
 import argparse
 import os.path as osp
 import statistics
-import time
 from typing import Dict, Optional
 
 import torch
 
 import fmkt_plugin  # noqa: F401  (compat fixes before mmrazor is imported)
-
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from benchmarks.common.files import REPO
+from benchmarks.common.timing import interleaved_times, paired_ratio, timing_config
 
 __all__ = ['CONFIGS', 'build_train_model', 'det_overhead_ratio']
 
@@ -45,28 +44,15 @@ def build_train_model(config: str):
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
 
-    from fmkt_plugin.apis import load_config
     from fmkt_plugin.registry import MODELS
 
-    options = {
-        'model.teacher_ckpt': None,
-        'model.architecture.backbone.init_cfg': None,
-        'optim_wrapper.optimizer.lr': 1e-6,
-    }
-    if 'fmkt' in osp.basename(config):  # FMKTFpnDistill: a random teacher is meant (timing)
-        options['model.allow_random_teacher'] = True
-    cfg = load_config(osp.join(REPO, config), options)
+    cfg = timing_config(osp.join(REPO, config), {'model.architecture.backbone.init_cfg': None,
+                                                 'optim_wrapper.optimizer.lr': 1e-6})
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model = MODELS.build(cfg.model)
     model.architecture.init_weights()
     model.train()
     return model, build_optim_wrapper(model, cfg.optim_wrapper)
-
-
-def _time_step(model, optim_wrapper, data) -> float:
-    start = time.perf_counter()
-    model.train_step(data, optim_wrapper)
-    return time.perf_counter() - start
 
 
 def det_overhead_ratio(family: str = 'retinanet',
@@ -86,7 +72,8 @@ def det_overhead_ratio(family: str = 'retinanet',
         verbose: print the figures.
 
     Returns:
-        ``{'fmkt_s', 'pkd_s', 'ratio'}``: median seconds per step and their ratio.
+        ``{'fmkt_s', 'pkd_s', 'ratio'}``: median seconds per step, and the median over the
+        rounds of FM-KT's step time over PKD's.
     """
     from mmdet.testing import demo_mm_inputs
 
@@ -96,14 +83,10 @@ def det_overhead_ratio(family: str = 'retinanet',
     data = demo_mm_inputs(batch_size=batch_size, image_shapes=(3, size, size), num_items=[3] *
                           batch_size, num_classes=80)
     models = {name: build_train_model(cfg) for name, cfg in zip(('fmkt', 'pkd'), CONFIGS[family])}
-    times = {name: [] for name in models}
-    for i in range(warmup + repeats):
-        for name, (model, optim_wrapper) in models.items():
-            seconds = _time_step(model, optim_wrapper, data)
-            if i >= warmup:
-                times[name].append(seconds)
+    times = interleaved_times({name: (lambda m=model, w=wrapper: m.train_step(data, w))
+                               for name, (model, wrapper) in models.items()}, repeats, warmup)
     result = {f'{name}_s': statistics.median(ts) for name, ts in times.items()}
-    result['ratio'] = result['fmkt_s'] / result['pkd_s']
+    result['ratio'] = paired_ratio(times, 'fmkt', 'pkd')
     if verbose:
         print(f'{family} R-50 student, {size}x{size}, batch {batch_size}, '
               f'{torch.get_num_threads()} threads, median of {repeats}: '

@@ -9,7 +9,7 @@ import os
 from typing import Dict, List, Optional
 
 from . import configs
-from .device import effective_amp, select_device
+from .common.device import effective_amp, select_device
 from .methods import get, names
 from .tuning import grid_points, tuned_methods
 

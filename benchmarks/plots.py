@@ -1,43 +1,28 @@
 """The benchmark's two figures (matplotlib, written as PNG)."""
+from .common.plots import HIGHLIGHT, MUTED, pyplot, seed_bars
 from .configs import PAIRS
 from .methods import get
 
 __all__ = ['accuracy_plot', 'steps_plot']
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def _accuracy_panel(ax, pair: str, block: dict) -> None:
     rows = block['rows']
     methods = list(rows)
-    xs = range(len(methods))
-    colors = ['#999999' if get(m).group in ('reference', 'baseline') else '#1f77b4'
-              for m in methods]
-    ax.bar(xs, [rows[m]['mean'] for m in methods], yerr=[rows[m]['std'] for m in methods],
-           color=colors, capsize=3, alpha=0.8)
-    for x, m in zip(xs, methods):
-        ax.scatter([x] * len(rows[m]['top1']), rows[m]['top1'], color='k', s=8, zorder=3)
-        ax.text(x, rows[m]['mean'] + rows[m]['std'] + 0.05, f'{rows[m]["mean"]:.2f}',
-                ha='center', va='bottom', fontsize=7)
+    seed_bars(ax, [get(m).short for m in methods], [rows[m]['top1'] for m in methods],
+              [MUTED if get(m).group in ('reference', 'baseline') else HIGHLIGHT
+               for m in methods])
     lo = min(min(rows[m]['top1']) for m in methods)
     hi = max(max(rows[m]['top1']) for m in methods)
     ax.set_ylim(lo - 1.0, hi + 0.6)
-    ax.set_xticks(list(xs))
-    ax.set_xticklabels([get(m).short for m in methods], fontsize=7)
     t = block['teacher']
     ax.set_title(f'{pair}: {PAIRS[pair]["label"]}' + (f' (teacher {t["top1"]:.2f})' if t else ''))
     ax.set_ylabel('top-1 (%)')
-    ax.grid(axis='y', alpha=0.3)
 
 
 def accuracy_plot(path: str, summary: dict) -> str:
     """Top-1 per method and pair (bars: mean +- std; dots: seeds); returns ``path``."""
-    plt = _pyplot()
+    plt = pyplot()
     pairs = list(summary['pairs'])
     fig, axes = plt.subplots(1, len(pairs), figsize=(6.5 * len(pairs), 4.2), squeeze=False)
     for ax, pair in zip(axes[0], pairs):
@@ -72,7 +57,7 @@ def _steps_panel(ax, pair: str, rows: dict) -> None:
 
 def steps_plot(path: str, summary: dict) -> str:
     """Flow-head accuracy against the inference steps N, per pair; returns ``path``."""
-    plt = _pyplot()
+    plt = pyplot()
     pairs = list(summary['pairs'])
     fig, axes = plt.subplots(1, len(pairs), figsize=(5.0 * len(pairs), 4.4), squeeze=False)
     for ax, pair in zip(axes[0], pairs):

@@ -10,10 +10,10 @@ import os.path as osp
 import statistics
 from typing import Dict, List, Optional, Tuple
 
+from .common.files import write_json, write_text
+from .common.stats import paired_stats, per_seed_mean, pooled_stats, ratio_interval
 from .configs import PAIRS
-from .files import write_json, write_text
 from .methods import METHODS, get
-from .stats import paired_stats, per_seed_mean, pooled_stats, ratio_interval
 from .tuning import setting_label
 
 __all__ = ['summarize', 'comparisons', 'write_markdown', 'write_json', 'write_plots',

@@ -34,9 +34,8 @@ from typing import Dict, Optional
 import torch
 from mmengine.config import Config
 
+from .common.files import REPO
 from .configs import HPARAMS, NORM, PAIRS, classifier_cfg
-
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 __all__ = [
     'RIVAL_METHODS', 'RIVAL_LABELS', 'RIVAL_HPARAMS', 'rival_cfg', 'diffkd_cfg', 'rdr_cfg',
@@ -278,7 +277,7 @@ def run_rival_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup
     from mmengine.optim import build_optim_wrapper
     from mmpretrain.structures import DataSample
 
-    from .overhead import interleaved_times
+    from .common.timing import interleaved_times
 
     say = progress or (lambda msg: None)
     say('rival overhead: building ResNet-34 -> ResNet-18 models')

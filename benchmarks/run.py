@@ -31,9 +31,9 @@ from typing import List, Optional
 from fmkt_plugin.utils.validation import check_int
 
 from .assembly import base_meta, split_records, write_benchmark, write_tune
+from .common.device import AMP_DTYPES, device_name
+from .common.eta import Progress, SpeedBook
 from .data import NUM_TRAIN, prepare_fashion_mnist
-from .device import AMP_DTYPES, device_name
-from .eta import Progress, SpeedBook
 from .executor import execute
 from .jobs import train_indices
 from .methods import names

@@ -19,8 +19,8 @@ import json
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
+from .common.files import write_json
 from .configs import HPARAMS
-from .files import write_json
 
 __all__ = [
     'TRIALS', 'GRID', 'TUNED_FILE', 'flow_option_supported', 'grid_points', 'apply_settings',

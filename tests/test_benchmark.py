@@ -435,8 +435,8 @@ def test_detection_rows_of_the_overhead_table():
 
 def test_report_gives_retention_with_fieller_interval():
     """Each FM-KT^Theta row's retention comes with its interval over the paired seeds."""
+    from benchmarks.common.stats import ratio_interval
     from benchmarks.report import _pair_block, summarize
-    from benchmarks.stats import ratio_interval
     top1 = dict(kd=[87.0, 87.5, 86.8, 87.2, 87.1], fmkt_kd=[88.0, 88.4, 87.9, 88.1, 88.0],
                 fmkt_joint_bb=[87.9, 88.2, 87.6, 88.0, 88.1])
     runs = [dict(pair='wide', method=m, seed=s, top1=v, train_time_s=1.0, epochs=3)
@@ -456,8 +456,8 @@ def test_report_gives_retention_with_fieller_interval():
 def test_report_pools_retention_over_the_pairs():
     """Pooled retention: per seed, the pairs' mean (Theta - KD) over their mean (FM-KT - KD),
     with Fieller's interval over the seeds, printed under the pooled table."""
+    from benchmarks.common.stats import ratio_interval
     from benchmarks.report import markdown, summarize
-    from benchmarks.stats import ratio_interval
     top1 = {
         'wide': dict(kd=[87.0, 87.5, 86.8, 87.2], fmkt_kd=[88.0, 88.4, 87.9, 88.1],
                      fmkt_fold=[87.6, 87.9, 87.3, 87.8]),

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from benchmarks import configs
-from benchmarks.device import effective_amp, optim_wrapper_cfg, select_device
-from benchmarks.eta import Progress, SpeedBook
+from benchmarks.common.device import effective_amp, optim_wrapper_cfg, select_device
+from benchmarks.common.eta import Progress, SpeedBook
 from benchmarks.methods import REGISTRY, get, method_cfg
 from benchmarks.planning import plan_jobs, resolve_profile, resolve_setting
 
@@ -96,7 +96,7 @@ def test_eta_rescales_priors_by_measured_speed_per_method_and_device(tmp_path):
 def test_eta_grows_with_running_jobs_that_overrun_their_speed(tmp_path, monkeypatch):
     """0 of 3 done, 2 running for longer than the prior says: the ETA must not stand still at
     the prior's figure, nor promise the rest sooner than the running jobs have already taken."""
-    import benchmarks.eta as eta
+    import benchmarks.common.eta as eta
     clock = [1000.0]
     monkeypatch.setattr(eta.time, 'perf_counter', lambda: clock[0])
     jobs = [dict(id=f'kd-wide-s{s}', kind='run', method='kd', cost=10.0) for s in range(3)]

@@ -3,7 +3,8 @@ import math
 
 import pytest
 
-from benchmarks.stats import (
+from benchmarks.common.stats import (
+    mean_std,
     paired_stats,
     pooled_stats,
     ratio_interval,
@@ -50,13 +51,21 @@ def test_paired_interval_and_verdicts():
     half = 2.7764 * std / math.sqrt(5)
     assert s['mean'] == pytest.approx(mean) and s['std'] == pytest.approx(std)
     assert (s['low'], s['high']) == pytest.approx((mean - half, mean + half), abs=1e-4)
+    assert s['half_width'] == pytest.approx(half, abs=1e-4)
     assert s['verdict'] == 'better'
     assert paired_stats(b, a)['verdict'] == 'worse'
     noisy = paired_stats({0: 1.0, 1: 0.0, 2: 0.5}, {0: 0.0, 1: 1.0, 2: 0.4})
     assert noisy['verdict'] == 'not distinguishable' and noisy['low'] < 0 < noisy['high']
-    assert paired_stats({0: 1.0}, {0: 0.0})['verdict'] == 'n/a (one seed)'
+    one = paired_stats({0: 1.0}, {0: 0.0})
+    assert one['verdict'] == 'n/a (one seed)' and math.isinf(one['half_width'])
     assert paired_stats({0: 1.0}, {1: 0.0}) is None
     assert verdict(0.1, 0.3) == 'better' and verdict(-0.3, -0.1) == 'worse'
+
+
+def test_mean_std():
+    assert mean_std([1.0, 3.0]) == pytest.approx((2.0, math.sqrt(2.0)))
+    assert mean_std([4.0]) == (4.0, 0.0)
+    assert all(math.isnan(v) for v in mean_std([]))
 
 
 def test_pooled_over_pairs_averages_each_seed():

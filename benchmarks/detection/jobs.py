@@ -5,20 +5,18 @@ export the student (``tools/convert_fmkt_ckpt_to_student.py``) and score the exp
 as JSON next to their key, so an interrupted benchmark resumes where it stopped."""
 import contextlib
 import copy
-import hashlib
-import importlib.util
-import json
 import os
 import os.path as osp
 import shutil
 import sys
 import time
-from typing import Callable, Optional
+from typing import Callable
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from ..common.files import REPO, load_tool
+from ..common.store import config_key, entry_path, load_record, save_record
 
-__all__ = ['REPO', 'CONFIGS', 'METHODS', 'METHOD_LABELS', 'run_job', 'job_options',
-           'method_config', 'job_key', 'load_tool']
+__all__ = ['CONFIGS', 'METHODS', 'METHOD_LABELS', 'run_job', 'job_options', 'method_config',
+           'job_key']
 
 #: the pair config (teacher, student) and the distillation configs, relative to the repo root.
 PAIR_CONFIG = 'configs/_base_/pairs/retinanet_r34w_r18_fpn_fmnist-det.py'
@@ -38,15 +36,6 @@ METHOD_LABELS = {
     'fmkt_export': 'FM-KT (FPN), exported student via tools/test.py',
 }
 CACHE_VERSION = 1
-
-
-def load_tool(name: str):
-    """Import ``tools/<name>.py`` (a script, not a package) as a module."""
-    path = osp.join(REPO, 'tools', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'fmkt_det_tool_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def job_options(job: dict) -> dict:
@@ -76,7 +65,7 @@ def job_options(job: dict) -> dict:
     if job.get('lr') is not None:
         opts['optim_wrapper.optimizer.lr'] = float(job['lr'])
     if job.get('amp'):  # mixed precision on CUDA: the classification benchmark's wrapper
-        from ..device import optim_wrapper_cfg
+        from ..common.device import optim_wrapper_cfg
         wrapper = optim_wrapper_cfg({}, 'cuda', job['amp'])
         opts.update({f'optim_wrapper.{k}': v for k, v in wrapper.items() if k != 'optimizer'})
     for loader, data_split in (('train_dataloader', 'train'), ('val_dataloader', split),
@@ -132,11 +121,8 @@ def job_key(job: dict) -> str:
     """Cache key: the job's resolved config, the scene set and (for distillation) the
     teacher's key."""
     cfg = method_config(dict(job, scenes_root='<scenes>', teacher=dict(ckpt='<teacher>')))
-    text = json.dumps(dict(cfg=cfg.to_dict(), kind=job['kind'], method=job.get('method'),
-                           scenes=job['scenes_key'], eval_split=job['eval_split'],
-                           teacher=(job.get('teacher') or {}).get('key'),
-                           version=CACHE_VERSION), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return config_key(job['kind'], job.get('method'), cfg.to_dict(), job['scenes_key'],
+                      job['eval_split'], (job.get('teacher') or {}).get('key'), CACHE_VERSION)
 
 
 class _ProgressHook:
@@ -245,19 +231,6 @@ def compare_predictions(path_a: str, path_b: str) -> dict:
                 detections=count)
 
 
-def _read_json(path: str) -> Optional[dict]:
-    if osp.isfile(path):
-        with open(path) as f:
-            return json.load(f)
-    return None
-
-
-def _write_json(path: str, obj: dict) -> None:
-    with open(path + '.part', 'w') as f:
-        json.dump(obj, f, indent=1)
-    os.replace(path + '.part', path)
-
-
 def run_job(job: dict, messages=None) -> dict:
     """Run one job (or return its cached record).
 
@@ -281,11 +254,11 @@ def run_job(job: dict, messages=None) -> dict:
 
     torch.set_num_threads(int(job.get('threads', 1)))
     key = job_key(job)
-    folder = osp.join(job['cache_dir'], 'teachers' if job['kind'] == 'teacher' else 'runs',
-                      f'{job["id"]}-{key}')
-    cached = _read_json(osp.join(folder, 'record.json'))
-    if cached and osp.isfile(cached['ckpt']):
-        return dict(cached, cached=True)
+    folder = entry_path(job['cache_dir'], 'teachers' if job['kind'] == 'teacher' else 'runs',
+                        job['id'], key)
+    cached = load_record(osp.join(folder, 'record.json'), needs=('ckpt', ))
+    if cached:
+        return cached
     if osp.isdir(folder):  # an interrupted run: start over
         shutil.rmtree(folder)
     os.makedirs(folder)
@@ -297,5 +270,4 @@ def run_job(job: dict, messages=None) -> dict:
     record.update(kind=job['kind'], method=job.get('method', 'teacher'), seed=job['seed'],
                   key=key, id=job['id'], threads=int(job.get('threads', 1)),
                   pid=os.getpid(), python=sys.version.split()[0])
-    _write_json(osp.join(folder, 'record.json'), record)
-    return dict(record, cached=False)
+    return save_record(osp.join(folder, 'record.json'), record)

@@ -20,19 +20,20 @@ one GPU). ``--split val`` scores on the validation scenes (for choosing settings
 scenes are then not read.
 """
 import argparse
-import multiprocessing as mp
 import os
 import os.path as osp
-import platform
-import queue as queue_lib
-import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict
-from typing import Dict, List, Optional
+from typing import Dict, List
 
-from .jobs import METHOD_LABELS, METHODS, REPO, run_job
-from .report import summarize, verdict, write_json, write_markdown, write_plot
+from ..common.device import device_name, effective_amp, select_device
+from ..common.eta import Progress, SpeedBook, fmt_time
+from ..common.executor import execute
+from ..common.files import REPO, write_json
+from ..common.fmnist import data_facts, prepare_fashion_mnist, read_fashion_mnist
+from ..common.provenance import portable, run_facts
+from .jobs import METHOD_LABELS, METHODS, run_job
+from .report import summarize, verdict, write_markdown, write_plot
 from .scenes import SceneSpec, write_scene_set
 
 __all__ = ['PROFILES', 'plan_jobs', 'main']
@@ -56,11 +57,6 @@ COST = dict(teacher=2.5, student=1.0, pkd=1.6, fmkt=2.0)
 EVAL_COST = 0.15  # per evaluated image and scoring (one forward, NMS, pycocotools)
 
 
-def _fmt_time(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return f'{seconds // 60:d}m{seconds % 60:02d}s'
-
-
 def plan_jobs(prof: dict, base: dict) -> List[dict]:
     """The teacher job, then every method for every seed (``after``: dependencies)."""
     evals = base['eval_images']
@@ -80,133 +76,21 @@ def plan_jobs(prof: dict, base: dict) -> List[dict]:
     return jobs
 
 
-class Progress:
-    """Progress lines with the elapsed time and an ETA from the measured speed."""
-
-    def __init__(self, jobs: List[dict], workers: int, stream=None) -> None:
-        self.total = sum(j['cost'] for j in jobs)
-        self.done_cost = 0.0
-        self.measured_cost = 0.0
-        self.measured_time = 0.0
-        self.workers = workers
-        self.count = len(jobs)
-        self.done = 0
-        self.start = time.perf_counter()
-        self.stream = stream or sys.stdout
-
-    def finish(self, job: dict, record: dict) -> None:
-        self.done += 1
-        self.done_cost += job['cost']
-        if not record.get('cached'):
-            self.measured_cost += job['cost']
-            self.measured_time += record['train_time_s'] + record['eval_time_s'] + \
-                record.get('export', {}).get('eval_time_s', 0.0)
-
-    def eta(self) -> Optional[float]:
-        if self.measured_cost <= 0:
-            return None
-        remaining = self.total - self.done_cost
-        return remaining * self.measured_time / self.measured_cost / self.workers
-
-    def say(self, msg: str) -> None:
-        eta = self.eta()
-        head = (f'[{_fmt_time(time.perf_counter() - self.start)} | {self.done}/{self.count} '
-                f'done | ETA {_fmt_time(eta) if eta is not None else "?"}]')
-        print(f'{head} {msg}', file=self.stream, flush=True)
+def _attach(job: dict, results: Dict[str, dict]) -> dict:
+    """The job as it runs: a distillation run gets the teacher's record."""
+    job = {k: v for k, v in job.items() if k not in ('after', 'cost')}
+    if job['kind'] == 'run' and job['method'] != 'student':
+        job['teacher'] = results['teacher']
+    return job
 
 
-class _PrintQueue:
-    """Queue stand-in for in-process jobs: prints progress lines at once."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-
-    def put(self, item) -> None:
-        self.progress.say(item[1])
-
-
-def _drain(msgs, progress: Progress) -> None:
-    while True:
-        try:
-            _, msg = msgs.get_nowait()
-        except (queue_lib.Empty, EOFError, OSError):
-            return
-        progress.say(msg)
-
-
-def execute(jobs: List[dict], workers: int, progress: Progress) -> Dict[str, dict]:
-    """Run the jobs respecting ``after``: in this process for one worker, else in a pool of
-    spawned processes."""
-    results: Dict[str, dict] = {}
-    pending = list(jobs)
-
-    def ready(job):
-        return all(dep in results for dep in job['after'])
-
-    def attach(job):
-        job = {k: v for k, v in job.items() if k not in ('after', 'cost')}
-        if job['kind'] == 'run' and job['method'] != 'student':
-            job['teacher'] = results['teacher']
-        return job
-
-    def report(job, record):
-        results[job['id']] = record
-        progress.finish(job, record)
-        what = 'teacher' if job['kind'] == 'teacher' else METHOD_LABELS[job['method']]
-        extra = ''
-        if 'export' in record:
-            extra = f'; exported student mAP {record["export"]["mAP"]:.2f}'
-        progress.say(f'{job["id"]}: {what} mAP {record["mAP"]:.2f}, mAP50 '
-                     f'{record["mAP50"]:.2f}{extra}, train {record["train_time_s"]:.0f} s'
-                     + (' (cached)' if record.get('cached') else ''))
-
-    if workers <= 1:
-        while pending:
-            job = next(j for j in pending if ready(j))
-            pending.remove(job)
-            progress.say(f'start {job["id"]}')
-            report(job, run_job(attach(job), _PrintQueue(progress)))
-        return results
-
-    ctx = mp.get_context('spawn')
-    manager = ctx.Manager()
-    msgs = manager.Queue()
-    running = {}
-    try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            while pending or running:
-                for job in [j for j in pending if ready(j)]:
-                    if len(running) >= workers:
-                        break
-                    pending.remove(job)
-                    running[pool.submit(run_job, attach(job), msgs)] = job
-                    progress.say(f'start {job["id"]}')
-                if not running:
-                    raise RuntimeError(f'jobs with unmet dependencies: '
-                                       f'{[j["id"] for j in pending]}')
-                done, _ = wait(list(running), timeout=2.0, return_when=FIRST_COMPLETED)
-                _drain(msgs, progress)
-                for fut in done:
-                    job = running.pop(fut)
-                    report(job, fut.result())
-    finally:
-        manager.shutdown()
-    return results
-
-
-def portable(obj, roots: Dict[str, str]):
-    """``obj`` with every absolute path under one of ``roots`` (name -> folder) written as
-    ``<name>/...``, so the published results.json names no path of the machine."""
-    if isinstance(obj, dict):
-        return {k: portable(v, roots) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [portable(v, roots) for v in obj]
-    if isinstance(obj, str) and osp.isabs(obj):
-        for name, root in roots.items():
-            root = osp.abspath(root)
-            if obj == root or obj.startswith(root + os.sep):
-                return osp.join(name, osp.relpath(obj, root))
-    return obj
+def _describe(job: dict, record: dict) -> str:
+    what = 'teacher' if job['kind'] == 'teacher' else METHOD_LABELS[job['method']]
+    extra = ''
+    if 'export' in record:
+        extra = f'; exported student mAP {record["export"]["mAP"]:.2f}'
+    return (f'{job["id"]}: {what} mAP {record["mAP"]:.2f}, mAP50 {record["mAP50"]:.2f}{extra}, '
+            f'train {record["train_time_s"]:.0f} s')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -239,11 +123,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    import torch
-
-    from benchmarks.data import load_fashion_mnist, prepare_fashion_mnist
-    from benchmarks.device import effective_amp
-
     prof = dict(PROFILES[args.profile], methods=tuple(args.methods or METHODS))
     for key, value in (('seeds', args.seeds), ('iters', args.iters),
                        ('teacher_iters', args.teacher_iters)):
@@ -251,7 +130,7 @@ def main(argv=None) -> dict:
             prof[key] = tuple(value) if key == 'seeds' else value
     if args.train_scenes is not None:
         prof['scenes'] = dict(prof['scenes'], train=args.train_scenes)
-    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    device = select_device('auto')
     workers = args.jobs or (1 if device == 'cuda' else prof['jobs'])
     cores = os.cpu_count() or 1
     threads = args.threads or max(1, cores // workers)
@@ -260,7 +139,6 @@ def main(argv=None) -> dict:
     out_dir = osp.join(args.out, name)
     cache_dir = args.cache_dir or osp.join(args.out, 'cache', 'det')
     os.makedirs(out_dir, exist_ok=True)
-    progress_stream = sys.stdout
     print(f'FM-KT detection benchmark: profile {args.profile}, scored on the {args.split} '
           f'scenes, device {device}, {workers} parallel run(s) x {threads} thread(s), out '
           f'{out_dir}', flush=True)
@@ -269,7 +147,7 @@ def main(argv=None) -> dict:
     data_root = osp.join(args.out, 'cache', 'data', 'fashion_mnist')
     prepare_fashion_mnist(data_root)  # fails early, with the install command, if absent
     spec = SceneSpec()
-    scenes = write_scene_set(cache_dir, lambda: load_fashion_mnist(data_root),
+    scenes = write_scene_set(cache_dir, lambda: read_fashion_mnist(data_root),
                              num_images=prof['scenes'], spec=spec, seed=SCENE_SEED)
     print(f'scenes {scenes.key}: ' + ', '.join(
         f'{s} {prof["scenes"][s]} images / {scenes.num_objects[s]} garments'
@@ -282,8 +160,11 @@ def main(argv=None) -> dict:
                 ema_momentum=args.ema_momentum, score_thr=prof.get('score_thr'),
                 amp=effective_amp(None if args.amp == 'none' else args.amp, device))
     jobs = plan_jobs(prof, base)
-    progress = Progress(jobs, workers, progress_stream)
-    results = execute(jobs, workers, progress)
+    speeds = SpeedBook(osp.join(cache_dir, 'speeds.json'),
+                       f'{device_name(device)}, {workers} run(s) x {threads} thread(s)'
+                       + (f', {base["amp"]}' if base['amp'] else ''), device, defaults={})
+    results = execute(jobs, workers, Progress(jobs, workers, speeds), run_job, _attach,
+                      _describe)
 
     teacher = results.get('teacher', {})
     runs = []
@@ -304,26 +185,18 @@ def main(argv=None) -> dict:
         train_images=prof['scenes']['train'], eval_images=prof['scenes'][args.split],
         scenes=dict(key=scenes.key, num_images=prof['scenes'], num_objects=scenes.num_objects,
                     spec=asdict(spec), seed=SCENE_SEED), canvas=spec.canvas,
-        jobs=workers, threads=threads,
-        device=(torch.cuda.get_device_name(0) if device == 'cuda' else
-                f'{cores}-core CPU ({platform.processor() or platform.machine()})'),
-        torch=torch.__version__, python=platform.python_version(),
-        lr=args.lr, ema_momentum=args.ema_momentum, amp=base['amp'],
-        started=time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(started)),
-        wall_time_s=time.time() - started,
-        command=' '.join(['python -m benchmarks.detection.run'] +
-                         (list(argv) if argv is not None else sys.argv[1:])))
+        jobs=workers, threads=threads, lr=args.lr, ema_momentum=args.ema_momentum,
+        amp=base['amp'], data=data_facts(data_root),
+        **run_facts(device, started, 'benchmarks.detection.run', argv))
     payload = portable(dict(meta=meta, teacher=teacher, runs=runs, summary=summary),
                        {'cache': cache_dir, 'out': args.out, 'repo': REPO})
-    payload['meta']['command'] = ' '.join(
-        portable(meta['command'].split(' '), {'out': args.out, 'repo': REPO}))
     write_json(osp.join(out_dir, 'results.json'), payload)
     text = write_markdown(osp.join(out_dir, 'results.md'), summary, meta)
     write_plot(osp.join(out_dir, 'det_map.png'), summary)
     print('\n' + text, flush=True)
     print(verdict(summary))
     print(f'wrote {out_dir}/results.json, results.md, det_map.png in '
-          f'{_fmt_time(meta["wall_time_s"])}', flush=True)
+          f'{fmt_time(meta["wall_time_s"])}', flush=True)
     return payload
 
 

@@ -19,8 +19,6 @@ split, so no garment image is seen both in training and in evaluation. Everythin
 ``numpy.random.default_rng`` seeded with ``(seed, split)``: the same arguments give the same
 bytes (PNG is lossless).
 """
-import hashlib
-import json
 import os
 import os.path as osp
 import shutil
@@ -28,6 +26,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+from ..common.files import read_json, write_json
+from ..common.store import config_key
 
 __all__ = ['CLASSES', 'SceneSpec', 'compose_scene', 'write_scene_split', 'write_scene_set',
            'scene_set_key', 'GARMENT_RANGES']
@@ -208,17 +209,13 @@ def write_scene_split(root: str, split: str, num_images: int, garments: np.ndarr
         categories=[dict(id=i + 1, name=name, supercategory='garment')
                     for i, name in enumerate(CLASSES)])
     path = osp.join(root, 'annotations', f'instances_{split}.json')
-    with open(path + '.part', 'w') as f:
-        json.dump(coco, f)
-    os.replace(path + '.part', path)
+    write_json(path, coco, indent=None)
     return path
 
 
 def scene_set_key(num_images: Mapping[str, int], spec: SceneSpec, seed: int) -> str:
     """Short hash of everything that decides the scene set's content."""
-    text = json.dumps(dict(num_images=dict(sorted(num_images.items())), spec=asdict(spec),
-                           seed=seed, version=GENERATOR_VERSION), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return config_key(dict(num_images), asdict(spec), seed, GENERATOR_VERSION)
 
 
 @dataclass
@@ -238,9 +235,9 @@ def write_scene_set(cache_dir: str, fmnist: Union[Mapping[str, object], Callable
 
     Args:
         cache_dir: parent folder of the cached set.
-        fmnist: Fashion-MNIST splits as :func:`benchmarks.data.load_fashion_mnist` returns
-            them (``{'train': Split, 'test': Split}``, images ``(N, 1, 28, 28)`` uint8), or a
-            function returning them, called only when the set is not cached yet.
+        fmnist: Fashion-MNIST splits as :func:`benchmarks.common.fmnist.read_fashion_mnist`
+            returns them (``{'train': Arrays, 'test': Arrays}``, images ``(N, 28, 28)``
+            uint8), or a function returning them, called only when the set is not cached yet.
         num_images: scenes per split, default ``{'train': 2000, 'val': 300, 'test': 500}``.
         spec: the drawing settings.
         seed: seed of the drawing.
@@ -256,9 +253,8 @@ def write_scene_set(cache_dir: str, fmnist: Union[Mapping[str, object], Callable
     key = scene_set_key(num_images, spec, seed)
     root = osp.join(cache_dir, f'scenes-{key}')
     marker = osp.join(root, 'done.json')
-    if osp.isfile(marker):
-        with open(marker) as f:
-            done = json.load(f)
+    done = read_json(marker)
+    if done:
         return SceneSet(root=root, key=key, num_objects=done['num_objects'], ann_files={
             s: osp.join(root, 'annotations', f'instances_{s}.json') for s in num_images})
     if osp.isdir(root):  # an interrupted write: start over
@@ -272,14 +268,13 @@ def write_scene_set(cache_dir: str, fmnist: Union[Mapping[str, object], Callable
     for split, count in num_images.items():
         source, lo, hi = GARMENT_RANGES[split]
         data = fmnist[source]
-        images = np.asarray(data.images[lo:hi, 0], dtype=np.uint8)
+        images = np.asarray(data.images[lo:hi], dtype=np.uint8)
         labels = np.asarray(data.labels[lo:hi])
         path = write_scene_split(tmp, split, count, images, labels, spec, seed)
-        with open(path) as f:
-            counts[split] = len(json.load(f)['annotations'])
-    with open(osp.join(tmp, 'done.json'), 'w') as f:
-        json.dump(dict(key=key, num_images=num_images, spec=asdict(spec), seed=seed,
-                       num_objects=counts, version=GENERATOR_VERSION), f, indent=1)
+        counts[split] = len(read_json(path)['annotations'])
+    write_json(osp.join(tmp, 'done.json'), dict(key=key, num_images=num_images,
+                                                spec=asdict(spec), seed=seed,
+                                                num_objects=counts, version=GENERATOR_VERSION))
     os.replace(tmp, root)
     return SceneSet(root=root, key=key, num_objects=counts, ann_files={
         s: osp.join(root, 'annotations', f'instances_{s}.json') for s in num_images})

@@ -1,11 +1,11 @@
 """Progress lines and the ETA.
 
-A job's cost prior (epochs x its method's relative cost, see :mod:`benchmarks.methods`) is
-turned into seconds by a speed (seconds per cost unit) measured per method on this device: first
-from this run's finished jobs of the same method, then from the speeds stored by earlier runs on
-the same device (``<cache>/speeds.json``), then by the device's measured average over the
-other methods. A GPU and a CPU differ by orders of magnitude, and methods differ in how they
-profit from a GPU, so one CPU-derived scale cannot serve both.
+A job's cost prior (``job['cost']``: its budget times its method's relative cost) is turned
+into seconds by a speed (seconds per cost unit) measured per job kind (its method, or the
+teacher) on this device: first from this run's finished jobs of the same kind, then from the
+speeds stored by earlier runs on the same device (``<cache>/speeds.json``), then by the device's
+measured average over the other kinds. A GPU and a CPU differ by orders of magnitude, and
+methods differ in how they profit from a GPU, so one CPU-derived scale cannot serve both.
 """
 import statistics
 import time
@@ -15,8 +15,9 @@ from .files import read_json, write_json
 
 __all__ = ['SpeedBook', 'Progress', 'job_kind', 'measured_seconds', 'fmt_time']
 
-#: Seconds per cost unit before anything is measured, per device type (2-core CPU, 1 thread
-#: per run: the student alone trains one epoch of 60k images in about 5.5 s). None: unknown.
+#: Seconds per cost unit before anything is measured, per device type (the classification
+#: benchmark's unit: on a 2-core CPU, 1 thread per run, the student alone trains one epoch of
+#: 60k Fashion-MNIST images in about 5.5 s). None: unknown.
 DEFAULT_RATE = dict(cpu=5.5, cuda=None)
 
 
@@ -32,10 +33,12 @@ def job_kind(job: dict) -> str:
 
 
 def measured_seconds(record: dict) -> float:
-    """Seconds a finished job took (a later stage counts its own training only)."""
+    """Seconds a finished job took: training (a later stage counts its own only), evaluation,
+    caching, and an exported model's evaluation (``record['export']``)."""
     train = record.get('stage2_train_time_s', record.get('train_time_s', 0.0))
     return (train + record.get('eval_time_s', 0.0) + record.get('cache_time_s', 0.0)
-            + record.get('ensemble_cache_time_s', 0.0))
+            + record.get('ensemble_cache_time_s', 0.0)
+            + (record.get('export') or {}).get('eval_time_s', 0.0))
 
 
 class SpeedBook:
@@ -45,15 +48,18 @@ class SpeedBook:
         path: the JSON file (None: nothing is stored).
         device: a key naming the device and how it is shared (e.g. GPU name and parallel runs).
         device_type: ``'cpu'`` or ``'cuda'`` (for the default before any measurement).
+        defaults: seconds per cost unit before any measurement, per device type (None:
+            :data:`DEFAULT_RATE`; ``{}``: unknown, no ETA until a job finishes).
     """
 
-    def __init__(self, path: Optional[str], device: str, device_type: str = 'cpu') -> None:
+    def __init__(self, path: Optional[str], device: str, device_type: str = 'cpu',
+                 defaults: Optional[Dict[str, Optional[float]]] = None) -> None:
         self.path = path
         self.device = device
         stored = (read_json(path) or {}) if path else {}
         self.stored: Dict[str, float] = dict(stored.get(device, {}))
         self.now: Dict[str, List[float]] = {}
-        self.default = DEFAULT_RATE.get(device_type)
+        self.default = (DEFAULT_RATE if defaults is None else defaults).get(device_type)
 
     def add(self, kind: str, cost: float, seconds: float) -> None:
         """Record one finished, not cached, job."""

@@ -1,4 +1,4 @@
-"""Device selection and mixed precision of the benchmark's training.
+"""Device selection and mixed precision of the benchmarks' training.
 
 On CUDA, ``amp='fp16'`` / ``'bf16'`` trains through mmengine's ``AmpOptimWrapper`` (autocast in
 ``train_step``, dynamic loss scaling for fp16), as ``tools/train.py --amp`` does. On the CPU

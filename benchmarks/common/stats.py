@@ -8,10 +8,10 @@ for an integer number of degrees of freedom.
 """
 import math
 import statistics
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
-__all__ = ['t_two_sided_prob', 't_quantile', 'paired_stats', 'pooled_stats', 'per_seed_mean',
-           'verdict', 'ratio_interval']
+__all__ = ['t_two_sided_prob', 't_quantile', 'mean_std', 'paired_stats', 'pooled_stats',
+           'per_seed_mean', 'verdict', 'ratio_interval']
 
 
 def t_two_sided_prob(t: float, df: int) -> float:
@@ -21,7 +21,7 @@ def t_two_sided_prob(t: float, df: int) -> float:
     odd ``df``: ``(2/pi) (theta + sin cos (1 + 2/3 cos^2 + 2*4/(3*5) cos^4 + ...))``,
     even ``df``: ``sin (1 + 1/2 cos^2 + 1*3/(2*4) cos^4 + ...)``, ``df - 1`` terms in all.
     """
-    if not isinstance(df, int) or df < 1:
+    if not isinstance(df, int) or isinstance(df, bool) or df < 1:
         raise ValueError(f'df must be a positive int, got {df!r}')
     theta = math.atan(abs(t) / math.sqrt(df))
     sin, cos2 = math.sin(theta), math.cos(theta)**2
@@ -58,6 +58,13 @@ def t_quantile(confidence: float, df: int) -> float:
     return (lo + hi) / 2
 
 
+def mean_std(values: Sequence[float]) -> Tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value, NaN for none)."""
+    if not values:
+        return float('nan'), float('nan')
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
 def verdict(low: float, high: float) -> str:
     """``'better'`` when the interval lies above 0, ``'worse'`` below, else
     ``'not distinguishable'``."""
@@ -78,8 +85,9 @@ def paired_stats(a: Dict[int, float], b: Dict[int, float],
         confidence: of the interval.
 
     Returns:
-        ``dict(n, seeds, diffs, mean, std, low, high, verdict)``, or None without a common seed.
-        With one seed the interval is unbounded and the verdict ``'n/a (one seed)'``.
+        ``dict(n, seeds, diffs, mean, std, half_width, low, high, verdict)``, or None without a
+        common seed. With one seed the interval is unbounded and the verdict
+        ``'n/a (one seed)'``.
     """
     seeds = sorted(set(a) & set(b))
     if not seeds:
@@ -93,11 +101,12 @@ def _interval(diffs: List[float], seeds: Sequence, confidence: float) -> dict:
     mean = statistics.fmean(diffs)
     if n < 2:
         return dict(n=n, seeds=list(seeds), diffs=diffs, mean=mean, std=float('nan'),
-                    low=float('-inf'), high=float('inf'), verdict='n/a (one seed)')
+                    half_width=float('inf'), low=float('-inf'), high=float('inf'),
+                    verdict='n/a (one seed)')
     std = statistics.stdev(diffs)
     half = t_quantile(confidence, n - 1) * std / math.sqrt(n)
-    return dict(n=n, seeds=list(seeds), diffs=diffs, mean=mean, std=std, low=mean - half,
-                high=mean + half, verdict=verdict(mean - half, mean + half))
+    return dict(n=n, seeds=list(seeds), diffs=diffs, mean=mean, std=std, half_width=half,
+                low=mean - half, high=mean + half, verdict=verdict(mean - half, mean + half))
 
 
 def pooled_stats(per_pair: List[Dict[int, float]], confidence: float = 0.95) -> Optional[dict]:
@@ -115,7 +124,6 @@ def per_seed_mean(per_pair: List[Dict[int, float]]) -> Dict[int, float]:
     (sorted; empty without pairs or common seeds)."""
     seeds = sorted(set.intersection(*(set(d) for d in per_pair))) if per_pair else []
     return {s: statistics.fmean(d[s] for d in per_pair) for s in seeds}
-
 
 
 def ratio_interval(num: Dict[int, float], den: Dict[int, float],

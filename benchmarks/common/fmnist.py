@@ -1,0 +1,105 @@
+"""The Fashion-MNIST files both benchmarks draw on, from the Debian package
+``dataset-fashion-mnist``.
+
+The package installs the four original idx files, gzip-compressed, in
+``/usr/share/datasets/fashion-mnist`` (recompressed by Debian, so the archives' md5 sums differ
+from the ones mmpretrain lists; the decompressed sizes are checked instead). They are
+decompressed once into a data root, whose files' sha256 a results file records.
+"""
+import gzip
+import os
+import os.path as osp
+import shutil
+from typing import Dict, NamedTuple, Sequence
+
+import numpy as np
+
+from .provenance import file_sha256
+
+__all__ = ['PACKAGE_DIR', 'NUM_TRAIN', 'NUM_TEST', 'IDX_BYTES', 'DatasetMissingError',
+           'prepare_fashion_mnist', 'read_idx', 'Arrays', 'read_fashion_mnist', 'data_facts']
+
+PACKAGE_DIR = '/usr/share/datasets/fashion-mnist'
+NUM_TRAIN, NUM_TEST = 60000, 10000
+#: decompressed size of every idx file: 16/8-byte header + 28x28 pixels or one byte per label.
+IDX_BYTES = {
+    'train-images-idx3-ubyte': 16 + NUM_TRAIN * 784,
+    'train-labels-idx1-ubyte': 8 + NUM_TRAIN,
+    't10k-images-idx3-ubyte': 16 + NUM_TEST * 784,
+    't10k-labels-idx1-ubyte': 8 + NUM_TEST,
+}
+_FILES = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
+          'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')}
+
+
+class DatasetMissingError(RuntimeError):
+    """The Fashion-MNIST files are not installed."""
+
+
+def prepare_fashion_mnist(data_root: str, package_dir: str = PACKAGE_DIR) -> str:
+    """Check the packaged archives and decompress them into ``data_root`` (once).
+
+    Args:
+        data_root: folder for the decompressed idx files (created).
+        package_dir: where the Debian package put the ``*.gz`` files.
+
+    Returns:
+        ``data_root``.
+
+    Raises:
+        DatasetMissingError: a file is missing, with the command that installs it.
+        RuntimeError: a decompressed file does not have the size of the Fashion-MNIST file.
+    """
+    os.makedirs(data_root, exist_ok=True)
+    for name, size in IDX_BYTES.items():
+        src = osp.join(package_dir, name + '.gz')
+        dst = osp.join(data_root, name)
+        if osp.isfile(dst) and osp.getsize(dst) == size:
+            continue
+        if not osp.isfile(src):
+            raise DatasetMissingError(
+                f'Fashion-MNIST file {src} not found. Install the Debian package: '
+                '`apt-get install -y dataset-fashion-mnist` (scripts/bootstrap.sh does this).')
+        with gzip.open(src, 'rb') as fin, open(dst + '.part', 'wb') as fout:
+            shutil.copyfileobj(fin, fout)
+        if osp.getsize(dst + '.part') != size:
+            raise RuntimeError(f'{src}: decompresses to {osp.getsize(dst + ".part")} bytes, '
+                               f'expected {size} for Fashion-MNIST')
+        os.replace(dst + '.part', dst)
+    return data_root
+
+
+def read_idx(path: str) -> np.ndarray:
+    """The uint8 array of an idx file (big-endian dimension sizes after a 4-byte magic whose
+    last byte is the number of dimensions)."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    if data[:3] != b'\x00\x00\x08':
+        raise ValueError(f'{path}: not an idx file of unsigned bytes')
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], 'big') for i in range(ndim)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+class Arrays(NamedTuple):
+    """One split: ``images`` ``(N, 28, 28)`` uint8 and ``labels`` ``(N,)`` int64."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+
+def read_fashion_mnist(data_root: str, package_dir: str = PACKAGE_DIR,
+                       splits: Sequence[str] = ('train', 'test')) -> Dict[str, Arrays]:
+    """The splits as numpy arrays (decompressed into ``data_root`` first when needed)."""
+    prepare_fashion_mnist(data_root, package_dir)
+    out = {}
+    for split in splits:
+        images, labels = (read_idx(osp.join(data_root, n)) for n in _FILES[split])
+        out[split] = Arrays(images, labels.astype(np.int64))
+    return out
+
+
+def data_facts(data_root: str, package_dir: str = PACKAGE_DIR) -> dict:
+    """``dict(package_dir, sha256={file: hex})`` of the decompressed files."""
+    return dict(package_dir=package_dir,
+                sha256={n: file_sha256(osp.join(data_root, n)) for n in IDX_BYTES})
