@@ -6,14 +6,5 @@ _base_ = [
 
 model = dict(
     type='FMKTDistill',
-    architecture=dict(
-        head=dict(
-            _delete_=True,
-            type='FlowMatchingClsHead',
-            num_classes=1000,
-            in_channels=512,
-            flow={{_base_.flow}},
-            ce_weight=1.0,
-            loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-            topk=(1, 5))),
+    architecture=dict(head={{_base_.flow_cls_head}}),  # num_classes, in_channels: the student's
     distiller={{_base_.distiller}})

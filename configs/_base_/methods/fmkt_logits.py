@@ -1,8 +1,8 @@
 # Logit-level FM-KT: a flow head on the student's pooled feature (MLP meta-encoder, rectified
 # flow, N = 8 serial Euler steps in training and at test), every step's logits scored with DIST
 # against the teacher's logits; the student predicts with the mean of the 8 step logits.
-# The flow itself is in fmkt_logit_flow.py.
-_base_ = ['./fmkt_logit_flow.py']
+# The head is in ../heads/flow_cls_head.py (`flow_cls_head`), its flow in fmkt_logit_flow.py.
+_base_ = ['../heads/flow_cls_head.py']
 distiller = dict(
     type='ConfigurableDistiller',
     student_recorders=dict(steps=dict(type='ModuleOutputs', source='head.step_head')),
