@@ -79,6 +79,23 @@ HPARAMS = dict(
     # that plain head with the KD baseline's own loss (towards the teacher) instead, the flow
     # head acting as an auxiliary head on the shared backbone (settings: ``kd``).
     joint=dict(tau=4.0, kd_weight=0.9, ce_weight=0.1),
+    # DiffKD as its authors run it (docs/rivals.md): a feature branch on the last-stage maps
+    # (1x1 conv + BN auto-encoder of the teacher map to a BN-normalised latent, MSE
+    # reconstruction; the student map projected to the latent; 5 DDIM steps of the kernel-3
+    # denoiser; projection 1x1 conv + BN; MSE to the teacher's latent; the diffusion loss) and a
+    # second instance on the logits (kernel 1, no auto-encoder, KL at tau 1, weight 1, plus its
+    # diffusion loss) in place of KD; CE weight 1. The latent: for ResNet-34 -> ResNet-18 the
+    # authors' 1024 channels are twice the student's 512; here twice the student's 32 (the
+    # teacher-relative reading, 256 channels for the wide teacher, costs about 30x a KD step).
+    diffkd=dict(num_steps=5, kernel_size=3, ae_student_ratio=2, proj_norm=True,
+                loss_weight=1.0, diffusion_weight=1.0, ae_weight=1.0, logit_tau=1.0,
+                logit_weight=1.0, ce_weight=1.0),
+    # RDR, our reading (no public code; docs/rivals.md): 4 branches on the last conv, rectified
+    # path, MSE weight 1, shuffle sampling (each partial sum meets a random grid time), the
+    # target-guided term (each partial sum through the student's detached head, CE to the label)
+    # at weight 1; KD's logit loss (``kd``) next to it.
+    rdr=dict(kernel_sizes=(3, 1, 3, 1), schedule='rectified', loss_weight=1.0,
+             sampling='shuffle', guide_weight=1.0, guide_act='relu'),
 )
 
 #: Budgets per profile. ``train_size``/``test_size`` None = the full 60k/10k. ``eval_steps``:

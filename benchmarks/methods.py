@@ -27,7 +27,8 @@ from .configs import (
     teacher_ref,
 )
 
-__all__ = ['Method', 'REGISTRY', 'METHODS', 'get', 'method_cfg', 'method_hparams', 'names']
+__all__ = ['Method', 'REGISTRY', 'METHODS', 'get', 'method_cfg', 'method_hparams', 'method_picks',
+           'names']
 
 Builder = Callable[[str, dict, dict], dict]
 
@@ -62,7 +63,8 @@ class Method:
         fixed: settings ``((path, value), ...)`` of this method, applied to ``HPARAMS`` before
             the tuned ones (paths as in :mod:`benchmarks.tuning`, e.g. ``'theta.lr_scale'``);
             they enter only this method's hyperparameters (and cache key).
-        tuned_as: take the tuned settings of this method instead of its own.
+        tuned_as: take the tuned settings of this method first (its own, where it has a grid,
+            on top).
     """
 
     name: str
@@ -288,16 +290,19 @@ def _rival(method: str, pair: str, hp: dict, teacher: dict) -> dict:
     from .rivals import rival_cfg
     args = _map_teacher(pair, teacher)
     return rival_cfg(method, pair, teacher_model=args['teacher'],
-                     teacher_ckpt=args.get('teacher_ckpt'), kd=hp['kd']).model.to_dict()
+                     teacher_ckpt=args.get('teacher_ckpt'), hparams=hp[method],
+                     kd=hp['kd']).model.to_dict()
 
 
 def build_diffkd(pair: str, hp: dict, teacher: dict) -> dict:
-    """DiffKD on the last-stage maps + KD (KD's settings) on the logits."""
+    """DiffKD as its authors run it: a feature branch on the last-stage maps and a logit
+    branch (``HPARAMS['diffkd']``)."""
     return _rival('diffkd', pair, hp, teacher)
 
 
 def build_rdr(pair: str, hp: dict, teacher: dict) -> dict:
-    """RDR (our reading) on the last conv + KD (KD's settings) on the logits."""
+    """RDR (our reading) on the last conv (``HPARAMS['rdr']``) + KD (KD's tuned settings) on
+    the logits."""
     return _rival('rdr', pair, hp, teacher)
 
 
@@ -310,8 +315,8 @@ REGISTRY: Tuple[Method, ...] = (
     Method('dist', 'DIST', 'DIST', cost=1.1, teacher=True, group='baseline', build=build_dist),
     # the diffusion-family rivals: KD (KD's tuned settings) + their feature term, hyperparameters
     # of their papers (benchmarks/rivals.py), compared with KD to isolate that term
-    Method('diffkd', 'DiffKD', 'DiffKD', cost=2.2, teacher=True, group='baseline',
-           build=build_diffkd, versus=('kd', ), teacher_maps=True, tuned_as='kd'),
+    Method('diffkd', 'DiffKD', 'DiffKD', cost=7.0, teacher=True, group='baseline',
+           build=build_diffkd, versus=('kd', ), teacher_maps=True),
     Method('rdr', 'RDR (our reading)', 'RDR\n(ours)', cost=1.6, teacher=True, group='baseline',
            build=build_rdr, versus=('kd', ), teacher_maps=True, tuned_as='kd', deploy='rdr'),
     Method('fmkt_kd', 'FM-KT (KD metric)', 'FM-KT\n(KD)', cost=2.0, teacher=True,
@@ -375,6 +380,15 @@ def get(name: str) -> Method:
     return _BY_NAME[name]
 
 
+def method_picks(name: str, picks: Dict[str, dict]) -> dict:
+    """The tuned settings a method runs with: those of ``tuned_as`` (e.g. KD's logit loss),
+    then its own on top."""
+    method = get(name)
+    out = dict(picks.get(method.tuned_as, {})) if method.tuned_as else {}
+    out.update(picks.get(method.name, {}))
+    return out
+
+
 def method_hparams(name: str, picks: Optional[Dict[str, dict]] = None,
                    overrides: Optional[dict] = None) -> dict:
     """``HPARAMS`` with the method's own ``fixed`` settings, its tuned settings (``picks``,
@@ -385,7 +399,7 @@ def method_hparams(name: str, picks: Optional[Dict[str, dict]] = None,
     if method.fixed:
         hp = apply_settings(hp, dict(method.fixed))
     if picks:
-        hp = apply_settings(hp, picks.get(method.tuned_as or method.name, {}))
+        hp = apply_settings(hp, method_picks(name, picks))
     if overrides:
         hp = apply_settings(hp, overrides)
     return hp

@@ -10,7 +10,7 @@ from typing import Dict, List, Optional
 
 from . import configs
 from .common.device import effective_amp, select_device
-from .methods import get, names
+from .methods import get, method_picks, names
 from .tuning import grid_points, tuned_methods
 
 __all__ = ['TEACHER_COST', 'resolve_profile', 'resolve_setting', 'plan_jobs', 'plan_tune_jobs']
@@ -117,8 +117,7 @@ def plan_jobs(prof: dict, base: dict, picks: Optional[Dict[str, dict]] = None) -
     jobs = _teacher_jobs(prof, base, methods)
     for seed in prof['seeds']:
         for method in methods:
-            record = get(method)
-            settings = picks.get(record.tuned_as or method, {})
+            settings = method_picks(method, picks)
             for pair in _method_pairs(prof, method):
                 jobs.append(_run_job(prof, base, method, pair, seed, settings))
     # a first stage keeps its student's ensemble logits only when a later stage is planned

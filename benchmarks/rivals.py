@@ -35,6 +35,7 @@ import torch
 from mmengine.config import Config
 
 from .common.files import REPO
+from .common.timing import timing_config as _load
 from .configs import HPARAMS, NORM, PAIRS, classifier_cfg
 
 __all__ = [
@@ -45,17 +46,8 @@ __all__ = [
 RIVAL_METHODS = ['diffkd', 'rdr']
 RIVAL_LABELS = {'diffkd': 'DiffKD', 'rdr': 'RDR (our reading)'}
 
-#: Fixed before any run. Both keep the KD baseline's logit loss (``HPARAMS['kd']``).
-RIVAL_HPARAMS = dict(
-    # authors' code defaults: kernel 3 denoiser, 5 DDIM steps, 1000 timesteps, unit weights;
-    # the teacher map (64 or 128 channels) is compressed by DiffKD's linear auto-encoder to the
-    # student's 32 channels, as DiffKD does for wide teacher features to bound the denoiser's
-    # cost: on the 128-channel map itself a DiffKD step cost about 7x a KD step on 1 CPU thread.
-    diffkd=dict(num_steps=5, kernel_size=3, ae_channels=32, loss_weight=1.0,
-                diffusion_weight=1.0, ae_weight=1.0),
-    # our reading: 4 branches, rectified path, MSE weight 1
-    rdr=dict(kernel_sizes=(3, 1, 3, 1), schedule='rectified', loss_weight=1.0),
-)
+#: The rivals' settings before tuning: ``HPARAMS['diffkd']`` and ``HPARAMS['rdr']``.
+RIVAL_HPARAMS = {m: HPARAMS[m] for m in RIVAL_METHODS}
 
 #: Last-stage module names of ``FMNISTConvNet`` (``stages.3`` = conv, BN, ReLU [, ...]).
 _LAST_STAGE = 'backbone.stages.3'
@@ -106,37 +98,53 @@ def diffkd_cfg(pair: str,
                teacher_ckpt: Optional[str] = None,
                hparams: Optional[dict] = None,
                kd: Optional[dict] = None) -> Config:
-    """DiffKD on ``pair``: DiffKD on the last-stage maps + KD on the logits.
+    """DiffKD on ``pair`` as its authors run it: a DiffKD feature branch on the last-stage maps
+    and a DiffKD logit branch in place of KD (see ``HPARAMS['diffkd']``).
 
     Args:
         pair: a key of :data:`benchmarks.configs.PAIRS`.
-        teacher_model: teacher config (default: the pair's teacher classifier).
-        teacher_ckpt: the trained teacher's checkpoint (loaded strictly; None: random teacher,
-            e.g. for cache keys and timing).
-        hparams: overrides of ``RIVAL_HPARAMS['diffkd']``.
-        kd: the logit KD settings (``HPARAMS['kd']`` layout; default ``HPARAMS['kd']``): the
-            benchmark passes KD's tuned settings, so the rival differs from KD only by its
-            feature term.
+        teacher_model: teacher config (default: the pair's teacher classifier; the benchmark
+            passes the cached teacher serving logits and maps).
+        teacher_ckpt: the trained teacher's checkpoint (loaded strictly; None: a random or
+            cached teacher).
+        hparams: overrides of ``HPARAMS['diffkd']``.
+        kd: unused (DiffKD has no plain KD term); kept for :func:`rival_cfg`'s signature.
     """
+    del kd
     _check_pair(pair)
     hp = _hparams('diffkd', hparams)
-    kd = kd or HPARAMS['kd']
     teacher = _teacher(pair, teacher_model, teacher_ckpt)
     s_ch = PAIRS[pair]['student']['widths'][-1]
     t_ch = PAIRS[pair]['teacher']['widths'][-1]
-    distiller = _kd_parts(dict(feat=dict(type='ModuleOutputs', source=_LAST_STAGE)),
-                          dict(feat=dict(type='ModuleOutputs', source=_LAST_STAGE)), kd)
-    distiller['distill_losses']['loss_diffkd'] = dict(
-        type='DiffKDLoss',
-        connector=dict(type='DiffKDConnector', student_channels=s_ch, teacher_channels=t_ch,
-                       kernel_size=hp['kernel_size'], num_steps=hp['num_steps'],
-                       ae_channels=hp['ae_channels']),
-        metric='mse', loss_weight=hp['loss_weight'], diffusion_weight=hp['diffusion_weight'],
-        ae_weight=hp['ae_weight'])
-    distiller['loss_forward_mappings']['loss_diffkd'] = dict(
-        preds_S=dict(from_student=True, recorder='feat'),
-        preds_T=dict(from_student=False, recorder='feat'))
-    student = classifier_cfg(PAIRS[pair]['student'], ce_weight=kd['ce_weight'])
+    feat = dict(type='ModuleOutputs', source=_LAST_STAGE)
+    fc = dict(type='ModuleOutputs', source='head.fc')
+    losses = dict(
+        loss_diffkd=dict(
+            type='DiffKDLoss',
+            connector=dict(type='DiffKDConnector', student_channels=s_ch,
+                           teacher_channels=t_ch, kernel_size=hp['kernel_size'],
+                           num_steps=hp['num_steps'],
+                           ae_channels=int(round(hp['ae_student_ratio'] * s_ch)),
+                           proj_norm=hp['proj_norm']),
+            metric='mse', loss_weight=hp['loss_weight'],
+            diffusion_weight=hp['diffusion_weight'], ae_weight=hp['ae_weight']),
+        loss_diffkd_logits=dict(
+            type='DiffKDLoss',
+            connector=dict(type='DiffKDConnector', student_channels=10, teacher_channels=10,
+                           kernel_size=1, num_steps=hp['num_steps'], ae_channels=None,
+                           proj_norm=hp['proj_norm']),
+            metric=dict(type='KLDivergence', tau=hp['logit_tau'], loss_weight=1.0),
+            loss_weight=hp['logit_weight'], diffusion_weight=hp['diffusion_weight']))
+    distiller = dict(
+        type='ConfigurableDistiller',
+        student_recorders=dict(fc=fc, feat=feat), teacher_recorders=dict(fc=fc, feat=feat),
+        distill_losses=losses,
+        loss_forward_mappings=dict(
+            loss_diffkd=dict(preds_S=dict(from_student=True, recorder='feat'),
+                             preds_T=dict(from_student=False, recorder='feat')),
+            loss_diffkd_logits=dict(preds_S=dict(from_student=True, recorder='fc'),
+                                    preds_T=dict(from_student=False, recorder='fc'))))
+    student = classifier_cfg(PAIRS[pair]['student'], ce_weight=hp['ce_weight'])
     return Config(dict(model=dict(_scope_='mmrazor', type='DiffKDDistill',
                                   data_preprocessor=_preprocessor(), architecture=student,
                                   distiller=distiller, **teacher)))
@@ -147,9 +155,12 @@ def rdr_cfg(pair: str,
             teacher_ckpt: Optional[str] = None,
             hparams: Optional[dict] = None,
             kd: Optional[dict] = None) -> Config:
-    """RDR (our reading) on ``pair``: branches on the student's last conv + KD on the logits.
+    """RDR (our reading) on ``pair``: branches on the student's last conv scored along the path
+    to the projected teacher map (shuffle sampling, target-guided term) + KD on the logits.
 
-    Arguments as :func:`diffkd_cfg` (``hparams`` overrides ``RIVAL_HPARAMS['rdr']``).
+    Arguments as :func:`diffkd_cfg` (``hparams`` overrides ``HPARAMS['rdr']``; ``kd``: the
+    logit KD settings, ``HPARAMS['kd']`` layout, default ``HPARAMS['kd']``: the benchmark
+    passes KD's tuned settings).
     """
     _check_pair(pair)
     hp = _hparams('rdr', hparams)
@@ -162,15 +173,22 @@ def rdr_cfg(pair: str,
     t_ch = PAIRS[pair]['teacher']['widths'][-1]
     conv = f'{_LAST_STAGE}.0'
     distiller = _kd_parts(
-        dict(partials=dict(type='ModuleOutputs', source=f'{conv}.partials')),
+        dict(partials=dict(type='ModuleOutputs', source=f'{conv}.partials'),
+             gt_labels=dict(type='ModuleInputs', source='head.loss_module'),
+             fc_weight=dict(type='Parameter', source='head.fc.weight'),
+             fc_bias=dict(type='Parameter', source='head.fc.bias')),
         dict(feat=dict(type='ModuleOutputs', source=_LAST_STAGE)), kd)
     distiller['connectors'] = dict(proj=dict(type='TeacherProjector', in_channels=t_ch,
                                              out_channels=s_ch))
     distiller['distill_losses']['loss_rdr'] = dict(
-        type='RDRLoss', schedule=hp['schedule'], metric='mse', loss_weight=hp['loss_weight'])
+        type='RDRLoss', schedule=hp['schedule'], metric='mse', loss_weight=hp['loss_weight'],
+        sampling=hp['sampling'], guide_weight=hp['guide_weight'], guide_act=hp['guide_act'])
     distiller['loss_forward_mappings']['loss_rdr'] = dict(
         preds=dict(from_student=True, recorder='partials'),
-        target=dict(from_student=False, recorder='feat', connector='proj'))
+        target=dict(from_student=False, recorder='feat', connector='proj'),
+        gt_labels=dict(from_student=True, recorder='gt_labels', data_idx=1),
+        fc_weight=dict(from_student=True, recorder='fc_weight'),
+        fc_bias=dict(from_student=True, recorder='fc_bias'))
     student = classifier_cfg(arch, ce_weight=kd['ce_weight'])
     rep = dict(conv=conv, norm=f'{_LAST_STAGE}.1', kernel_sizes=tuple(hp['kernel_sizes']))
     return Config(dict(model=dict(_scope_='mmrazor', type='RDRDistill',
@@ -222,15 +240,6 @@ OVERHEAD_RATIOS = [
 ]
 TRAIN_KEYS = ('kd', 'diffkd', 'rdr')
 INFER_KEYS = ('plain', 'diffkd_student', 'rdr_unfolded', 'rdr_folded')
-
-
-def _load(path: str):
-    from fmkt_plugin.apis.config import load_config
-    cfg = load_config(path)
-    cfg.model.teacher_ckpt = None  # timing does not depend on the weights
-    if cfg.model.type != 'SingleTeacherDistill':  # the plugin's algorithms: say it is meant
-        cfg.model.allow_random_teacher = True
-    return cfg
 
 
 def build_overhead_models() -> Dict[str, torch.nn.Module]:

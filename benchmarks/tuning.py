@@ -48,6 +48,11 @@ GRID: Dict[str, Dict[str, tuple]] = {
     'fmkt_kd': dict(_FLOW_AXES, **{'flow_lr_mult.fmkt': (0.1, 1.0)}),
     'fmkt_dist': dict(_FLOW_AXES, **{'flow_lr_mult.fmkt': (0.1, 1.0)}),
     'ofmkt': dict(_FLOW_AXES, **{'flow_lr_mult.ofmkt': (1.0, 0.1)}),
+    # the authors' logit-branch tau and weights first, then KD-like alternatives
+    'diffkd': {'diffkd.logit_tau': (1.0, 4.0),
+               'diffkd.loss_weight+diffkd.logit_weight': (1.0, 0.5)},
+    # RDR: no paper settings; our reading's weights first (KD's logit loss takes KD's picks)
+    'rdr': {'rdr.guide_weight': (1.0, 0.0), 'rdr.loss_weight': (1.0, 0.3)},
 }
 
 #: The picks file the benchmark reads (committed; written by the tune mode).
@@ -185,6 +190,20 @@ def load_picks(path: Optional[str] = None) -> Dict[str, dict]:
 
 def write_picks(path: str, picks: Dict[str, dict], trials: Dict[str, List[dict]],
                 meta: dict) -> None:
-    """Write the picks with every trial's validation figures and the tuning setting."""
-    write_json(path, dict(picks=picks, trials=trials, meta=dict(
-        meta, written=datetime.datetime.now().strftime('%Y-%m-%d %H:%M'))))
+    """Write the picks with every trial's validation figures and the tuning setting.
+
+    The methods tuned now replace their entries; the other methods' picks and trials in an
+    existing file are kept (a tune run of some methods does not drop the others' picks), and
+    ``meta`` gets one entry per tune run under ``runs`` (``meta`` itself: the latest)."""
+    old = {}
+    if osp.isfile(path):
+        with open(path) as f:
+            old = json.load(f)
+    meta = dict(meta, methods=sorted(picks),
+                written=datetime.datetime.now().strftime('%Y-%m-%d %H:%M'))
+    earlier = old.get('meta', {}).get('runs') or ([old['meta']] if old.get('meta') else [])
+    kept = {m: s for m, s in old.get('picks', {}).items() if m not in picks}
+    kept_trials = {m: t for m, t in old.get('trials', {}).items() if m not in picks}
+    write_json(path, dict(picks=dict(kept, **picks), trials=dict(kept_trials, **trials),
+                          meta=dict(meta, runs=[{k: v for k, v in r.items() if k != 'runs'}
+                                                for r in earlier] + [meta])))

@@ -129,3 +129,37 @@ def test_tune_command_line_defaults_to_a_holdout_and_refuses_none():
     assert parse_args([]).holdout == 0
     with pytest.raises(SystemExit):
         parse_args(['--tune', '--holdout', '0'])
+
+
+def test_a_tune_run_of_some_methods_keeps_the_other_picks(tmp_path):
+    from benchmarks.tuning import load_picks, write_picks
+    path = str(tmp_path / 'tuned.json')
+    write_picks(path, {'kd': {'kd.tau': 1.0}, 'dkd': {'dkd.beta': 2.0}},
+                {'kd': [dict(setting={'kd.tau': 1.0}, mean=80.0, std=0.1, n=2)],
+                 'dkd': [dict(setting={'dkd.beta': 2.0}, mean=81.0, std=0.1, n=2)]},
+                dict(profile='default'))
+    write_picks(path, {'kd': {'kd.tau': 4.0}, 'rdr': {'rdr.guide_weight': 0.0}},
+                {'kd': [dict(setting={'kd.tau': 4.0}, mean=82.0, std=0.1, n=2)],
+                 'rdr': [dict(setting={'rdr.guide_weight': 0.0}, mean=83.0, std=0.1, n=2)]},
+                dict(profile='extended'))
+    assert load_picks(path) == {'kd': {'kd.tau': 4.0}, 'dkd': {'dkd.beta': 2.0},
+                                'rdr': {'rdr.guide_weight': 0.0}}
+    data = json.loads(open(path).read())
+    assert data['trials']['kd'][0]['mean'] == 82.0 and data['trials']['dkd'][0]['mean'] == 81.0
+    assert [r['profile'] for r in data['meta']['runs']] == ['default', 'extended']
+    assert data['meta']['methods'] == ['kd', 'rdr']
+
+
+def test_rivals_have_four_trials_with_the_papers_settings_first():
+    from benchmarks.configs import HPARAMS
+    from benchmarks.methods import method_hparams, method_picks
+    from benchmarks.tuning import TRIALS, grid_points
+    for method in ('diffkd', 'rdr'):
+        points = grid_points(method)
+        assert len(points) == TRIALS
+        # the first point is HPARAMS itself: the authors' (DiffKD) / our reading's (RDR)
+        assert method_hparams(method, overrides=points[0])[method] == HPARAMS[method]
+    assert HPARAMS['diffkd']['logit_tau'] == 1.0 and HPARAMS['diffkd']['logit_weight'] == 1.0
+    picks = {'kd': {'kd.tau': 1.0}, 'rdr': {'rdr.loss_weight': 0.3}}
+    assert method_picks('rdr', picks) == {'kd.tau': 1.0, 'rdr.loss_weight': 0.3}
+    assert method_picks('diffkd', picks) == {}  # no plain KD term: KD's picks do not apply
