@@ -11,7 +11,8 @@ import statistics
 from typing import Dict, List, Optional, Tuple
 
 from .common.files import write_json, write_text
-from .common.stats import paired_stats, per_seed_mean, pooled_stats, ratio_interval
+from .common.rendering import mean_std_text as _fmt
+from .common.stats import mean_std, paired_stats, per_seed_mean, pooled_stats, ratio_interval
 from .configs import PAIRS
 from .methods import METHODS, get
 from .tuning import setting_label
@@ -20,15 +21,6 @@ __all__ = ['summarize', 'comparisons', 'write_markdown', 'write_json', 'write_pl
            'mean_std', 'overhead_markdown', 'summarize_tune', 'tune_markdown']
 
 BEST = 'best FM-KT vs best baseline'
-
-
-def mean_std(values: List[float]) -> tuple:
-    """Mean and sample standard deviation (0 for a single value)."""
-    if not values:
-        return float('nan'), float('nan')
-    mean = statistics.fmean(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return mean, std
 
 
 def _row(rs: List[dict]) -> dict:
@@ -170,10 +162,6 @@ def _pool(blocks: Dict[str, dict]) -> List[dict]:
         if result:
             out.append(dict(result, name=name, a=a, b=b))
     return out
-
-
-def _fmt(mean: float, std: float) -> str:
-    return f'{mean:.2f} +- {std:.2f}'
 
 
 def _intro(meta: dict) -> List[str]:
@@ -355,13 +343,46 @@ def tune_markdown(trials: Dict[str, List[dict]], meta: dict) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def forest_rows(summary: dict) -> List[dict]:
+    """The rows of the verdict plot: every comparison pooled over the pairs (a diamond), then
+    per pair, in the report's order."""
+    rows = []
+    names = [c['name'] for c in summary.get('pooled') or []] or [
+        c['name'] for block in summary['pairs'].values() for c in block['comparisons']]
+    for name in dict.fromkeys(names):
+        pooled = [c for c in summary.get('pooled') or [] if c['name'] == name]
+        per_pair = [(pair, c) for pair, block in summary['pairs'].items()
+                    for c in block['comparisons'] if c['name'] == name]
+        ours = (pooled or [c for _, c in per_pair])[0]['a'] in [
+            m for m in METHODS if get(m).group in ('fmkt', 'variant')]
+        color = '#c0392b' if ours else 'grey'
+        for c in pooled:
+            rows.append(dict(c, label=f'{name}: pooled', pooled=True, color=color))
+        for pair, c in per_pair:
+            rows.append(dict(c, label=f'{name}: {pair}', color=color))
+    return rows
+
+
 def write_plots(out_dir: str, summary: dict, runs: List[dict],
                 prefix: Optional[str] = None) -> List[str]:
-    """``accuracy.png`` (top-1 per method and pair, seeds as dots) and ``fmkt_steps.png``
-    (flow-head accuracy against the inference steps N)."""
+    """``accuracy.png`` (top-1 per method and pair, seeds as dots), ``verdicts.png`` (every
+    comparison's paired difference with its 95% interval, per pair and pooled, zero marked)
+    and, where more than one N was evaluated, ``fmkt_steps.png`` (flow-head accuracy against
+    the inference steps N)."""
+    from .common.plots import forest_plot
     from .plots import accuracy_plot, steps_plot
-    return [accuracy_plot(osp.join(out_dir, f'{prefix or ""}accuracy.png'), summary),
-            steps_plot(osp.join(out_dir, f'{prefix or ""}fmkt_steps.png'), summary)]
+    prefix = prefix or ''
+    out = [accuracy_plot(osp.join(out_dir, f'{prefix}accuracy.png'), summary)]
+    rows = forest_rows(summary)
+    if rows:
+        out.append(forest_plot(osp.join(out_dir, f'{prefix}verdicts.png'), rows,
+                               'paired differences A - B over seeds',
+                               'top-1 difference (points), 95% t interval; dots: seeds'))
+    steps = {n for block in summary['pairs'].values() for row in block['rows'].values()
+             for n in row['by_steps']}
+    if len(steps) > 1:
+        out.append(steps_plot(osp.join(out_dir, f'{prefix}fmkt_steps.png'), summary))
+    return out
 
 
 def main(argv=None) -> None:

@@ -3,8 +3,8 @@
 Trains (and caches) the teachers, then every method on every teacher/student pair with every seed
 of the chosen profile under the same budget, and writes ``results.json`` (every run),
 ``results.md`` (tables, paired differences with 95% intervals and verdicts) and
-``accuracy.png`` / ``fmkt_steps.png`` to ``<out>/<profile>/``. Progress and an ETA are printed
-while it runs.
+``accuracy.png`` / ``verdicts.png`` (forest plot) / ``fmkt_steps.png`` to ``<out>/<profile>/``.
+Progress and an ETA are printed while it runs.
 
 Usage (from the repository root)::
 

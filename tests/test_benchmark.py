@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from benchmarks import configs
-from benchmarks.data import IDX_BYTES, PACKAGE_DIR
+from benchmarks.common.fmnist import IDX_BYTES, PACKAGE_DIR
 from benchmarks.methods import REGISTRY, get, method_cfg
 
 
@@ -346,7 +346,7 @@ def test_smoke_profile_end_to_end(fmnist_root, tmp_path):
     payload = main(['--profile', 'smoke', '--out', str(out), '--threads', '1',
                     '--cache-dir', str(tmp_path / 'cache'), '--skip-overhead'])
     res = out / 'smoke'
-    for name in ('results.json', 'results.md', 'accuracy.png', 'fmkt_steps.png'):
+    for name in ('results.json', 'results.md', 'accuracy.png', 'verdicts.png', 'fmkt_steps.png'):
         assert (res / name).is_file() and (res / name).stat().st_size > 0, name
     data = json.loads((res / 'results.json').read_text())
     runs = data['runs']
