@@ -5,7 +5,7 @@ from typing import Dict, List, Optional
 
 from . import configs
 from .common.eta import fmt_time
-from .common.files import write_json, write_text
+from .common.files import REPO, write_json, write_text
 from .common.fmnist import data_facts
 from .common.provenance import portable, run_facts
 from .methods import get
@@ -19,6 +19,11 @@ from .report import (
 from .tuning import TRIALS, write_picks
 
 __all__ = ['split_records', 'base_meta', 'write_benchmark', 'write_tune']
+
+
+def _roots(out_dir: str, cache_dir: str) -> Dict[str, str]:
+    """The folders a published results.json names its paths relative to."""
+    return {'cache': cache_dir, 'out': osp.dirname(osp.abspath(out_dir)), 'repo': REPO}
 
 
 def split_records(results: Dict[str, dict], pairs: List[str]) -> tuple:
@@ -57,7 +62,7 @@ def write_benchmark(out_dir: str, cache_dir: str, meta: dict, runs: List[dict],
     """Write results.json, results.md and the plots; print the report; return the payload."""
     summary = summarize(runs, teachers, meta['pairs'], meta['methods'])
     payload = portable(dict(meta=meta, teachers=teachers, runs=runs, summary=summary),
-                       {'cache': cache_dir})
+                       _roots(out_dir, cache_dir))
     write_json(osp.join(out_dir, 'results.json'), payload)
     text = write_markdown(osp.join(out_dir, 'results.md'), summary, meta)
     plots = write_plots(out_dir, summary, runs)
@@ -76,7 +81,7 @@ def write_tune(out_dir: str, cache_dir: str, meta: dict, runs: List[dict],
     picks = {m: next(t['setting'] for t in items if t['picked']) for m, items in trials.items()}
     meta = dict(meta, trials=TRIALS)
     payload = portable(dict(meta=meta, teachers=teachers, runs=runs, trials=trials,
-                            picks=picks), {'cache': cache_dir})
+                            picks=picks), _roots(out_dir, cache_dir))
     write_json(osp.join(out_dir, 'results.json'), payload)
     text = tune_markdown(trials, meta)
     write_text(osp.join(out_dir, 'results.md'), text)

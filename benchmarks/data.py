@@ -10,12 +10,8 @@ as one uint8 tensor per split, and :class:`TensorLoader` serves shuffled, random
 in the ``dict(inputs=..., data_samples=[DataSample, ...])`` form that OpenMMLab models'
 ``train_step``/``val_step`` take, without per-sample python transforms.
 """
-import gzip
 import hashlib
 import math
-import os
-import os.path as osp
-import shutil
 import warnings
 from dataclasses import dataclass
 from typing import Dict, Iterator, Optional, Sequence, Tuple
@@ -23,18 +19,18 @@ from typing import Dict, Iterator, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from .common.fmnist import (
+    NUM_TEST,
+    NUM_TRAIN,
+    PACKAGE_DIR,
+    DatasetMissingError,
+    prepare_fashion_mnist,
+)
+
 __all__ = [
     'PACKAGE_DIR', 'DatasetMissingError', 'Split', 'prepare_fashion_mnist', 'load_fashion_mnist',
     'TensorLoader'
 ]
-
-PACKAGE_DIR = '/usr/share/datasets/fashion-mnist'
-NUM_TRAIN, NUM_TEST = 60000, 10000
-
-
-class DatasetMissingError(RuntimeError):
-    """The Fashion-MNIST files are not installed."""
-
 
 @dataclass
 class Split:
@@ -52,57 +48,6 @@ class Split:
 
     def __len__(self) -> int:
         return int(self.labels.numel())
-
-
-#: decompressed size of every idx file: 16/8-byte header + 28x28 pixels or one byte per label.
-IDX_BYTES = {
-    'train-images-idx3-ubyte': 16 + NUM_TRAIN * 784,
-    'train-labels-idx1-ubyte': 8 + NUM_TRAIN,
-    't10k-images-idx3-ubyte': 16 + NUM_TEST * 784,
-    't10k-labels-idx1-ubyte': 8 + NUM_TEST,
-}
-
-
-def sha256(path: str) -> str:
-    """Hex sha256 of a file (recorded in the results for provenance)."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def prepare_fashion_mnist(data_root: str, package_dir: str = PACKAGE_DIR) -> str:
-    """Check the packaged archives and decompress them into ``data_root`` (once).
-
-    Args:
-        data_root: folder for the decompressed idx files (created).
-        package_dir: where the Debian package put the ``*.gz`` files.
-
-    Returns:
-        ``data_root``.
-
-    Raises:
-        DatasetMissingError: a file is missing, with the command that installs it.
-        RuntimeError: a decompressed file does not have the size of the Fashion-MNIST file.
-    """
-    os.makedirs(data_root, exist_ok=True)
-    for name, size in IDX_BYTES.items():
-        src = osp.join(package_dir, name + '.gz')
-        dst = osp.join(data_root, name)
-        if osp.isfile(dst) and osp.getsize(dst) == size:
-            continue
-        if not osp.isfile(src):
-            raise DatasetMissingError(
-                f'Fashion-MNIST file {src} not found. Install the Debian package: '
-                '`apt-get install -y dataset-fashion-mnist` (scripts/bootstrap.sh does this).')
-        with gzip.open(src, 'rb') as fin, open(dst + '.part', 'wb') as fout:
-            shutil.copyfileobj(fin, fout)
-        if osp.getsize(dst + '.part') != size:
-            raise RuntimeError(f'{src}: decompresses to {osp.getsize(dst + ".part")} bytes, '
-                               f'expected {size} for Fashion-MNIST')
-        os.replace(dst + '.part', dst)
-    return data_root
 
 
 def load_fashion_mnist(data_root: str, package_dir: str = PACKAGE_DIR,

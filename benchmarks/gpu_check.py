@@ -64,10 +64,6 @@ SIZES = {
 }
 
 
-def _amp_flag(size: dict) -> List[str]:
-    return ['--amp'] if size['amp'] else []
-
-
 def part_classification(work: str, size: dict) -> dict:
     write_imagenet_folder = runpy.run_path(  # by path: a site-packages `tests` shadows tests/
         osp.join(REPO, 'tests/fixtures/toy_data.py'))['write_imagenet_folder']
@@ -78,7 +74,7 @@ def part_classification(work: str, size: dict) -> dict:
         'mmpretrain::resnet/resnet34_8xb32_in1k.py', osp.join(work, 'teacher.pth'))
     cfg = write_child_config(work, osp.join(REPO, 'configs/fmkt/resnet34_res18_in1k.py'), opts)
     runner = load_tool('train').main([cfg, '--work-dir', osp.join(work, 'train')] +
-                                     _amp_flag(size))
+                                     ['--amp'] * bool(size['amp']))
     wrapper = type(runner.optim_wrapper).__name__
     ckpt = osp.join(work, 'train', 'epoch_1.pth')
     test = load_tool('test').main
@@ -125,7 +121,7 @@ def part_faster_rcnn(work: str, size: dict) -> dict:
         work, osp.join(REPO, 'configs/fmkt/fmkt_faster-rcnn_r101_r50_fpn_2x_coco.py'),
         tiny_det_options(coco, 'faster-rcnn', teacher))
     runner = load_tool('train').main([cfg, '--work-dir', osp.join(work, 'train')] +
-                                     _amp_flag(size))
+                                     ['--amp'] * bool(size['amp']))
     losses = [float(v) for v in runner.message_hub.log_scalars['train/loss'].data[0]]
     mAP = runner.message_hub.log_scalars.get('val/coco/bbox_mAP')
     ok = runner.iter == 2 and all(math.isfinite(v) for v in losses) and mAP is not None

@@ -59,6 +59,9 @@ import fmkt_plugin  # noqa: F401  (before any mmrazor import)
 from .common.device import AMP_DTYPES, effective_amp, optim_wrapper_cfg
 from .common.files import REPO
 from .common.timing import interleaved_times
+from .common.timing import paired_ratio as _paired_ratio
+from .common.timing import random_cls_batch as _batch
+from .common.timing import timing_config as _load
 from .engine import eval_num_steps, quiet_logs
 
 KD_CONFIG = osp.join(REPO, 'configs', 'baselines', 'kd_resnet34_resnet18_in1k.py')
@@ -74,15 +77,6 @@ TARGETS = {
     'infer_theta_2stage': ('1.00 +- 0.02', lambda r: abs(r - 1.0) <= 0.02),
     'infer_theta_fold': ('1.00 +- 0.02', lambda r: abs(r - 1.0) <= 0.02),
 }
-
-
-def _load(path: str):
-    from fmkt_plugin.apis.config import load_config
-    cfg = load_config(path)
-    cfg.model.teacher_ckpt = None
-    if cfg.model.type != 'SingleTeacherDistill':  # the plugin's algorithms: timing only
-        cfg.model.allow_random_teacher = True
-    return cfg
 
 
 #: The fixed N of the timed FM-KT train steps (the logit-level config's).
@@ -186,22 +180,10 @@ def _folded_student(registry, arch: dict, head: dict) -> torch.nn.Module:
     return folded
 
 
-def _paired_ratio(times: Dict[str, List[float]], num: str, den: str) -> float:
-    return statistics.median(a / b for a, b in zip(times[num], times[den]))
-
-
 def _peak_mib(device: str) -> float:
     if device == 'cuda':
         return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def _batch(batch: int, size: int) -> dict:
-    from mmpretrain.structures import DataSample
-    gen = torch.Generator().manual_seed(0)
-    images = (torch.rand(batch, 3, size, size, generator=gen) * 255).to(torch.uint8)
-    labels = torch.randint(0, 1000, (batch, ), generator=gen)
-    return dict(inputs=images, data_samples=[DataSample().set_gt_label(int(y)) for y in labels])
 
 
 def train_wrapper(model: torch.nn.Module, device: str, amp: Optional[str]):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from benchmarks import configs
-from benchmarks.data import IDX_BYTES, PACKAGE_DIR
+from benchmarks.common.fmnist import IDX_BYTES, PACKAGE_DIR
 from benchmarks.methods import REGISTRY, method_cfg
 
 #: fp16 storage of the maps: relative error of a stored value (2**-11), with headroom

@@ -6,6 +6,8 @@ autocast stays off: the plain ``OptimWrapper`` is built and the run is fp32 (mme
 wrapper needs an accelerator, and bf16 on CPU is slower than fp32 for these small models).
 """
 import copy
+import os
+import platform
 from typing import Optional
 
 import torch
@@ -63,12 +65,8 @@ def optim_wrapper_cfg(optimizer: dict, device: str, amp: Optional[str] = None,
     return cfg
 
 
-def device_name(device: str, threads: Optional[int] = None) -> str:
-    """A short name of the device: the GPU's name, or the CPU with its thread count."""
+def device_name(device: str) -> str:
+    """A short name of the device: the GPU's name, or the CPU with its core count."""
     if device == 'cuda':
         return torch.cuda.get_device_name(0)
-    import os
-    import platform
-    cores = os.cpu_count() or 1
-    name = f'{cores}-core CPU ({platform.processor() or platform.machine()})'
-    return name if threads is None else f'{name}, {threads} thread(s)'
+    return f'{os.cpu_count() or 1}-core CPU ({platform.processor() or platform.machine()})'

@@ -15,9 +15,8 @@ from .files import read_json, write_json
 
 __all__ = ['SpeedBook', 'Progress', 'job_kind', 'measured_seconds', 'fmt_time']
 
-#: Seconds per cost unit before anything is measured, per device type (the classification
-#: benchmark's unit: on a 2-core CPU, 1 thread per run, the student alone trains one epoch of
-#: 60k Fashion-MNIST images in about 5.5 s). None: unknown.
+#: Seconds per cost unit before any measurement, per device type (None: unknown); the unit of
+#: the classification benchmark (a 2-core CPU, 1 thread per run: 1 student epoch takes 5.5 s).
 DEFAULT_RATE = dict(cpu=5.5, cuda=None)
 
 
@@ -33,12 +32,14 @@ def job_kind(job: dict) -> str:
 
 
 def measured_seconds(record: dict) -> float:
-    """Seconds a finished job took: training (a later stage counts its own only), evaluation,
-    caching, and an exported model's evaluation (``record['export']``)."""
-    train = record.get('stage2_train_time_s', record.get('train_time_s', 0.0))
-    return (train + record.get('eval_time_s', 0.0) + record.get('cache_time_s', 0.0)
-            + record.get('ensemble_cache_time_s', 0.0)
-            + (record.get('export') or {}).get('eval_time_s', 0.0))
+    """Seconds a finished job took: its ``*_time_s`` fields (a later stage's
+    ``stage2_train_time_s`` stands for its ``train_time_s``, which counts the first stage too),
+    and those of its ``export`` step."""
+    times = {k: v for k, v in record.items() if k.endswith('_time_s')}
+    if 'stage2_train_time_s' in times:
+        times.pop('train_time_s', None)
+    export = record.get('export')
+    return sum(times.values()) + (measured_seconds(export) if isinstance(export, dict) else 0.0)
 
 
 class SpeedBook:

@@ -1,11 +1,7 @@
-"""The Fashion-MNIST files both benchmarks draw on, from the Debian package
-``dataset-fashion-mnist``.
-
-The package installs the four original idx files, gzip-compressed, in
-``/usr/share/datasets/fashion-mnist`` (recompressed by Debian, so the archives' md5 sums differ
-from the ones mmpretrain lists; the decompressed sizes are checked instead). They are
-decompressed once into a data root, whose files' sha256 a results file records.
-"""
+"""The Fashion-MNIST idx files both benchmarks draw on: the Debian package
+``dataset-fashion-mnist`` installs them gzip-compressed (recompressed by Debian, so the md5 sums
+differ from mmpretrain's and the decompressed sizes are checked instead); they are decompressed
+once into a data root, whose files' sha256 a results file records."""
 import gzip
 import os
 import os.path as osp
@@ -76,13 +72,12 @@ def read_idx(path: str) -> np.ndarray:
         data = f.read()
     if data[:3] != b'\x00\x00\x08':
         raise ValueError(f'{path}: not an idx file of unsigned bytes')
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], 'big') for i in range(ndim)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    dims = np.frombuffer(data, '>u4', count=data[3], offset=4)
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * data[3]).reshape(dims)
 
 
 class Arrays(NamedTuple):
-    """One split: ``images`` ``(N, 28, 28)`` uint8 and ``labels`` ``(N,)`` int64."""
+    """One split: ``images`` ``(N, 28, 28)`` uint8 and ``labels`` ``(N,)`` uint8."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -92,11 +87,7 @@ def read_fashion_mnist(data_root: str, package_dir: str = PACKAGE_DIR,
                        splits: Sequence[str] = ('train', 'test')) -> Dict[str, Arrays]:
     """The splits as numpy arrays (decompressed into ``data_root`` first when needed)."""
     prepare_fashion_mnist(data_root, package_dir)
-    out = {}
-    for split in splits:
-        images, labels = (read_idx(osp.join(data_root, n)) for n in _FILES[split])
-        out[split] = Arrays(images, labels.astype(np.int64))
-    return out
+    return {s: Arrays(*(read_idx(osp.join(data_root, n)) for n in _FILES[s])) for s in splits}
 
 
 def data_facts(data_root: str, package_dir: str = PACKAGE_DIR) -> dict:

@@ -1,6 +1,7 @@
 """What a results file records about where and how it was made: the machine (CPU model and SIMD
 level, or the GPU: digits differ between machines), the software, the run's time and command,
 and paths written relative to named roots (a published file names no folder of the machine)."""
+import contextlib
 import hashlib
 import os
 import os.path as osp
@@ -15,62 +16,49 @@ from .device import device_name
 __all__ = ['cpu_model', 'simd_level', 'machine', 'software', 'file_sha256', 'run_facts',
            'portable']
 
-#: x86 ``/proc/cpuinfo`` flags, widest first, and the SIMD level each names.
-X86_SIMD = (('avx512f', 'AVX-512'), ('avx2', 'AVX2'), ('avx', 'AVX'), ('sse4_2', 'SSE4.2'))
-#: Arm ``Features``, widest first.
-ARM_SIMD = (('sve2', 'SVE2'), ('sve', 'SVE'), ('asimd', 'NEON'))
+#: ``/proc/cpuinfo`` flags (x86) or features (Arm), widest first, and the SIMD level each names.
+SIMD = (('avx512f', 'AVX-512'), ('avx2', 'AVX2'), ('avx', 'AVX'), ('sse4_2', 'SSE4.2'),
+        ('sve', 'SVE'), ('asimd', 'NEON'))
 #: packages whose versions a results file records (those installed).
 PACKAGES = ('numpy', 'mmengine', 'mmcv', 'mmpretrain', 'mmdet', 'mmrazor')
 
 
 def _cpuinfo(path: str = '/proc/cpuinfo') -> Dict[str, str]:
-    """The first processor's ``key: value`` lines (empty where there is no such file)."""
+    """The first value of every ``key: value`` line (empty where there is no such file)."""
     info: Dict[str, str] = {}
-    try:
-        with open(path) as f:
-            for line in f:
-                if not line.strip():
-                    if info:
-                        break
-                    continue
-                key, _, value = line.partition(':')
-                info.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open(path) as f:
+        for line in f:
+            key, _, value = line.partition(':')
+            info.setdefault(key.strip(), value.strip())
     return info
 
 
 def cpu_model(info: Optional[Dict[str, str]] = None) -> str:
     """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows."""
     info = _cpuinfo() if info is None else info
-    return (info.get('model name') or info.get('Model') or info.get('Processor')
-            or platform.processor() or platform.machine())
+    return info.get('model name') or info.get('Model') or platform.processor() or \
+        platform.machine()
 
 
 def simd_level(info: Optional[Dict[str, str]] = None) -> str:
-    """The widest vector instruction set of the CPU (``'AVX-512'``, ``'AVX2'``, ``'NEON'``, ...),
-    from ``/proc/cpuinfo``; else the one torch dispatches to; else ``'unknown'``."""
+    """The widest vector instruction set of the CPU (``'AVX-512'``, ``'AVX2'``, ``'NEON'``, ...)
+    from ``/proc/cpuinfo``, else the one torch dispatches to."""
     info = _cpuinfo() if info is None else info
     flags = set((info.get('flags') or info.get('Features') or '').split())
-    for flag, name in X86_SIMD + ARM_SIMD:
+    for flag, name in SIMD:
         if flag in flags:
             return name
-    try:
-        import torch
-        return f'{torch.backends.cpu.get_cpu_capability()} (torch)'
-    except (ImportError, AttributeError):
-        return 'unknown'
+    import torch
+    return f'{torch.backends.cpu.get_cpu_capability()} (torch)'
 
 
 def machine(device: str = 'cpu') -> dict:
-    """``dict(cpu, simd, cores, arch, os, gpu)``; ``gpu`` is None unless ``device`` is CUDA."""
+    """``dict(cpu, simd, cores, arch, gpu)``; ``gpu`` is None unless ``device`` is CUDA."""
+    import torch
     info = _cpuinfo()
-    gpu = None
-    if device == 'cuda':
-        import torch
-        gpu = torch.cuda.get_device_name(0)
     return dict(cpu=cpu_model(info), simd=simd_level(info), cores=os.cpu_count() or 1,
-                arch=platform.machine(), os=platform.platform(terse=True), gpu=gpu)
+                arch=platform.machine(),
+                gpu=torch.cuda.get_device_name(0) if device == 'cuda' else None)
 
 
 def software() -> dict:
@@ -79,10 +67,8 @@ def software() -> dict:
     out = dict(python=platform.python_version(), torch=torch.__version__,
                cuda=torch.version.cuda)
     for name in PACKAGES:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
     return out
 
 
@@ -96,24 +82,16 @@ def file_sha256(path: str) -> str:
 
 
 def run_facts(device: str, started: float, module: str, argv: Optional[List[str]]) -> dict:
-    """The provenance entries of a results file's ``meta``.
-
-    Args:
-        device: ``'cpu'`` or ``'cuda'``.
-        started: ``time.time()`` when the run started.
-        module: the command's module, e.g. ``'benchmarks.run'``.
-        argv: its arguments (None: this process's).
-
-    Returns:
-        ``dict(device, machine, software, torch, python, started, wall_time_s, command)``.
-    """
+    """The provenance entries of a results file's ``meta``: ``dict(device, machine, software,
+    torch, python, started, wall_time_s, command)`` of a run on ``device`` started at
+    ``started`` (``time.time()``) as ``python -m <module> <argv>`` (None: this process's)."""
     soft = software()
-    args = list(argv) if argv is not None else sys.argv[1:]
     return dict(device=device_name(device), machine=machine(device), software=soft,
                 torch=soft['torch'], python=soft['python'],
                 started=time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(started)),
                 wall_time_s=time.time() - started,
-                command=' '.join([f'python -m {module}'] + args))
+                command=' '.join([f'python -m {module}'] + list(sys.argv[1:] if argv is None
+                                                                 else argv)))
 
 
 def portable(obj, roots: Dict[str, str]):
@@ -131,8 +109,6 @@ def portable(obj, roots: Dict[str, str]):
     if osp.isabs(obj):
         for name, root in roots.items():
             root = osp.abspath(root)
-            if obj == root:
-                return name
-            if obj.startswith(root + os.sep):
-                return osp.join(name, osp.relpath(obj, root))
+            if obj == root or obj.startswith(root + os.sep):
+                return osp.normpath(osp.join(name, osp.relpath(obj, root)))
     return obj

@@ -30,8 +30,7 @@ def t_two_sided_prob(t: float, df: int) -> float:
         for k in range(1, (df - 1) // 2 + 1):
             total += term
             term *= cos2 * (2 * k) / (2 * k + 1)
-        return (2 / math.pi) * (theta + sin * math.cos(theta) * total) if df > 1 else \
-            2 * theta / math.pi
+        return (2 / math.pi) * (theta + sin * math.cos(theta) * total)  # df=1: total is 0
     total, term = 0.0, 1.0
     for k in range(1, df // 2 + 1):
         total += term

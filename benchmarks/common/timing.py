@@ -7,7 +7,7 @@ import time
 from typing import Callable, Dict, List, Optional
 
 __all__ = ['time_call', 'interleaved_times', 'paired_ratio', 'ratio_record', 'timing_config',
-           'random_cls_batch', 'where']
+           'random_cls_batch']
 
 
 def _sync() -> None:
@@ -82,9 +82,3 @@ def random_cls_batch(batch: int, size: int, num_classes: int = 1000) -> dict:
     labels = torch.randint(0, num_classes, (batch, ), generator=gen)
     return dict(inputs=images, data_samples=[DataSample().set_gt_label(int(y)) for y in labels])
 
-
-def where(device: str) -> str:
-    """What ran the timing: the GPU's name, or the CPU threads torch uses."""
-    import torch
-    return (torch.cuda.get_device_name() if device == 'cuda' else
-            f'{torch.get_num_threads()} CPU thread(s)')

@@ -77,28 +77,12 @@ def job_options(job: dict) -> dict:
     ann = osp.join(root, 'annotations', f'instances_{split}.json')
     opts['val_evaluator.ann_file'] = ann
     opts['test_evaluator.ann_file'] = ann
-    if job.get('image_size'):
-        size = int(job['image_size'])
-        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-            opts[f'{loader}.dataset.pipeline'] = _pipeline(size, loader == 'train_dataloader')
     if job['kind'] == 'run' and job['method'] in ('pkd', 'fmkt'):
         opts['model.teacher_ckpt'] = job['teacher']['ckpt']
     if job['kind'] == 'run' and job['method'] == 'fmkt' and job.get('ema_momentum'):
         opts['custom_hooks'] = [dict(type='EpochSeedHook'),
                                 dict(type='FlowEMAHook', momentum=float(job['ema_momentum']))]
     return opts
-
-
-def _pipeline(size: int, train: bool) -> list:
-    if train:
-        return [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),
-                dict(type='Resize', scale=(size, size), keep_ratio=True),
-                dict(type='RandomFlip', prob=0.5), dict(type='PackDetInputs')]
-    return [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(size, size),
-                                                 keep_ratio=True),
-            dict(type='LoadAnnotations', with_bbox=True),
-            dict(type='PackDetInputs',
-                 meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))]
 
 
 def method_config(job: dict):
@@ -125,24 +109,21 @@ def job_key(job: dict) -> str:
                       job['eval_split'], (job.get('teacher') or {}).get('key'), CACHE_VERSION)
 
 
-class _ProgressHook:
-    """An mmengine hook (built lazily) that reports the training iteration and loss."""
+def _progress_hook(name: str, every: int, report: Callable[[str], None]):
+    """An mmengine hook that reports the training iteration and loss every ``every`` iters."""
+    from mmengine.hooks import Hook
 
-    @staticmethod
-    def build(name: str, every: int, report: Callable[[str], None]):
-        from mmengine.hooks import Hook
+    class ProgressHook(Hook):
+        priority = 'LOWEST'
 
-        class ProgressHook(Hook):
-            priority = 'LOWEST'
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            it = runner.iter + 1
+            if it % every == 0 or it == runner.max_iters:
+                loss = float(outputs['loss'].detach()) if outputs and 'loss' in outputs else \
+                    float('nan')
+                report(f'{name}: iter {it}/{runner.max_iters}, loss {loss:.3f}')
 
-            def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-                it = runner.iter + 1
-                if it % every == 0 or it == runner.max_iters:
-                    loss = float(outputs['loss'].detach()) if outputs and 'loss' in outputs else \
-                        float('nan')
-                    report(f'{name}: iter {it}/{runner.max_iters}, loss {loss:.3f}')
-
-        return ProgressHook()
+    return ProgressHook()
 
 
 def _metrics(raw: dict) -> dict:
@@ -170,7 +151,7 @@ def _train_and_test(job: dict, work_dir: str, report: Callable[[str], None]) -> 
     runner_cfg = build_runner_config(cfg_path, work_dir=work_dir, no_validate=True)
     runner_cfg.experiment_name = f'{job["id"]}-{os.getpid()}-{time.time_ns()}'
     runner = Runner.from_cfg(runner_cfg)
-    runner.register_hook(_ProgressHook.build(job['id'], job.get('report_every', 50), report))
+    runner.register_hook(_progress_hook(job['id'], job.get('report_every', 50), report))
     start = time.perf_counter()
     runner.train()
     train_s = time.perf_counter() - start

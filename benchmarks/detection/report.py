@@ -64,14 +64,10 @@ def verdict(summary: dict) -> str:
     ci = item['mAP']
     if ci['n'] < 2:
         return 'FM-KT (FPN) vs PKD: one seed, no interval.'
-    if ci['verdict'] == 'better':
-        return (f'FM-KT (FPN) beats PKD beyond the 95% interval: mAP {diff_text(ci)} over '
-                f'{ci["n"]} paired seeds.')
-    if ci['verdict'] == 'worse':
-        return (f'FM-KT (FPN) is below PKD beyond the 95% interval: mAP {diff_text(ci)} over '
-                f'{ci["n"]} paired seeds.')
-    return (f'FM-KT (FPN) does not beat PKD beyond the 95% interval: mAP {diff_text(ci)} over '
-            f'{ci["n"]} paired seeds (the interval contains 0).')
+    says = dict(better='beats', worse='is below').get(ci['verdict'], 'does not beat')
+    return (f'FM-KT (FPN) {says} PKD beyond the 95% interval: mAP {diff_text(ci)} over '
+            f'{ci["n"]} paired seeds' + ('.' if says != 'does not beat' else
+                                         ' (the interval contains 0).'))
 
 
 def write_markdown(path: str, summary: dict, meta: dict) -> str:

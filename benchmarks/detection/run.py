@@ -132,8 +132,7 @@ def main(argv=None) -> dict:
         prof['scenes'] = dict(prof['scenes'], train=args.train_scenes)
     device = select_device('auto')
     workers = args.jobs or (1 if device == 'cuda' else prof['jobs'])
-    cores = os.cpu_count() or 1
-    threads = args.threads or max(1, cores // workers)
+    threads = args.threads or max(1, (os.cpu_count() or 1) // workers)
     name = f'det-{args.profile}' + ('-val' if args.split == 'val' else '') + \
         (f'-{args.tag}' if args.tag else '')
     out_dir = osp.join(args.out, name)

@@ -252,29 +252,22 @@ def write_scene_set(cache_dir: str, fmnist: Union[Mapping[str, object], Callable
                          f'{sorted(_SPLIT_IDS)})')
     key = scene_set_key(num_images, spec, seed)
     root = osp.join(cache_dir, f'scenes-{key}')
-    marker = osp.join(root, 'done.json')
-    done = read_json(marker)
-    if done:
-        return SceneSet(root=root, key=key, num_objects=done['num_objects'], ann_files={
-            s: osp.join(root, 'annotations', f'instances_{s}.json') for s in num_images})
-    if osp.isdir(root):  # an interrupted write: start over
-        shutil.rmtree(root)
-    tmp = root + '.part'
-    if osp.isdir(tmp):
-        shutil.rmtree(tmp)
-    if callable(fmnist):
-        fmnist = fmnist()
-    counts = {}
-    for split, count in num_images.items():
-        source, lo, hi = GARMENT_RANGES[split]
-        data = fmnist[source]
-        images = np.asarray(data.images[lo:hi], dtype=np.uint8)
-        labels = np.asarray(data.labels[lo:hi])
-        path = write_scene_split(tmp, split, count, images, labels, spec, seed)
-        counts[split] = len(read_json(path)['annotations'])
-    write_json(osp.join(tmp, 'done.json'), dict(key=key, num_images=num_images,
-                                                spec=asdict(spec), seed=seed,
-                                                num_objects=counts, version=GENERATOR_VERSION))
-    os.replace(tmp, root)
-    return SceneSet(root=root, key=key, num_objects=counts, ann_files={
+    done = read_json(osp.join(root, 'done.json'))
+    if not done:  # none, or an interrupted write: start over
+        shutil.rmtree(root, ignore_errors=True)
+        tmp = root + '.part'
+        shutil.rmtree(tmp, ignore_errors=True)
+        fmnist = fmnist() if callable(fmnist) else fmnist
+        counts = {}
+        for split, count in num_images.items():
+            source, lo, hi = GARMENT_RANGES[split]
+            images = np.asarray(fmnist[source].images[lo:hi], dtype=np.uint8)
+            path = write_scene_split(tmp, split, count, images,
+                                     np.asarray(fmnist[source].labels[lo:hi]), spec, seed)
+            counts[split] = len(read_json(path)['annotations'])
+        done = dict(key=key, num_images=num_images, spec=asdict(spec), seed=seed,
+                    num_objects=counts, version=GENERATOR_VERSION)
+        write_json(osp.join(tmp, 'done.json'), done)
+        os.replace(tmp, root)
+    return SceneSet(root=root, key=key, num_objects=done['num_objects'], ann_files={
         s: osp.join(root, 'annotations', f'instances_{s}.json') for s in num_images})
