@@ -85,9 +85,12 @@ def _num_classes(model: nn.Module) -> Tuple[Optional[int], str]:
 
 
 def _sample_labels(sample) -> Optional[torch.Tensor]:
-    if 'gt_label' in sample:  # mmpretrain DataSample
-        return sample.gt_label
-    instances = sample.get('gt_instances', None) if hasattr(sample, 'get') else None
+    # plain attribute reads: ``'gt_label' in sample`` builds the element's key set, which cost
+    # more than a small student's forward pass over a batch of 128
+    label = getattr(sample, 'gt_label', None)  # mmpretrain DataSample
+    if label is not None:
+        return label
+    instances = getattr(sample, 'gt_instances', None)
     return getattr(instances, 'labels', None)  # mmdet DetDataSample
 
 
@@ -130,8 +133,10 @@ class BatchChecker:
         range) are combined into one flag and read with a single host sync, and the culprits
         are looked for only when that flag is false.
         """
-        images = list(inputs) if isinstance(inputs, (list, tuple)) else (
-            list(inputs) if torch.is_tensor(inputs) and inputs.dim() == 4 else [])
+        if torch.is_tensor(inputs) and inputs.dim() == 4:
+            images = list(inputs[:1])  # a stacked batch: every sample has the first's shape
+        else:
+            images = list(inputs) if isinstance(inputs, (list, tuple)) else []
         for index, image in enumerate(images):
             if not torch.is_tensor(image) or image.dim() != 3:
                 continue
@@ -149,8 +154,8 @@ class BatchChecker:
         if self.num_classes is not None:
             for index, sample in enumerate(data_samples or []):
                 value = _sample_labels(sample)
-                if torch.is_tensor(value) and value.numel():
-                    labels[index] = value.reshape(-1)
+                if isinstance(value, torch.Tensor) and value.numel():
+                    labels[index] = value if value.dim() == 1 else value.reshape(-1)
         flags = [torch.isfinite(t).all() for t in floats.values()]
         if labels:
             every = torch.cat(list(labels.values()))
