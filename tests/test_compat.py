@@ -25,7 +25,8 @@ def test_fixes_are_applied_on_import():
         'mmrazor-quantization-import', 'mmengine-checkpoint-weights-only',
         'mmengine-atomic-checkpoint-write', 'mmengine-ddp-on-cpu',
         'mmengine-remote-checkpoint-weights-only', 'mmengine-slurm-on-cpu',
-        'mmengine-checkpoint-hook-save-before-delete', 'mmengine-local-checkpoint-refusal'} | (
+        'mmengine-checkpoint-hook-save-before-delete', 'mmengine-local-checkpoint-refusal',
+        'mmengine-fmkt-plugin-base-configs'} | (
             set() if mmcv_ops.mmcv_has_cuda_kernels() else {'mmcv-ops-cuda-route'})
 
 
@@ -635,3 +636,68 @@ def test_checkpoint_hook_replaces_last_checkpoint_atomically(tmp_path):
     assert len(inodes) == 3 and all(a != b for a, b in zip(inodes, inodes[1:])), inodes
     assert sorted(p.name for p in work.iterdir() if p.suffix == '.pth') == ['epoch_3.pth']
     assert not [p for p in work.iterdir() if '.tmp-' in p.name]
+
+
+_CHILD_OF_PACKAGED_CONFIG = ("_base_ = ['fmkt_plugin::fmkt/resnet34_res18_in1k.py']\n"
+                             "model = dict(allow_random_teacher=True, teacher_ckpt=None)\n")
+
+
+def test_fmkt_plugin_base_configs_need_fix(tmp_path):
+    """Without the fix mmengine refuses the ``fmkt_plugin::`` scope; with it the config loads."""
+    child = tmp_path / 'child.py'
+    child.write_text(_CHILD_OF_PACKAGED_CONFIG)
+    plain = _run(f'''
+        from mmengine.config import Config
+        Config.fromfile({str(child)!r})
+    ''')
+    assert plain.returncode != 0, 'fmkt_plugin:: loads without the fix: it may be obsolete'
+    assert 'does not support to load fmkt_plugin config' in plain.stderr, plain.stderr[-2000:]
+    fixed = _run(f'''
+        import fmkt_plugin
+        from mmengine.config import Config
+        cfg = Config.fromfile({str(child)!r})
+        print(cfg.model.type, cfg.model.architecture.head.type)
+    ''')
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    assert fixed.stdout.split()[-2:] == ['FMKTDistill', 'FlowMatchingClsHead']
+
+
+def test_installed_path_of_fmkt_plugin_is_the_imported_package():
+    """Upstream answers ``<distribution location>/fmkt_plugin``, which an editable install does
+    not have; the fix answers the imported package's folder, and leaves other packages alone."""
+    import os.path as osp
+
+    import mmengine.config.config as mm_config
+    import mmengine.config.utils as mm_config_utils
+
+    import fmkt_plugin
+
+    fixed = mm_config.get_installed_path
+    assert getattr(fixed, '__fmkt_fix__', False)
+    assert mm_config_utils.MODULE2PACKAGE['fmkt_plugin'] == 'fmkt_plugin'
+    package_dir = osp.dirname(fmkt_plugin.__file__)
+    assert osp.realpath(fixed('fmkt_plugin')) == osp.realpath(package_dir)
+    assert fixed('mmengine') == fixed.__wrapped__('mmengine')
+    upstream = fixed.__wrapped__('fmkt_plugin')
+    if osp.isdir(upstream):
+        pytest.skip(f'fmkt_plugin is not an editable install here ({upstream} exists)')
+    assert osp.realpath(upstream) != osp.realpath(package_dir)
+
+
+def test_fmkt_plugin_base_configs_of_an_editable_install_need_the_path_fix(tmp_path):
+    """Registering the scope alone is not enough for an editable install: upstream looks for
+    ``.mim`` in ``<site-packages>/fmkt_plugin``, which does not exist."""
+    from mmengine.utils import get_installed_path  # upstream's: the fix wraps mmengine.config's
+    upstream = get_installed_path('fmkt_plugin')
+    if os.path.isdir(upstream):
+        pytest.skip(f'fmkt_plugin is not an editable install here ({upstream} exists)')
+    child = tmp_path / 'child.py'
+    child.write_text(_CHILD_OF_PACKAGED_CONFIG)
+    scope_only = _run(f'''
+        from mmengine.config import Config
+        from mmengine.config.utils import MODULE2PACKAGE
+        MODULE2PACKAGE['fmkt_plugin'] = 'fmkt_plugin'
+        Config.fromfile({str(child)!r})
+    ''')
+    assert scope_only.returncode != 0, 'the editable install is found without the path fix'
+    assert 'FileNotFoundError' in scope_only.stderr, scope_only.stderr[-2000:]

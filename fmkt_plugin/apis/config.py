@@ -8,7 +8,8 @@ __all__ = ['load_config', 'build_runner_config', 'check_dataset_not_empty']
 
 
 def load_config(config: Union[str, Config], cfg_options: Optional[dict] = None) -> Config:
-    """Load a config file (``mmpretrain::``/``mmdet::`` bases allowed) and merge overrides.
+    """Load a config file (``mmpretrain::``/``mmdet::``/``fmkt_plugin::`` bases allowed) and merge
+    overrides.
 
     Raises:
         FileNotFoundError: the config file does not exist (names the file).

@@ -3,7 +3,8 @@
 Every fix here names the upstream problem it works around and has a test in
 ``tests/test_compat.py`` that fails without it. Nothing in site-packages is edited: fixes are
 stand-in modules placed in ``sys.modules`` before the broken import, allow-lists handed to
-PyTorch, or a function or method replaced in an upstream module or class at import.
+PyTorch, an entry added to an upstream table, or a function or method replaced in an upstream
+module or class at import.
 
 With these fixes every checkpoint that mmengine loads, local or by URL (including files in the
 torch hub cache), is unpickled with ``weights_only=True`` and the allow-list of Fix 2
@@ -396,6 +397,7 @@ def apply_all() -> None:
     _fix_mmengine_checkpoint_hook_order()
     _fix_mmengine_local_checkpoint_refusal()
     _fix_mmcv_ops_without_cuda_kernels()
+    _fix_mmengine_fmkt_plugin_base_configs()
 
 
 def applied_fixes() -> List[str]:
@@ -462,3 +464,49 @@ def _fix_mmcv_ops_without_cuda_kernels() -> None:
     from . import mmcv_ops
     if mmcv_ops.install():
         _APPLIED.append('mmcv-ops-cuda-route')
+
+
+# ---------------------------------------------------------------------------------------------
+# Fix 10: mmengine 0.10.x cannot inherit ``fmkt_plugin::path`` base configs.
+# Upstream: ``mmengine.config.utils._get_package_and_cfg_path`` accepts ``package::path`` only
+# for the packages hard-coded in ``mmengine.config.utils.MODULE2PACKAGE`` (OpenMMLab's own), so
+# ``_base_ = ['fmkt_plugin::fmkt/resnet34_res18_in1k.py']`` fails with "mmengine does not support
+# to load fmkt_plugin config". And ``mmengine.utils.get_installed_path`` (looked up by
+# ``Config._get_config_path`` and ``read_base`` imports as the name bound in
+# ``mmengine.config.config``) answers ``<distribution location>/<package>``: for an editable
+# install that is ``<site-packages>/fmkt_plugin``, which does not exist (the package stays in the
+# source tree), so ``<that>/.mim/configs/...`` is not found. We register ``fmkt_plugin`` in
+# ``MODULE2PACKAGE`` and wrap ``get_installed_path`` where mmengine's config code looks it up:
+# for fmkt_plugin, when the folder it returns does not exist, the folder of the imported package
+# (``importlib.util.find_spec('fmkt_plugin').origin``) is returned instead, whose ``.mim`` the
+# editable build links to the repository (setup.py). Other packages are answered as upstream does.
+# ---------------------------------------------------------------------------------------------
+_PACKAGE = 'fmkt_plugin'
+
+
+def _fix_mmengine_fmkt_plugin_base_configs() -> None:
+    import functools
+    import importlib.util
+
+    import mmengine.config.config as mm_config
+    import mmengine.config.utils as mm_config_utils
+
+    mm_config_utils.MODULE2PACKAGE.setdefault(_PACKAGE, _PACKAGE)
+    if getattr(mm_config.get_installed_path, '__fmkt_fix__', False):
+        return
+    upstream = mm_config.get_installed_path
+
+    @functools.wraps(upstream)
+    def get_installed_path(package: str) -> str:
+        path = upstream(package)
+        if package == _PACKAGE and not osp.isdir(path):
+            spec = importlib.util.find_spec(package)
+            if spec is not None and spec.origin is not None:
+                return osp.dirname(spec.origin)
+        return path
+
+    get_installed_path.__fmkt_fix__ = True
+    for module in (mm_config, mm_config_utils):
+        if hasattr(module, 'get_installed_path'):
+            module.get_installed_path = get_installed_path
+    _APPLIED.append('mmengine-fmkt-plugin-base-configs')
