@@ -168,8 +168,9 @@ if [ "$(cat "$MARKER" 2>/dev/null)" != "$MMCV_VARIANT" ] || ! "$PY" -c "import m
 fi
 
 # 5. the rest of the stack, test tools and the plugin itself (editable, no dependency resolution surprises)
-# (checked from / so that a checkout in the current directory does not count as installed)
-if ! (cd / && "$PY" -c "import mmpretrain, mmdet, mmrazor, pytest, ruff, matplotlib, pycocotools, fmkt_plugin") 2>/dev/null; then
+# (checked from / so that a checkout in the current directory does not count as installed;
+# one module of each package of requirements/tests.txt, so an existing venv picks up new ones)
+if ! (cd / && "$PY" -c "import mmpretrain, mmdet, mmrazor, pytest, ruff, mim, tensorboard, matplotlib, pycocotools, fmkt_plugin") 2>/dev/null; then
   run_step "install OpenMMLab packages" pip_install -r "$REPO/requirements/runtime.txt" -r "$REPO/requirements/tests.txt" -r "$REPO/requirements/torch.txt" "mmcv==$MMCV_VERSION"
   run_step "install fmkt_plugin" pip_install --no-deps --no-build-isolation -e "$REPO"
 fi

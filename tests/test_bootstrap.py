@@ -56,3 +56,22 @@ def test_bootstrap_builds_each_variant_apart_from_pips_wheel_cache():
     assert 'pip wheel --no-cache-dir' in text  # else pip returns another variant's wheel
     assert '"$WHEELS/$MMCV_VARIANT"' in text
     assert subprocess.run(['bash', '-n', osp.join(REPO, 'scripts', 'bootstrap.sh')]).returncode == 0
+
+
+#: module names of requirements whose distribution name differs
+_MODULE_OF = {'openmim': 'mim'}
+
+
+def test_bootstrap_installs_again_when_a_test_requirement_is_missing():
+    """Step 5 reinstalls the requirements when one of its imports fails: it imports one module of
+    each package of requirements/tests.txt, so a venv made before a package was added gets it."""
+    import re
+    text = open(osp.join(REPO, 'scripts', 'bootstrap.sh')).read()
+    line = next(line for line in text.splitlines()
+                if 'import mmpretrain' in line and line.startswith('if !'))
+    checked = set(re.search(r'import ([\w, ]+)"', line).group(1).replace(' ', '').split(','))
+    with open(osp.join(REPO, 'requirements', 'tests.txt')) as f:
+        names = [re.split(r'[<>=!~\[; ]', req, maxsplit=1)[0]
+                 for req in (line.split('#')[0].strip() for line in f) if req]
+    modules = {_MODULE_OF.get(name, name.replace('-', '_')) for name in names}
+    assert modules <= checked, f'not checked by bootstrap step 5: {sorted(modules - checked)}'
