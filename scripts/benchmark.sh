@@ -7,7 +7,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$REPO/scripts/bootstrap.sh"
 VENV="${FMKT_VENV:-$REPO/.venv}"
 # --det [ARGS]: the detection benchmark instead (python -m benchmarks.detection.run ARGS,
-# e.g. --profile gpu); see docs/detection_benchmark.md.
+# e.g. --profile gpu); see docs/benchmark/detection.md.
 if [ "${1:-}" = "--det" ]; then shift; cd "$REPO"; exec "$VENV/bin/python" -m benchmarks.detection.run "$@"; fi
 cd "$REPO"
 exec "$VENV/bin/python" -m benchmarks.run "$@"

@@ -8,7 +8,8 @@
 # The MLP meta-encoder's hidden width is a quarter of the map's channels (128 for 512; set
 # `hidden_channels` with another student width): per position and step it then costs 1.5 C^2
 # multiply-adds instead of 3 C^2, which keeps the train step within 1.10x of KD's, with the same
-# accuracy as the full-width MLP on the benchmark's validation split (docs/overhead.md).
+# accuracy as the full-width MLP on the benchmark's validation split
+# (docs/advanced_guides/overhead.md).
 _base_ = ['./kd.py']
 
 feature_flow = dict(

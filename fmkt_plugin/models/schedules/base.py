@@ -44,7 +44,7 @@ class InterpolantSchedule(metaclass=ABCMeta):
 
     Time runs the other way round from ``facebookresearch/flow_matching``: there the source
     (noise) sits at t=0 and ``alpha`` multiplies the target; here the source (the student) sits
-    at t=1 and ``alpha`` multiplies the student (see ``docs/architecture.md``).
+    at t=1 and ``alpha`` multiplies the student (see ``docs/advanced_guides/architecture.md``).
     """
 
     short_name: str = ''
