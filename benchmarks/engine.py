@@ -19,12 +19,11 @@ from torch import nn
 
 from .common.device import optim_wrapper_cfg
 from .common.files import save_tensor
-from .common.store import config_key
 from .configs import HPARAMS
 from .data import Split, TensorLoader
 
 __all__ = [
-    'config_key', 'build_model', 'train_model', 'evaluate', 'predict_logits', 'set_seed',
+    'build_model', 'train_model', 'evaluate', 'predict_logits', 'set_seed',
     'flow_heads', 'eval_num_steps', 'cached_logits', 'cached_maps', 'save_state', 'load_state'
 ]
 

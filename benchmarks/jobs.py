@@ -17,13 +17,12 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 from . import configs
-from .common.files import read_json, write_json
+from .common.store import config_key, load_record, save_record
 from .data import Split, TensorLoader, load_fashion_mnist
 from .engine import (
     build_model,
     cached_logits,
     cached_maps,
-    config_key,
     evaluate,
     flow_heads,
     load_state,
@@ -161,13 +160,12 @@ def run_teacher(job: dict, progress: Callable[[str], None]) -> dict:
     with ``job['maps']``, its last-stage maps) on the training images."""
     key = teacher_key(job)
     base = osp.join(job['cache_dir'], 'teachers', f'{job["pair"]}-s{job["seed"]}-{key}')
-    meta = read_json(base + '.json')
-    if meta and osp.isfile(meta['ckpt']) and osp.isfile(meta['logits']):
+    meta = load_record(base + '.json', needs=('ckpt', 'logits'))
+    if meta:
         had_maps = 'maps' in meta
         _teacher_maps(job, meta)
         if 'maps' in meta and not had_maps:
-            write_json(base + '.json', meta)
-        meta['cached'] = True
+            save_record(base + '.json', meta)
         return meta
     set_seed(job['seed'])
     data, train, test = _loaders(job, job['seed'])
@@ -181,11 +179,10 @@ def run_teacher(job: dict, progress: Callable[[str], None]) -> dict:
     meta = dict(kind='teacher', pair=job['pair'], seed=job['seed'], key=key, top1=top1,
                 epochs=job['teacher_epochs'], params=sum(p.numel() for p in model.parameters()),
                 train_time_s=stats['train_time_s'], cache_time_s=time.perf_counter() - t0,
-                ckpt=base + '.pth', logits=base + '.logits.pt', cached=False,
+                ckpt=base + '.pth', logits=base + '.logits.pt',
                 device=job.get('device', 'cpu'))
     _teacher_maps(job, meta, model)
-    write_json(base + '.json', meta)
-    return meta
+    return save_record(base + '.json', meta)
 
 
 def _init_from_stage1(model: torch.nn.Module, stage1_ckpt: str) -> None:
@@ -363,8 +360,7 @@ def _complete(job: dict, record: dict, base: str) -> Optional[dict]:
     _evaluate_steps(model, test, steps, record)
     if ensemble:
         _keep_ensemble(job, record, model, data, train, base)
-    write_json(base + '.json', record)
-    return record
+    return dict(save_record(base + '.json', record), cached=True)
 
 
 def run_student(job: dict, progress: Callable[[str], None]) -> dict:
@@ -373,11 +369,10 @@ def run_student(job: dict, progress: Callable[[str], None]) -> dict:
     method, pair, seed = job['method'], job['pair'], job['seed']
     key = run_key(job)
     base = osp.join(job['cache_dir'], 'runs', f'{method}-{pair}-s{seed}-{key}')
-    record = read_json(base + '.json')
+    record = load_record(base + '.json')
     if record:
         record = _complete(job, record, base)
         if record is not None:
-            record['cached'] = True
             return record
     hp = _hparams(job)
     model, data, train, test, stats = _train(job, hp, progress)
@@ -391,11 +386,9 @@ def run_student(job: dict, progress: Callable[[str], None]) -> dict:
         eval_time_s=time.perf_counter() - t0, last_loss=stats['last_loss'],
         iters=stats['iters'], student_params=sum(p.numel() for p in student.parameters()),
         train_images=train.num_images, test_images=test.num_images,
-        data_digest=train.digest(0), device=job.get('device', 'cpu'), amp=job.get('amp'),
-        cached=False)
+        data_digest=train.digest(0), device=job.get('device', 'cpu'), amp=job.get('amp'))
     _stage_records(job, record, model, data, train, base)
-    write_json(base + '.json', record)
-    return record
+    return save_record(base + '.json', record)
 
 
 def run_job(job: dict, queue=None) -> dict:

@@ -26,6 +26,7 @@ from .configs import (
     teacher_cfg,
     teacher_ref,
 )
+from .settings import apply_settings
 
 __all__ = ['Method', 'REGISTRY', 'METHODS', 'get', 'method_cfg', 'method_hparams', 'method_picks',
            'names']
@@ -393,7 +394,6 @@ def method_hparams(name: str, picks: Optional[Dict[str, dict]] = None,
                    overrides: Optional[dict] = None) -> dict:
     """``HPARAMS`` with the method's own ``fixed`` settings, its tuned settings (``picks``,
     see :mod:`benchmarks.tuning`) and then ``overrides`` (a tune trial) applied."""
-    from .tuning import apply_settings
     method = get(name)
     hp = copy.deepcopy(HPARAMS)
     if method.fixed:

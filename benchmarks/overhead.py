@@ -58,6 +58,7 @@ import fmkt_plugin  # noqa: F401  (before any mmrazor import)
 
 from .common.device import AMP_DTYPES, effective_amp, optim_wrapper_cfg
 from .common.files import REPO
+from .common.provenance import machine, software
 from .common.timing import interleaved_times
 from .common.timing import paired_ratio as _paired_ratio
 from .common.timing import random_cls_batch as _batch
@@ -379,6 +380,7 @@ def run_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: int 
         setting=(f'ResNet-34 -> ResNet-18, {size} px, batch {batch}, {where}, '
                  f'{used_amp or "fp32"}{_compiled_note(compile_flow)}, '
                  f'torch {torch.__version__}'),
+        machine=machine(device), software=software(),
         size=size, batch=batch, repeats=repeats, warmup=warmup, amp=used_amp, amp_requested=amp,
         compile_flow=compile_flow,
         threads=torch.get_num_threads(), median_s=med, throughput=throughput,

@@ -174,8 +174,19 @@ def _intro(meta: dict) -> List[str]:
             f'(FM-KT^Theta 2-stage: + {meta["theta_epochs"]} stage-2 epoch(s), its time '
             f'includes stage 1); FM-KT headline at the trained N; settings {tuned}. Time: mean '
             f'training wall time per run ({meta["jobs"]} parallel run(s), {meta["threads"]} '
-            f'thread(s) each, on {meta["device"]}'
+            f'thread(s) each, on {_machine_text(meta)}'
             + (f', {meta["amp"]} autocast' if meta.get('amp') else '') + ').'] + _wall(meta)
+
+
+def _machine_text(meta: dict) -> str:
+    """The device, with the CPU model and SIMD level (float rounding, and so the digits,
+    differ between CPUs) or the GPU."""
+    where = meta.get('machine') or {}
+    if where.get('gpu'):
+        return f'{meta["device"]}, {where["gpu"]}'
+    if where.get('cpu'):
+        return f'{meta["device"]}: {where["cpu"]}, {where["simd"]}'
+    return meta['device']
 
 
 def _wall(meta: dict) -> List[str]:
@@ -289,7 +300,9 @@ def write_markdown(path: str, summary: dict, meta: dict) -> str:
 def overhead_markdown(ov: dict) -> str:
     """Table of the overhead benchmark's ratios against their targets (and the throughput and
     peak memory of each train step when measured)."""
-    lines = [f'**Overhead** ({ov["setting"]}; medians of {ov["repeats"]} repeats)', '',
+    where = ov.get('machine') or {}
+    host = f'; {where["cpu"]}, {where["simd"]}' if where.get('cpu') else ''
+    lines = [f'**Overhead** ({ov["setting"]}{host}; medians of {ov["repeats"]} repeats)', '',
              '| measurement | ratio | target | met |', '|---|---|---|---|']
     for item in ov['ratios']:
         met = '-' if item['target'] == 'analysis' else ('yes' if item['met'] else 'no')

@@ -11,9 +11,7 @@ A setting is a dict ``{path: value}``; a path names an entry of ``HPARAMS`` with
 Points whose flow option the installed plugin does not have are dropped before the first
 :data:`TRIALS` are taken, so every method gets the same number of trials either way.
 """
-import copy
 import datetime
-import inspect
 import itertools
 import json
 import os.path as osp
@@ -21,6 +19,7 @@ from typing import Dict, List, Optional, Sequence
 
 from .common.files import write_json
 from .configs import HPARAMS
+from .settings import _new_flow_option, apply_settings, flow_option_supported
 
 __all__ = [
     'TRIALS', 'GRID', 'TUNED_FILE', 'flow_option_supported', 'grid_points', 'apply_settings',
@@ -57,20 +56,6 @@ GRID: Dict[str, Dict[str, tuple]] = {
 
 #: The picks file the benchmark reads (committed; written by the tune mode).
 TUNED_FILE = osp.join(osp.dirname(osp.abspath(__file__)), 'tuned.json')
-
-
-def flow_option_supported(option: str) -> bool:
-    """Whether the installed ``FlowMatchingConnector`` takes ``option`` in its config."""
-    from fmkt_plugin.models.connectors import FlowMatchingConnector
-    return option in inspect.signature(FlowMatchingConnector.__init__).parameters
-
-
-def _new_flow_option(path: str) -> Optional[str]:
-    """The option named by ``flow.<option>`` when ``HPARAMS['flow']`` does not set it."""
-    parts = path.split('.')
-    if len(parts) == 2 and parts[0] == 'flow' and parts[1] not in HPARAMS['flow']:
-        return parts[1]
-    return None
 
 
 def _runnable(point: dict, axes: Dict[str, tuple], supported) -> Optional[dict]:
@@ -111,32 +96,6 @@ def grid_points(method: str, supported=flow_option_supported,
 def tuned_methods(methods: Sequence[str]) -> List[str]:
     """The methods among ``methods`` that have a grid (in the given order)."""
     return [m for m in methods if m in GRID]
-
-
-def apply_settings(hparams: dict, setting: dict) -> dict:
-    """A copy of ``hparams`` with ``setting`` applied.
-
-    Raises:
-        ValueError: a path that names no entry of ``hparams`` (new keys are allowed only in
-            the flow config, for options of the installed connector).
-    """
-    out = copy.deepcopy(hparams)
-    for key, value in setting.items():
-        for path in key.split('+'):
-            parts = path.split('.')
-            node = out
-            for part in parts[:-1]:
-                if not isinstance(node.get(part) if isinstance(node, dict) else None, dict):
-                    raise ValueError(f'tuning setting {key!r}: {path!r} names no entry of '
-                                     'HPARAMS')
-                node = node[part]
-            leaf = parts[-1]
-            option = _new_flow_option(path)
-            if leaf not in node and not (option and flow_option_supported(option)):
-                raise ValueError(f'tuning setting {key!r}: {path!r} names no entry of '
-                                 'HPARAMS (nor an option of the installed flow)')
-            node[leaf] = value
-    return out
 
 
 def setting_label(setting: dict) -> str:

@@ -361,7 +361,8 @@ def test_smoke_profile_end_to_end(fmnist_root, tmp_path):
         assert r['test_images'] == prof['test_size'] and r['train_images'] == prof['train_size']
     fmkt = next(r for r in runs if r['method'] == 'fmkt_kd')
     # published files name cache files relative to the cache folder, not by machine path
-    assert fmkt['ckpt'].startswith('cache/') and fmkt['ensemble_logits'].startswith('cache/')
+    assert fmkt['ckpt'].startswith('cache/')  # kept for a later profile's N analysis
+    assert 'ensemble_logits' not in fmkt  # no FM-KT^Theta second stage in this profile
     assert all(t['logits'].startswith('cache/') for t in data['teachers'])
     assert sorted(fmkt['top1_by_steps'], key=int) == ['1', '2', '4', '8']
     assert all(math.isfinite(v) for v in fmkt['top1_by_steps'].values())
