@@ -58,13 +58,14 @@ def base_meta(args, prof: dict, setting: dict, runs: List[dict], data_root: str,
 
 
 def write_benchmark(out_dir: str, cache_dir: str, meta: dict, runs: List[dict],
-                    teachers: List[dict]) -> dict:
-    """Write results.json, results.md and the plots; print the report; return the payload."""
+                    teachers: List[dict], extra_markdown: str = '') -> dict:
+    """Write results.json, results.md (``extra_markdown`` closing it) and the plots; print the
+    report; return the payload."""
     summary = summarize(runs, teachers, meta['pairs'], meta['methods'])
     payload = portable(dict(meta=meta, teachers=teachers, runs=runs, summary=summary),
                        _roots(out_dir, cache_dir))
     write_json(osp.join(out_dir, 'results.json'), payload)
-    text = write_markdown(osp.join(out_dir, 'results.md'), summary, meta)
+    text = write_markdown(osp.join(out_dir, 'results.md'), summary, meta, extra_markdown)
     plots = write_plots(out_dir, summary, runs)
     print('\n' + text)
     print(f'wrote {osp.join(out_dir, "results.json")}, results.md, '

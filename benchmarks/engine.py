@@ -8,7 +8,6 @@ key of their config, budget, data and seed, so reruns skip them.
 """
 import contextlib
 import copy
-import logging
 import time
 from typing import Callable, Dict, Optional, Sequence
 
@@ -17,7 +16,7 @@ from mmengine.config import Config
 from mmengine.optim import OneCycleLR, build_optim_wrapper
 from torch import nn
 
-from .common.device import optim_wrapper_cfg
+from .common.device import optim_wrapper_cfg, quiet_logs
 from .common.files import save_tensor
 from .configs import HPARAMS
 from .data import Split, TensorLoader
@@ -34,15 +33,6 @@ def set_seed(seed: int) -> None:
     """Seed python, numpy and torch through mmengine (model init and the flow's step draws)."""
     from mmengine.runner import set_random_seed
     set_random_seed(seed)
-
-
-def quiet_logs() -> None:
-    """Keep mmengine's INFO messages (weight-init listings) out of the benchmark's output."""
-    from mmengine.logging import MMLogger
-    logger = MMLogger.get_current_instance()
-    logger.setLevel(logging.WARNING)
-    for handler in logger.handlers:
-        handler.setLevel(logging.WARNING)
 
 
 def build_model(cfg: Config) -> nn.Module:

@@ -132,7 +132,7 @@ def part_faster_rcnn(work: str, size: dict) -> dict:
 
 
 def part_overhead(work: str, size: dict, device: str) -> dict:
-    from .overhead import run_overhead
+    from .overhead.resnet import run_overhead
     tables = []
     for amp in size['precisions']:
         for compiled in (False, size['compiled']):

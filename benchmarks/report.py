@@ -4,21 +4,20 @@ The verdicts come from paired differences over seeds (:mod:`benchmarks.stats`): 
 comparison, per pair and pooled over the pairs, the mean difference, its standard deviation,
 the 95% Student-t interval and "better" / "worse" / "not distinguishable" read from it.
 """
-import json
 import math
 import os.path as osp
 import statistics
 from typing import Dict, List, Optional, Tuple
 
-from .common.files import write_json, write_text
+from .common.files import write_text
 from .common.rendering import mean_std_text as _fmt
 from .common.stats import mean_std, paired_stats, per_seed_mean, pooled_stats, ratio_interval
 from .configs import PAIRS
 from .methods import METHODS, get
 from .tuning import setting_label
 
-__all__ = ['summarize', 'comparisons', 'write_markdown', 'write_json', 'write_plots',
-           'mean_std', 'overhead_markdown', 'summarize_tune', 'tune_markdown']
+__all__ = ['summarize', 'comparisons', 'markdown', 'write_markdown', 'write_plots',
+           'summarize_tune', 'tune_markdown']
 
 BEST = 'best FM-KT vs best baseline'
 
@@ -273,8 +272,8 @@ def _settings_lines(summary: dict) -> List[str]:
         for m, s in seen.items()]
 
 
-def markdown(summary: dict, meta: dict) -> str:
-    """The report as markdown text."""
+def markdown(summary: dict, meta: dict, extra: str = '') -> str:
+    """The report as markdown text; ``extra`` (e.g. the overhead table) closes it."""
     lines = _intro(meta)
     for pair, block in summary['pairs'].items():
         lines += _pair_block(pair, block)
@@ -285,39 +284,16 @@ def markdown(summary: dict, meta: dict) -> str:
     lines += ['', 'Data order and flips identical across the methods of every seed: '
               + ('yes' if summary.get('paired_data', True) else 'NO (the pairing is broken)')]
     lines += _settings_lines(summary)
-    if meta.get('overhead'):
-        lines += ['', overhead_markdown(meta['overhead'])]
+    if extra:
+        lines += ['', extra]
     return '\n'.join(lines) + '\n'
 
 
-def write_markdown(path: str, summary: dict, meta: dict) -> str:
-    """Write the report (one block per pair, then pooled) and return the markdown text."""
-    text = markdown(summary, meta)
+def write_markdown(path: str, summary: dict, meta: dict, extra: str = '') -> str:
+    """Write :func:`markdown` to ``path`` and return it."""
+    text = markdown(summary, meta, extra)
     write_text(path, text)
     return text
-
-
-def overhead_markdown(ov: dict) -> str:
-    """Table of the overhead benchmark's ratios against their targets (and the throughput and
-    peak memory of each train step when measured)."""
-    where = ov.get('machine') or {}
-    host = f'; {where["cpu"]}, {where["simd"]}' if where.get('cpu') else ''
-    lines = [f'**Overhead** ({ov["setting"]}{host}; medians of {ov["repeats"]} repeats)', '',
-             '| measurement | ratio | target | met |', '|---|---|---|---|']
-    for item in ov['ratios']:
-        met = '-' if item['target'] == 'analysis' else ('yes' if item['met'] else 'no')
-        lines.append(f'| {item["name"]} | {item["ratio"]:.3f} | {item["target"]} | {met} |')
-    if ov.get('throughput'):
-        lines += ['', '| train step | images/s | peak memory (MiB) | GFLOP (matmul/conv) | '
-                  'FLOPs / KD | ATen ops | ops / KD |', '|---|---|---|---|---|---|---|']
-        for name, t in ov['throughput'].items():
-            gflop = '-' if t.get('gflop') is None else f'{t["gflop"]:.1f}'
-            rel = '-' if t.get('flops_vs_kd') is None else f'{t["flops_vs_kd"]:.3f}'
-            ops = '-' if t.get('ops') is None else str(t['ops'])
-            ops_rel = '-' if t.get('ops_vs_kd') is None else f'{t["ops_vs_kd"]:.3f}'
-            lines.append(f'| {name} | {t["images_per_s"]:.1f} | {t["peak_mib"]:.0f} | {gflop} | '
-                         f'{rel} | {ops} | {ops_rel} |')
-    return '\n'.join(lines)
 
 
 def summarize_tune(runs: List[dict]) -> Dict[str, List[dict]]:
@@ -396,22 +372,3 @@ def write_plots(out_dir: str, summary: dict, runs: List[dict],
     if len(steps) > 1:
         out.append(steps_plot(osp.join(out_dir, f'{prefix}fmkt_steps.png'), summary))
     return out
-
-
-def main(argv=None) -> None:
-    """Re-render ``results.md`` and the plots next to a ``results.json``."""
-    import argparse
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument('results', help='path of a results.json written by benchmarks.run')
-    args = parser.parse_args(argv)
-    with open(args.results) as f:
-        payload = json.load(f)
-    out_dir = osp.dirname(args.results)
-    meta = payload['meta']
-    summary = summarize(payload['runs'], payload['teachers'], meta['pairs'], meta['methods'])
-    print(write_markdown(osp.join(out_dir, 'results.md'), summary, meta))
-    write_plots(out_dir, summary, payload['runs'])
-
-
-if __name__ == '__main__':
-    main()

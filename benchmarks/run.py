@@ -1,4 +1,5 @@
-"""Fashion-MNIST benchmark of FM-KT against KD/DKD/DIST, plus the overhead benchmark.
+"""Fashion-MNIST benchmark of FM-KT against KD/DKD/DIST, plus the overhead benchmark
+(:mod:`benchmarks.overhead`): the application on top of both.
 
 Trains (and caches) the teachers, then every method on every teacher/student pair with every seed
 of the chosen profile under the same budget, and writes ``results.json`` (every run),
@@ -10,6 +11,7 @@ Usage (from the repository root)::
 
     python -m benchmarks.run --profile smoke|quick|default|full|gpu [--jobs 2] [--skip-overhead]
     python -m benchmarks.run --tune [--profile default] [--holdout 5000] [--seeds 0 1]
+    python -m benchmarks.run --render benchmark_results/default/results.json
 
 Profiles (see ``benchmarks/configs.py``): ``smoke`` (CI, a few hundred images), ``quick``
 (1 seed, 1 epoch), ``default`` (the main job: the headline comparison, 5 paired seeds, 3 epochs,
@@ -21,8 +23,10 @@ one CUDA GPU).
 the test split is then not read). ``--tune`` runs every method's grid
 (``benchmarks/tuning.py``) on the validation split and writes the picks to
 ``benchmarks/tuned.json``, which the benchmark then applies (``--untuned`` ignores them).
+``--render`` re-renders ``results.md`` and the plots next to a ``results.json``.
 """
 import argparse
+import json
 import os
 import os.path as osp
 import time
@@ -37,10 +41,13 @@ from .data import NUM_TRAIN, prepare_fashion_mnist
 from .executor import execute
 from .jobs import train_indices
 from .methods import names
+from .overhead import run_table
+from .overhead.report import overhead_markdown
 from .planning import plan_jobs, plan_tune_jobs, resolve_profile, resolve_setting
+from .report import summarize, write_markdown, write_plots
 from .tuning import TUNED_FILE, load_picks
 
-__all__ = ['parse_args', 'main', 'det_overhead_rows']
+__all__ = ['parse_args', 'main', 'render']
 
 #: validation images held out of the training split by ``--tune`` when ``--holdout`` is not given
 TUNE_HOLDOUT = 5000
@@ -75,6 +82,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     add('--device', default='auto', choices=['auto', 'cpu', 'cuda'])
     add('--amp', default='profile', choices=['profile', 'none'] + sorted(AMP_DTYPES),
         help='mixed precision of the runs on CUDA (default: the profile\'s; off on the CPU)')
+    add('--render', metavar='RESULTS_JSON', default=None,
+        help='only re-render results.md and the plots next to this results.json')
     args = parser.parse_args(argv)
     if args.holdout is None:
         args.holdout = TUNE_HOLDOUT if args.tune else 0
@@ -119,40 +128,6 @@ def _check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
                      'takes them all; hold out fewer')
 
 
-def det_overhead_rows(repeats: int, say, size: int = 256, batch_size: int = 2) -> List[dict]:
-    """Train-step time of FPN-level FM-KT over PKD for both COCO pairs (CPU), as rows of the
-    overhead table. Runs last: it sets mmdet as the default scope."""
-    from .overhead_det import det_overhead_ratio
-    rows = []
-    for family in ('retinanet', 'faster-rcnn'):
-        say(f'overhead: FM-KT (FPN) / PKD train step, {family}')
-        result = det_overhead_ratio(family, size=size, batch_size=batch_size, repeats=repeats,
-                                    warmup=1, verbose=False)
-        rows.append(dict(key=f'train_fpn_{family}', ratio=result['ratio'], target='<= 1.25',
-                         met=bool(result['ratio'] <= 1.25),
-                         name=f'train step, FM-KT FPN level / PKD, {family} R-50 student '
-                         f'({size} px, batch {batch_size})'))
-    return rows
-
-
-def _overhead(prof: dict, setting: dict, say) -> dict:
-    from .overhead import run_overhead
-    cfg = prof['overhead']
-    device = setting['device']
-    result = run_overhead(cfg['size'], cfg['batch'], cfg['repeats'], cfg['warmup'],
-                          threads=min(setting['cores'], 2) if device == 'cpu' else 0,
-                          progress=say, device=device, amp=setting['amp'])
-    if cfg.get('rivals', True):
-        # DiffKD / RDR: train step over KD, their deployed students over the plain ResNet-18
-        from .rivals import run_rival_overhead
-        rivals = run_rival_overhead(cfg['size'], cfg['batch'], cfg['repeats'], cfg['warmup'],
-                                    device=device, progress=say)
-        result['ratios'] += rivals['ratios']
-    if cfg.get('detection') and device == 'cpu':
-        result['ratios'] += det_overhead_rows(cfg['repeats'], say)
-    return result
-
-
 def _overhead_prior(prof: dict, skip: bool) -> float:
     return 0.0 if skip else 90.0 + 30.0 * prof['overhead']['repeats']
 
@@ -181,9 +156,26 @@ def _speed_book(cache_dir: str, setting: dict) -> SpeedBook:
     return SpeedBook(osp.join(cache_dir, 'speeds.json'), key, setting['device'])
 
 
+def _overhead_text(meta: dict) -> str:
+    return overhead_markdown(meta['overhead']) if meta.get('overhead') else ''
+
+
+def render(path: str) -> dict:
+    """Re-render ``results.md`` and the plots next to a ``results.json``; return its payload."""
+    with open(path) as f:
+        payload = json.load(f)
+    out_dir, meta = osp.dirname(path), payload['meta']
+    summary = summarize(payload['runs'], payload['teachers'], meta['pairs'], meta['methods'])
+    print(write_markdown(osp.join(out_dir, 'results.md'), summary, meta, _overhead_text(meta)))
+    write_plots(out_dir, summary, payload['runs'])
+    return payload
+
+
 def main(argv: Optional[List[str]] = None) -> dict:
     """Run the benchmark (or the tune mode) and return the written payload."""
     args = parse_args(argv)
+    if args.render:
+        return render(args.render)
     prof, setting, out_dir, cache_dir, data_root, base = _prepare(args)
     picks = {} if (args.untuned or args.tune) else load_picks(args.tuned)
     print(f'FM-KT Fashion-MNIST {"tuning" if args.tune else "benchmark"}: profile '
@@ -205,11 +197,13 @@ def main(argv: Optional[List[str]] = None) -> dict:
         return write_tune(out_dir, cache_dir, meta, runs, teachers, args.tuned or TUNED_FILE)
     meta['train_wall_time_s'] = time.time() - started
     progress.extra_s = 0.0
-    meta['overhead'] = None if skip_overhead else _overhead(prof, setting, progress.say)
+    meta['overhead'] = None if skip_overhead else run_table(
+        prof['overhead'], setting['device'], setting['amp'],
+        threads=min(setting['cores'], 2) if setting['device'] == 'cpu' else 0, say=progress.say)
     meta.update(picks=picks, wall_time_s=time.time() - started,
                 runs_trained=sum(not r.get('cached') for r in runs + teachers),
                 runs_total=len(runs) + len(teachers))
-    payload = write_benchmark(out_dir, cache_dir, meta, runs, teachers)
+    payload = write_benchmark(out_dir, cache_dir, meta, runs, teachers, _overhead_text(meta))
     print(f'profile {args.profile}: wall time {_minutes(meta["wall_time_s"])} (training '
           f'{_minutes(meta["train_wall_time_s"])}, {meta["runs_trained"]} of '
           f'{meta["runs_total"]} runs trained, the rest from the run cache); results in '
@@ -219,7 +213,6 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
 def _minutes(seconds: float) -> str:
     return f'{int(seconds // 60)} min {int(round(seconds % 60)):02d} s'
-
 
 
 if __name__ == '__main__':

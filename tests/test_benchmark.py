@@ -397,7 +397,7 @@ def test_smoke_profile_end_to_end(fmnist_root, tmp_path):
 
 @pytest.mark.slow
 def test_overhead_benchmark_runs():
-    from benchmarks.overhead import run_overhead
+    from benchmarks.overhead.resnet import run_overhead
     said = []
     # --amp on the CPU: wired through, autocast stays off (fp32), said so
     result = run_overhead(size=32, batch=2, repeats=1, warmup=0, threads=1, amp='bf16',
@@ -410,7 +410,7 @@ def test_overhead_benchmark_runs():
     # matmul/conv FLOPs of one step: the flows add work on top of KD's
     flops = {k: t['flops_vs_kd'] for k, t in result['throughput'].items()}
     assert flops['kd'] == 1.0 and flops['fmkt_logit'] > 1.0 and flops['fmkt_feature'] > 1.0
-    from benchmarks.report import overhead_markdown
+    from benchmarks.overhead.report import overhead_markdown
     table = overhead_markdown(result)
     assert 'FLOPs / KD' in table and f'| {flops["fmkt_feature"]:.3f} |' in table
     # computing ATen ops of one step: the flows' N serial steps add many small ones
@@ -425,7 +425,7 @@ def test_overhead_benchmark_runs():
 
 @pytest.mark.slow
 def test_detection_rows_of_the_overhead_table():
-    from benchmarks.run import det_overhead_rows
+    from benchmarks.overhead.detection import det_overhead_rows
     said = []
     rows = det_overhead_rows(repeats=1, say=said.append, size=128, batch_size=2)
     assert [r['key'] for r in rows] == ['train_fpn_retinanet', 'train_fpn_faster-rcnn']

@@ -33,22 +33,33 @@ def _imports(path: str, package: str) -> set:
     return out
 
 
-def _package_imports(folder: str) -> dict:
-    package = 'benchmarks.' + folder
+def _package_imports(folder: str = '') -> dict:
+    """``{file: the benchmarks modules it imports}`` of ``benchmarks/<folder>/*.py``."""
+    package = 'benchmarks' + (f'.{folder}' if folder else '')
     root = osp.join(REPO, 'benchmarks', folder)
     return {name: {m for m in _imports(osp.join(root, name), package)
                    if m == 'benchmarks' or m.startswith('benchmarks.')}
             for name in sorted(os.listdir(root)) if name.endswith('.py')}
 
 
-def test_common_imports_no_benchmark_and_detection_no_classification():
-    above = {name: sorted(m for m in mods if not m.startswith('benchmarks.common'))
-             for name, mods in _package_imports('common').items()}
-    assert not any(above.values()), above
-    classification = {
-        name: sorted(m for m in mods if not m.startswith(('benchmarks.common',
-                                                          'benchmarks.detection')))
-        for name, mods in _package_imports('detection').items()}
+def _outside(folder: str, allowed: tuple) -> dict:
+    return {name: sorted(m for m in mods if not m.startswith(allowed))
+            for name, mods in _package_imports(folder).items()}
+
+
+def test_layers_import_only_downward():
+    """common imports nothing above it; detection and overhead only common and themselves;
+    classification (benchmarks/*.py) nothing of detection or overhead, except the apps on top
+    (run.py, gpu_check.py)."""
+    common = _outside('common', ('benchmarks.common', ))
+    assert not any(common.values()), common
+    for folder in ('detection', 'overhead'):
+        outside = _outside(folder, ('benchmarks.common', f'benchmarks.{folder}'))
+        assert not any(outside.values()), (folder, outside)
+    classification = {name: sorted(m for m in mods if m.startswith(('benchmarks.detection',
+                                                                    'benchmarks.overhead')))
+                      for name, mods in _package_imports().items()
+                      if name not in ('run.py', 'gpu_check.py')}
     assert not any(classification.values()), classification
 
 

@@ -58,7 +58,7 @@ def test_amp_requested_on_cpu_trains_in_fp32():
 
     from benchmarks.data import Split, TensorLoader
     from benchmarks.engine import build_model, train_model
-    from benchmarks.overhead import train_wrapper
+    from benchmarks.overhead.resnet import train_wrapper
     model = build_model(method_cfg('student', 'wide'))
     wrapper = train_wrapper(model, 'cpu', 'bf16')
     assert type(wrapper) is OptimWrapper  # not AmpOptimWrapper: autocast off
@@ -140,13 +140,13 @@ def test_every_method_sees_the_same_data_and_initial_backbone_for_a_seed():
 
 
 def test_overhead_amp_option_needs_cuda():
-    from benchmarks.overhead import main
+    from benchmarks.overhead.resnet import main
     with pytest.raises(SystemExit):
         main(['--amp', 'bf16', '--device', 'cpu'])
 
 
 def test_overhead_compile_flow_option_reaches_every_flow():
-    from benchmarks.overhead import build_models, compile_value
+    from benchmarks.overhead.resnet import build_models, compile_value
     from fmkt_plugin.models.connectors import find_flows
     for scope in (None, 'encoder', 'flow'):
         models = build_models(compile_flow=compile_value(scope))
@@ -161,7 +161,7 @@ def test_overhead_compile_flow_option_reaches_every_flow():
 
 
 def test_overhead_compile_options_give_the_connector_value():
-    from benchmarks.overhead import compile_value, main
+    from benchmarks.overhead.resnet import compile_value, main
     assert compile_value(None) is False and compile_value(None, 'reduce-overhead') is False
     assert compile_value('encoder') is True
     assert compile_value('flow') == dict(scope='flow')
@@ -171,7 +171,7 @@ def test_overhead_compile_options_give_the_connector_value():
 
 
 def test_overhead_draw_ratio_is_the_mean_step_over_the_config_draw():
-    from benchmarks.overhead import _draw_ratio, feature_draw
+    from benchmarks.overhead.resnet import _draw_ratio, feature_draw
     assert feature_draw() == (1, 2, 4, 8, 16)  # configs/_base_/methods/fmkt_features.py
     times = {'kd': [1.0, 2.0, 1.0], 'fmkt_feature': [1.2, 2.4, 1.6],
              'fmkt_feature_N2': [1.0, 2.2, 1.1]}
@@ -180,7 +180,7 @@ def test_overhead_draw_ratio_is_the_mean_step_over_the_config_draw():
 
 
 def test_op_counter_counts_computing_ops_on_its_device_only():
-    from benchmarks.overhead import OpCounter
+    from benchmarks.overhead.resnet import OpCounter
     a, b = torch.randn(4, 3), torch.randn(4, 3)
     with OpCounter('cpu') as counter:
         c = a + b           # counted

@@ -347,9 +347,8 @@ def test_fmkt_fpn_distill_checks_student_and_teacher(tiny_coco, det_teacher_ckpt
 def test_det_overhead_benchmark_runs():
     import math
 
-    from benchmarks.overhead_det import det_overhead_ratio
-    result = det_overhead_ratio('faster-rcnn', size=64, batch_size=1, repeats=1, warmup=0,
-                                verbose=False)
+    from benchmarks.overhead.detection import det_overhead_ratio
+    result = det_overhead_ratio('faster-rcnn', size=64, batch_size=1, repeats=1, warmup=0)
     assert all(math.isfinite(v) and v > 0 for v in result.values())
     assert result['ratio'] == result['fmkt_s'] / result['pkd_s']
 

@@ -76,8 +76,9 @@ def test_builder_inputs_are_checked():
 
 @pytest.mark.slow
 def test_overhead_measurement_runs():
-    result = rivals.run_rival_overhead(size=32, batch=2, repeats=1, warmup=0)
+    from benchmarks.overhead import rivals as overhead
+    result = overhead.run_rival_overhead(size=32, batch=2, repeats=1, warmup=0)
     keys = [r['key'] for r in result['ratios']]
-    assert keys == [k for k, *_ in rivals.OVERHEAD_RATIOS]
+    assert keys == [k for k, *_ in overhead.OVERHEAD_RATIOS]
     assert all(r['ratio'] > 0 for r in result['ratios'])
-    assert set(result['median_s']) == set(rivals.TRAIN_KEYS) | set(rivals.INFER_KEYS)
+    assert set(result['median_s']) == set(overhead.TRAIN_KEYS) | set(overhead.INFER_KEYS)

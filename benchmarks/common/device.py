@@ -1,4 +1,4 @@
-"""Device selection and mixed precision of the benchmarks' training.
+"""Device selection, mixed precision and quiet logs of the benchmarks' training.
 
 On CUDA, ``amp='fp16'`` / ``'bf16'`` trains through mmengine's ``AmpOptimWrapper`` (autocast in
 ``train_step``, dynamic loss scaling for fp16), as ``tools/train.py --amp`` does. On the CPU
@@ -6,13 +6,15 @@ autocast stays off: the plain ``OptimWrapper`` is built and the run is fp32 (mme
 wrapper needs an accelerator, and bf16 on CPU is slower than fp32 for these small models).
 """
 import copy
+import logging
 import os
 import platform
 from typing import Optional
 
 import torch
 
-__all__ = ['AMP_DTYPES', 'select_device', 'effective_amp', 'optim_wrapper_cfg', 'device_name']
+__all__ = ['AMP_DTYPES', 'select_device', 'effective_amp', 'optim_wrapper_cfg', 'device_name',
+           'quiet_logs']
 
 #: ``--amp`` choices -> mmengine ``AmpOptimWrapper`` dtype.
 AMP_DTYPES = {'fp16': 'float16', 'bf16': 'bfloat16'}
@@ -70,3 +72,12 @@ def device_name(device: str) -> str:
     if device == 'cuda':
         return torch.cuda.get_device_name(0)
     return f'{os.cpu_count() or 1}-core CPU ({platform.processor() or platform.machine()})'
+
+
+def quiet_logs() -> None:
+    """Keep mmengine's INFO messages (weight-init listings) out of the benchmarks' output."""
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    logger.setLevel(logging.WARNING)
+    for handler in logger.handlers:
+        handler.setLevel(logging.WARNING)
