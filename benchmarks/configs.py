@@ -1,11 +1,6 @@
-"""Shared pieces of the benchmark's model configs, as mmengine ``Config`` objects built from the
-same parts as the cluster configs: mmpretrain ``ImageClassifier`` students and teachers, MMRazor's
-``ConfigurableDistiller`` for logit-level losses and for FM-KT's per-step losses.
-
-The methods themselves (one record each: label, cost, teacher, group, config builder) are in
-:mod:`benchmarks.methods`; the tuning grid in :mod:`benchmarks.tuning`. ``HPARAMS`` holds the
-settings before tuning; ``benchmarks/tuned.json`` (written by the tune mode on the validation
-split) overrides them per method. The profiles only change budgets (epochs, seeds, data size).
+"""Shared pieces of the benchmark's model configs (mmpretrain ``ImageClassifier`` students and
+teachers, MMRazor ``ConfigurableDistiller`` s), ``HPARAMS`` (the settings before tuning; the
+picks of ``benchmarks/tuned.json`` override them per method) and the profiles (budgets only).
 """
 import copy
 from typing import Dict, Optional

@@ -1,46 +1,24 @@
-"""Fashion-MNIST from the Debian package ``dataset-fashion-mnist``, held in memory.
-
-The package installs the four original idx files, gzip-compressed, in
-``/usr/share/datasets/fashion-mnist`` (recompressed by Debian, so the archives' md5 sums differ
-from the ones mmpretrain lists; the decompressed sizes are checked instead). They are
-decompressed into a data root and read with mmpretrain's ``FashionMNIST`` class (with
-``test_mode=True`` for the test split: in mmpretrain 1.2.0 ``split='test'`` alone still reads
-the training files). The images are then kept
-as one uint8 tensor per split, and :class:`TensorLoader` serves shuffled, randomly flipped batches
-in the ``dict(inputs=..., data_samples=[DataSample, ...])`` form that OpenMMLab models'
+"""Fashion-MNIST in memory (:mod:`benchmarks.common.fmnist` reads the idx files): one uint8
+tensor per split, and :class:`TensorLoader`, which serves shuffled, randomly flipped batches in
+the ``dict(inputs=..., data_samples=[DataSample, ...])`` form that OpenMMLab models'
 ``train_step``/``val_step`` take, without per-sample python transforms.
 """
 import hashlib
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-from .common.fmnist import (
-    NUM_TEST,
-    NUM_TRAIN,
-    PACKAGE_DIR,
-    DatasetMissingError,
-    prepare_fashion_mnist,
-)
+from .common.fmnist import NUM_TRAIN, PACKAGE_DIR, prepare_fashion_mnist, read_fashion_mnist
 
-__all__ = [
-    'PACKAGE_DIR', 'DatasetMissingError', 'Split', 'prepare_fashion_mnist', 'load_fashion_mnist',
-    'TensorLoader'
-]
+__all__ = ['NUM_TRAIN', 'Split', 'prepare_fashion_mnist', 'load_fashion_mnist', 'TensorLoader']
+
 
 @dataclass
 class Split:
-    """One split in memory.
-
-    Attributes:
-        images: ``(N, 1, 28, 28)`` uint8.
-        labels: ``(N,)`` int64.
-        name: ``'train'`` or ``'test'``.
-    """
+    """One split in memory: ``images`` ``(N, 1, 28, 28)`` uint8, ``labels`` ``(N,)`` int64."""
 
     images: Tensor
     labels: Tensor
@@ -52,37 +30,11 @@ class Split:
 
 def load_fashion_mnist(data_root: str, package_dir: str = PACKAGE_DIR,
                        splits: Sequence[str] = ('train', 'test')) -> Dict[str, Split]:
-    """Read the splits through mmpretrain's ``FashionMNIST`` dataset class.
-
-    Args:
-        data_root: folder of the decompressed idx files.
-        package_dir: where the Debian package put the ``*.gz`` files.
-        splits: which splits to read (``('train', )`` leaves the test images unread).
-
-    Returns:
-        ``{'train': Split (60000 images), 'test': Split (10000 images)}`` (the splits asked for).
-    """
-    from mmpretrain.datasets import FashionMNIST
-
-    prepare_fashion_mnist(data_root, package_dir)
-    out = {}
-    for name, test_mode, expected in (('train', False, NUM_TRAIN), ('test', True, NUM_TEST)):
-        if name not in splits:
-            continue
-        with warnings.catch_warnings():  # one numpy deprecation warning per image upstream
-            warnings.simplefilter('ignore', DeprecationWarning)
-            warnings.simplefilter('ignore', UserWarning)
-            ds = FashionMNIST(data_root=data_root, split=name, test_mode=test_mode,
-                              download=False, serialize_data=False, lazy_init=False)
-        if len(ds) != expected:
-            raise RuntimeError(f'Fashion-MNIST {name}: {len(ds)} images, expected {expected}')
-        infos = [ds.get_data_info(i) for i in range(len(ds))]
-        images = torch.stack([torch.as_tensor(info['img']) for info in infos]).unsqueeze(1)
-        labels = torch.tensor([int(info['gt_label']) for info in infos], dtype=torch.long)
-        out[name] = Split(images.to(torch.uint8).contiguous(), labels, name)
-    if len(out) == 2 and torch.equal(out['train'].images[:NUM_TEST], out['test'].images):
-        raise RuntimeError('Fashion-MNIST: the test split holds the training images')
-    return out
+    """``{split: Split}`` of the splits asked for (``('train', )`` leaves the test images
+    unread), decompressed into ``data_root`` first when needed."""
+    return {name: Split(torch.from_numpy(arrays.images.copy()).unsqueeze(1),
+                        torch.from_numpy(arrays.labels.astype('int64')), name)
+            for name, arrays in read_fashion_mnist(data_root, package_dir, splits).items()}
 
 
 def _make_samples(labels: Tensor, indices: Tensor, flips: Tensor) -> list:
@@ -102,20 +54,12 @@ def _make_samples(labels: Tensor, indices: Tensor, flips: Tensor) -> list:
 
 
 class TensorLoader:
-    """Batches of an in-memory split, as an OpenMMLab data loader would give them.
-
-    Every batch is ``dict(inputs=uint8 (B, 1, 28, 28), data_samples=[DataSample])``; each sample
-    carries ``gt_label`` and, in its metainfo, ``sample_idx`` (row of the full split) and ``flip``.
-
-    Args:
-        split: the images and labels.
-        batch_size: images per batch (the last batch may be smaller).
-        indices: the rows of ``split`` to serve (default all).
-        shuffle: new random order every epoch.
-        flip: random horizontal flip with probability 0.5 per image.
-        seed: seed of the order and the flips (combined with the epoch).
-        with_samples: build ``DataSample`` objects (off: ``data_samples`` is None and the labels
-            come as ``labels``).
+    """Batches of the rows ``indices`` (default all) of an in-memory split, as an OpenMMLab data
+    loader gives them: ``dict(inputs=uint8 (B, 1, 28, 28), data_samples=[DataSample])``, each
+    sample with ``gt_label`` and, in its metainfo, ``sample_idx`` (row of the split) and
+    ``flip``; also ``labels``, ``indices`` and ``flips`` (``with_samples=False``: no samples).
+    ``shuffle``: a new order every epoch; ``flip``: horizontal flips with probability 0.5; both
+    drawn from ``seed`` and the epoch.
     """
 
     def __init__(self,

@@ -1,10 +1,6 @@
-"""Training and evaluation of one benchmark run through the models' own ``train_step``/``val_step``.
-
-Each run builds its model from a config (see :mod:`benchmarks.configs`) with MMRazor's registry,
-wraps an SGD optimizer in mmengine's ``OptimWrapper`` with mmengine's ``OneCycleLR`` (stepped per
-iteration) and loops over an in-memory :class:`~benchmarks.data.TensorLoader`. Teachers are trained
-the same way and cached (checkpoint + logits of every training image in both flip states) under a
-key of their config, budget, data and seed, so reruns skip them.
+"""Training and evaluation of one benchmark run through the models' own ``train_step`` /
+``val_step``: a model built with MMRazor's registry, SGD in mmengine's ``OptimWrapper`` with
+``OneCycleLR`` stepped per iteration, over an in-memory :class:`~benchmarks.data.TensorLoader`.
 """
 import contextlib
 import copy
@@ -98,21 +94,10 @@ def train_model(model: nn.Module,
                 progress: Progress = None,
                 tag: str = '',
                 amp: Optional[str] = None) -> Dict[str, float]:
-    """Train with SGD (nesterov, gradient clipping) + one-cycle through ``model.train_step``.
-
-    Args:
-        model: an OpenMMLab model (classifier or MMRazor algorithm), on its device.
-        loader: training batches.
-        epochs: number of epochs.
-        lr_scale: multiplier of the peak learning rate in :data:`HPARAMS`.
-        flow_lr_mult: learning-rate multiplier of the parameters of the student's flow head.
-        progress: called with a one-line message after every epoch.
-        tag: prefix of the progress messages.
-        amp: ``'fp16'`` / ``'bf16'`` mixed precision on CUDA (ignored on the CPU).
-
-    Returns:
-        ``dict(train_time_s, last_loss, iters)``.
-    """
+    """Train ``model`` (on its device) ``epochs`` epochs with SGD (nesterov, gradient
+    clipping, peak rate ``lr_scale`` x :data:`HPARAMS`'s, ``flow_lr_mult`` on the flow's
+    parameters) and one-cycle, ``amp`` on CUDA; ``progress`` gets a ``tag``-ged line per epoch.
+    Returns ``dict(train_time_s, last_loss, iters)``."""
     device = next(model.parameters()).device.type
     wrapper = _optim_wrapper(model, lr_scale, flow_lr_mult, device, amp)
     total = epochs * len(loader)
@@ -138,13 +123,8 @@ def train_model(model: nn.Module,
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: TensorLoader, num_steps: Optional[int] = None) -> float:
-    """Top-1 accuracy (%) of the (student) model through ``val_step``.
-
-    Args:
-        model: classifier or algorithm (its ``val_step`` evaluates the student).
-        loader: test batches with data samples.
-        num_steps: inference steps of every flow in the student (None: as configured).
-    """
+    """Top-1 accuracy (%) of the (student) model through ``val_step``, every flow at
+    ``num_steps`` steps (None: as configured)."""
     model.eval()
     correct = total = 0
     with eval_num_steps(model, num_steps):

@@ -1,14 +1,9 @@
-"""The units of work of the benchmark: train a teacher (cached), train one method on one pair
-with one seed (result cached), each runnable in a worker process.
+"""The units of work of the benchmark, each a plain dict runnable in a worker process: train a
+teacher, or train one method on one pair with one seed; records are cached under their key.
 
-A job is a plain dict (picklable); :func:`run_job` dispatches on ``job['kind']``. Results are
-dicts written as JSON next to their cache key, so an interrupted benchmark resumes where it
-stopped and a rerun with the same profile only re-renders the report.
-
-Pairing: the data order and flips of a run are a function of its seed and epoch alone
-(:meth:`TensorLoader.draws`), and the model is built right after seeding, so every method sees
-the same data and the student starts from the same backbone for a seed. Each record carries
-``data_digest`` so the report can check it.
+Pairing: a run's data order and flips depend on its seed and epoch alone
+(:meth:`TensorLoader.draws`) and the model is built right after seeding, so for a seed every
+method sees the same data from the same initial backbone (``data_digest`` lets the report check).
 """
 import os.path as osp
 import time
@@ -199,42 +194,27 @@ def _init_from_stage1(model: torch.nn.Module, stage1_ckpt: str) -> None:
         raise RuntimeError(f'FM-KT^Theta init: missing {missing}, unexpected {unexpected}')
 
 
-def _folded_student(model: torch.nn.Module, pair: str) -> torch.nn.Module:
-    """The plain student (``LinearClsHead``) carrying the trained backbone and the folded flow
-    head of an FM-KT student with an affine meta-encoder."""
-    from fmkt_plugin.models.heads import fold_flow_head, plain_student_state
-    student = getattr(model, 'student', model)
-    weight, bias = fold_flow_head(student.head)
-    plain = build_model(method_cfg('student', pair))
-    plain.load_state_dict(plain_student_state(student, weight, bias), strict=True)
-    return plain.to(weight.device)
-
-
-def _theta_student(model: torch.nn.Module, pair: str) -> torch.nn.Module:
-    """The plain student (``LinearClsHead``) carrying the trained backbone and, as ``head.fc``,
-    the plain head ``theta_fc`` trained alongside the flow head (FM-KT^Theta, joint form)."""
-    from fmkt_plugin.models.heads import plain_student_state
-    student = getattr(model, 'student', model)
-    theta_fc = getattr(student.head, 'theta_fc', None)
-    if theta_fc is None:
-        raise ValueError('deploy theta: the student head has no theta_fc (head.theta unset)')
-    fc = theta_fc.fc
-    plain = build_model(method_cfg('student', pair))
-    plain.load_state_dict(plain_student_state(student, fc.weight.detach(), fc.bias.detach()),
-                          strict=True)
-    return plain.to(fc.weight.device)
-
-
 def _deployed_student(deploy: str, model: torch.nn.Module, pair: str) -> torch.nn.Module:
-    """The plain student a method deploys (``Method.deploy``)."""
-    if deploy == 'fold':
-        return _folded_student(model, pair)
+    """The plain student (``LinearClsHead``) a method deploys (``Method.deploy``): the trained
+    backbone with the folded flow head (``fold``), the plain head ``theta_fc`` trained
+    alongside the flow head (``theta``), or RDR's branches folded (``rdr``)."""
+    from fmkt_plugin.models.heads import fold_flow_head, plain_student_state
     if deploy == 'rdr':
         from .rivals import rdr_deployed_student
         return rdr_deployed_student(model, pair)
-    if deploy == 'theta':
-        return _theta_student(model, pair)
-    raise ValueError(f'unknown deploy step {deploy!r} (expected fold, rdr or theta)')
+    student = getattr(model, 'student', model)
+    if deploy == 'fold':
+        weight, bias = fold_flow_head(student.head)
+    elif deploy == 'theta':
+        if getattr(student.head, 'theta_fc', None) is None:
+            raise ValueError('deploy theta: the student head has no theta_fc (head.theta unset)')
+        fc = student.head.theta_fc.fc
+        weight, bias = fc.weight.detach(), fc.bias.detach()
+    else:
+        raise ValueError(f'unknown deploy step {deploy!r} (expected fold, rdr or theta)')
+    plain = build_model(method_cfg('student', pair))
+    plain.load_state_dict(plain_student_state(student, weight, bias), strict=True)
+    return plain.to(weight.device)
 
 
 def _build(job: dict, hp: dict):
@@ -300,11 +280,6 @@ def _evaluate(job: dict, hp: dict, model, test) -> dict:
     return dict(out, top1_by_steps=by_steps)
 
 
-def _evaluate_steps(model, test, steps, record: dict) -> None:
-    for n in steps:
-        record['top1_by_steps'][str(n)] = evaluate(model, test, num_steps=n)
-
-
 def _missing_steps(job: dict, record: dict) -> List[int]:
     """The analysis step counts the job asks for that a (cached) flow run lacks."""
     if not record.get('headline_steps'):
@@ -357,7 +332,8 @@ def _complete(job: dict, record: dict, base: str) -> Optional[dict]:
     model, data, train, test = _build(job, hp)
     load_state(model, record['ckpt'])
     model.to(job.get('device', 'cpu'))
-    _evaluate_steps(model, test, steps, record)
+    for n in steps:
+        record['top1_by_steps'][str(n)] = evaluate(model, test, num_steps=n)
     if ensemble:
         _keep_ensemble(job, record, model, data, train, base)
     return dict(save_record(base + '.json', record), cached=True)

@@ -1,17 +1,10 @@
-"""The benchmark's methods, one record each.
-
-A record says everything the planner, the ETA, the runner, the report and the tune mode need
-about a method: its labels, its cost prior, whether it needs a teacher, its group in the report,
-its config builder and what it is compared against. Adding a method (DiffKD, RDR, ...) is one
-:class:`Method` entry in :data:`REGISTRY` (and, to tune it, one grid in
-:data:`benchmarks.tuning.GRID`).
-
-A config builder takes the pair, the method's hyperparameters (``HPARAMS`` with the method's
-tuned settings applied) and the teacher arguments (``{}`` for a method without teacher) and
-returns the model config dict.
+"""The benchmark's methods, one record each: everything the planner, the ETA, the runner, the
+report and the tune mode need about a method. Adding a method is one :class:`Method` entry in
+:data:`REGISTRY` (and, to tune it, one grid in :data:`benchmarks.tuning.GRID`).
 """
 import copy
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Dict, List, Optional, Tuple
 
 from mmengine.config import Config
@@ -287,24 +280,13 @@ def build_ofmkt(pair: str, hp: dict, teacher: dict) -> dict:
                 label_smoothing=o['label_smooth'], ce_weight=1.0)
 
 
-def _rival(method: str, pair: str, hp: dict, teacher: dict) -> dict:
+def build_rival(method: str, pair: str, hp: dict, teacher: dict) -> dict:
+    """DiffKD or RDR (:mod:`benchmarks.rivals`) with ``hp[method]`` (RDR: + KD's settings)."""
     from .rivals import rival_cfg
     args = _map_teacher(pair, teacher)
     return rival_cfg(method, pair, teacher_model=args['teacher'],
                      teacher_ckpt=args.get('teacher_ckpt'), hparams=hp[method],
                      kd=hp['kd']).model.to_dict()
-
-
-def build_diffkd(pair: str, hp: dict, teacher: dict) -> dict:
-    """DiffKD as its authors run it: a feature branch on the last-stage maps and a logit
-    branch (``HPARAMS['diffkd']``)."""
-    return _rival('diffkd', pair, hp, teacher)
-
-
-def build_rdr(pair: str, hp: dict, teacher: dict) -> dict:
-    """RDR (our reading) on the last conv (``HPARAMS['rdr']``) + KD (KD's tuned settings) on
-    the logits."""
-    return _rival('rdr', pair, hp, teacher)
 
 
 #: Every method, in table order.
@@ -317,9 +299,10 @@ REGISTRY: Tuple[Method, ...] = (
     # the diffusion-family rivals: KD (KD's tuned settings) + their feature term, hyperparameters
     # of their papers (benchmarks/rivals.py), compared with KD to isolate that term
     Method('diffkd', 'DiffKD', 'DiffKD', cost=7.0, teacher=True, group='baseline',
-           build=build_diffkd, versus=('kd', ), teacher_maps=True),
+           build=partial(build_rival, 'diffkd'), versus=('kd', ), teacher_maps=True),
     Method('rdr', 'RDR (our reading)', 'RDR\n(ours)', cost=1.6, teacher=True, group='baseline',
-           build=build_rdr, versus=('kd', ), teacher_maps=True, tuned_as='kd', deploy='rdr'),
+           build=partial(build_rival, 'rdr'), versus=('kd', ), teacher_maps=True, tuned_as='kd',
+           deploy='rdr'),
     Method('fmkt_kd', 'FM-KT (KD metric)', 'FM-KT\n(KD)', cost=2.0, teacher=True,
            group='fmkt', build=build_fmkt_kd, versus=('kd', 'diffkd', 'rdr', 'kd_mlp')),
     Method('fmkt_dist', 'FM-KT (DIST metric)', 'FM-KT\n(DIST)', cost=2.0, teacher=True,
@@ -412,21 +395,10 @@ def method_cfg(name: str,
                teacher_ckpt: Optional[str] = None,
                hparams: Optional[dict] = None,
                teacher_maps: Optional[str] = None) -> Config:
-    """The model config of one method on one pair.
-
-    Args:
-        name: a method of :data:`REGISTRY`.
-        pair: one of ``PAIRS``.
-        teacher_cache: file of cached teacher logits (``CachedLogitsTeacher``); for a method
-            with ``stage_of``, the cached ensemble of the first stage's student.
-        teacher_model: a live teacher config instead of the cache (with ``teacher_ckpt``).
-        teacher_ckpt: checkpoint of the live teacher.
-        hparams: the method's hyperparameters (default ``HPARAMS``).
-        teacher_maps: file of the cached teacher's last-stage maps, with ``teacher_cache``.
-
-    Returns:
-        ``Config(model=...)``.
-    """
+    """``Config(model=...)`` of method ``name`` on ``pair`` with ``hparams`` (default
+    ``HPARAMS``); its teacher: the cached logits ``teacher_cache`` (for a later stage, its
+    first stage's ensemble) and maps ``teacher_maps``, or a live ``teacher_model`` with
+    ``teacher_ckpt``."""
     method = get(name)
     if pair not in PAIRS:
         raise ValueError(f'unknown pair {pair!r}; choose from {sorted(PAIRS)}')

@@ -1,14 +1,6 @@
-"""Benchmark-only modules: a small BN+ReLU CNN backbone and a cached-output teacher.
-
-They are registered into the OpenMMLab registries so the benchmark configs name them exactly as
-cluster configs name ResNets and teachers:
-
-- ``FMNISTConvNet`` (mmpretrain ``MODELS``): plain conv stages, each ``conv3x3 -> BN -> ReLU``.
-- ``CachedLogitsTeacher`` (MMRazor ``MODELS``): a stand-in for a frozen teacher whose logits were
-  computed once for every training image in both flip states. Its ``head.fc`` returns the cached
-  logits, so the same ``ModuleOutputs(source='head.fc')`` recorder as for a live teacher records
-  them, and ``backbone.stages.3`` its cached last-stage maps where a method reads them; what each
-  method computes is unchanged, only the teacher's forward pass is skipped.
+"""Benchmark-only modules, registered so that the configs name them as cluster configs name
+ResNets and teachers: ``FMNISTConvNet`` (mmpretrain), a small BN+ReLU CNN, and
+``CachedLogitsTeacher`` (MMRazor), a frozen teacher served from its cached outputs.
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -24,16 +16,9 @@ __all__ = ['FMNISTConvNet', 'CachedLogitsTeacher']
 
 @PRETRAIN_MODELS.register_module(force=True)
 class FMNISTConvNet(BaseBackbone):
-    """Small plain CNN for 28x28 grey images: stages of ``conv3x3 -> BN -> ReLU``.
-
-    Args:
-        widths: output channels of each stage.
-        strides: stride of the first conv of each stage.
-        convs_per_stage: number of convs in every stage (the first one carries the stride).
-        in_channels: image channels.
-        out_indices: stages whose output maps are returned.
-        init_cfg: mmengine init config.
-    """
+    """Small plain CNN for 28x28 grey images: stages of ``convs_per_stage`` x ``conv3x3 -> BN
+    -> ReLU`` of ``widths`` channels (the first conv of a stage with its ``strides``); returns
+    the maps of the stages ``out_indices``."""
 
     def __init__(self,
                  widths: Sequence[int] = (8, 8, 16, 32),
@@ -113,13 +98,8 @@ class CachedLogitsTeacher(BaseModel):
     ``data_samples`` carry ``sample_idx`` (row in the cache) and ``flip`` in their metainfo.
     Recorders of ``head.fc`` get the logits, recorders of ``backbone.stages.<num_stages - 1>``
     the maps, exactly where a live ``FMNISTConvNet`` teacher's outputs would be recorded.
-
-    Args:
-        cache_file: a ``torch.save``-d logits tensor (or a dict with key ``'logits'``).
-        maps_file: a ``torch.save``-d maps tensor (or a dict with key ``'maps'``); None: no
-            maps.
-        num_stages: stages of the cached teacher's backbone (the maps are the last one's).
-        data_preprocessor: unused (inputs are not read), kept for the BaseModel signature.
+    ``cache_file`` / ``maps_file``: ``torch.save``-d tensors (or dicts with key ``'logits'`` /
+    ``'maps'``); ``num_stages``: the cached teacher's stages (the maps are the last one's).
     """
 
     def __init__(self, cache_file: str, maps_file: Optional[str] = None, num_stages: int = 4,

@@ -1,9 +1,7 @@
-"""Planning: the jobs of a benchmark or tune run, their dependencies and the run's setting
-(profile with command-line overrides, device, precision, parallelism).
-
-A job is a plain dict: ``kind`` (``'teacher'`` or ``'run'``), ``id``, ``after`` (ids it needs),
-``cost`` (ETA prior: epochs x the method's relative cost), and what the worker needs
-(:mod:`benchmarks.jobs`).
+"""Planning: the run's setting (profile with command-line overrides, device, precision,
+parallelism) and its jobs, plain dicts: ``kind`` (``'teacher'`` or ``'run'``), ``id``, ``after``
+(ids it needs), ``cost`` (ETA prior: epochs x the method's relative cost) and what
+:mod:`benchmarks.jobs` needs.
 """
 import os
 from typing import Dict, List, Optional
@@ -33,7 +31,7 @@ def resolve_profile(name: str, seeds=None, pairs=None, methods=None,
         if value is not None:
             prof[key] = tuple(value)
     if prof['methods'] is None:
-        prof['methods'] = tuple(n for n in names() if n not in prof.get('skip', ()))
+        prof['methods'] = tuple(names())
     for method in prof['methods']:
         stage_of = get(method).stage_of
         if stage_of and stage_of not in prof['methods']:

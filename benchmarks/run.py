@@ -103,12 +103,7 @@ def _check_int(parser: argparse.ArgumentParser, value: int, field: str, why: str
 
 
 def _check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Refuse numbers that would run something else than asked, before any work starts.
-
-    Without this, ``--epochs 0`` wrote a table of untrained students with verdicts, ``--jobs 0``
-    ran one job, ``--holdout 70000`` trained on nothing and ``--holdout -5`` on five images,
-    and ``--seeds -1`` / ``--threads 0`` failed inside numpy / torch once the runs had started.
-    """
+    """Refuse numbers that would run something else than asked, before any work starts."""
     for field in ('epochs', 'jobs', 'threads'):
         value = getattr(args, field)
         if value is not None:

@@ -6,11 +6,10 @@ Used by the test-suite and by the GPU check (:mod:`benchmarks.gpu_check`); the a
 the configs are never changed, only data, budgets and the number of proposals.
 """
 import os.path as osp
-from typing import Dict, Tuple
+from typing import Dict
 
-__all__ = ['tiny_cls_options', 'runtime_options', 'DET_IMAGE_SIZE', 'det_pipelines',
-           'tiny_det_options', 'DET_TEACHERS', 'random_checkpoint', 'nest',
-           'write_child_config']
+__all__ = ['tiny_cls_options', 'runtime_options', 'DET_IMAGE_SIZE', 'tiny_det_options',
+           'DET_TEACHERS', 'random_checkpoint', 'nest', 'write_child_config']
 
 DET_IMAGE_SIZE = (128, 96)  # (w, h) of the toy COCO images and of the pipelines' Resize
 #: detection teacher family (as in a config's name) -> the teacher's mmdet config
@@ -61,47 +60,34 @@ def tiny_cls_options(data_root: str, size: int = 32, batch_size: int = 2,
     return opts
 
 
-def det_pipelines() -> Tuple[list, list]:
-    """Train and test pipelines at :data:`DET_IMAGE_SIZE`."""
+def tiny_det_options(coco: Dict[str, str], family: str, teacher_ckpt: str) -> Dict:
+    """cfg-options that turn a COCO distillation config into a smoke run on a toy COCO-format
+    set (:func:`fmkt_plugin.utils.write_coco_detection`): one epoch of 2 iterations, no
+    pretrained download, fewer proposals/RoIs, every detection kept for the metric."""
     w, h = DET_IMAGE_SIZE
-    train = [
+    train_pipe = [
         dict(type='LoadImageFromFile'),
         dict(type='LoadAnnotations', with_bbox=True),
         dict(type='Resize', scale=(w, h), keep_ratio=True),
         dict(type='RandomFlip', prob=0.5),
         dict(type='PackDetInputs'),
     ]
-    test = [
+    test_pipe = [
         dict(type='LoadImageFromFile'),
         dict(type='Resize', scale=(w, h), keep_ratio=True),
         dict(type='LoadAnnotations', with_bbox=True),
         dict(type='PackDetInputs',
              meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
     ]
-    return train, test
-
-
-def tiny_det_options(coco: Dict[str, str], family: str, teacher_ckpt: str) -> Dict:
-    """cfg-options that turn a COCO distillation config into a smoke run on a toy COCO-format
-    set (:func:`fmkt_plugin.utils.write_coco_detection`): one epoch of 2 iterations, no
-    pretrained download, fewer proposals/RoIs, every detection kept for the metric."""
-    train_pipe, test_pipe = det_pipelines()
-    opts = {
+    opts = dict(runtime_options(1), **{
         'model.teacher_ckpt': teacher_ckpt,
         'model.architecture.backbone.init_cfg': None,
-        'train_cfg.max_epochs': 1,
-        'train_cfg.val_interval': 1,
-        'default_hooks.logger.interval': 1,
-        'default_hooks.checkpoint.interval': 1,
-        'randomness': dict(seed=0, deterministic=False),
-        'env_cfg.dist_cfg.backend': 'gloo',
         'val_evaluator.ann_file': coco['val'],
         'test_evaluator.ann_file': coco['val'],
-    }
-    for split, pipe, batch in (('train', train_pipe, 2), ('val', test_pipe, 2),
-                               ('test', test_pipe, 2)):
+    })
+    for split, pipe in (('train', train_pipe), ('val', test_pipe), ('test', test_pipe)):
         key = f'{split}_dataloader'
-        opts[f'{key}.batch_size'] = batch
+        opts[f'{key}.batch_size'] = 2
         opts[f'{key}.num_workers'] = 0
         opts[f'{key}.persistent_workers'] = False
         opts[f'{key}.dataset.data_root'] = coco['root'] + '/'

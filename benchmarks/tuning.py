@@ -1,15 +1,8 @@
-"""Equal tuning: the grid of every method (declared here, in one place), the settings it
-picks and the file that carries the picks to the benchmark.
-
-``python -m benchmarks.run --tune`` runs every method's first :data:`TRIALS` grid points on the
-validation split (``--holdout``; the test split is not loaded), picks each method's setting by
-its validation mean over seeds and pairs and writes :data:`TUNED_FILE`. The benchmark applies
-those picks per method (``--untuned`` ignores them).
-
-A setting is a dict ``{path: value}``; a path names an entry of ``HPARAMS`` with dots
-(``'kd.tau'``) and ``'+'`` joins paths that take the same value (DIST's beta = gamma).
-Points whose flow option the installed plugin does not have are dropped before the first
-:data:`TRIALS` are taken, so every method gets the same number of trials either way.
+"""Equal tuning: every method's grid (declared here, in one place), the pick and the file that
+carries the picks to the benchmark. ``python -m benchmarks.run --tune`` runs each method's first
+:data:`TRIALS` runnable grid points (settings, :mod:`benchmarks.settings`) on the validation
+split, picks the best validation mean over seeds and pairs and writes :data:`TUNED_FILE`, which
+the benchmark applies per method (``--untuned`` ignores it).
 """
 import datetime
 import itertools

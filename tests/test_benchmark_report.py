@@ -38,3 +38,29 @@ def test_verdict_plot_is_written_and_the_steps_plot_only_with_several_n(tmp_path
     names = sorted(p.rsplit('/', 1)[1] for p in paths)
     assert names == ['accuracy.png', 'verdicts.png']
     assert (tmp_path / 'verdicts.png').stat().st_size > 5000
+
+
+def test_render_rewrites_the_report_with_the_overhead_table(tmp_path):
+    """``python -m benchmarks.run --render results.json``: the same results.md as the run wrote,
+    the overhead table (from benchmarks.overhead) at its end."""
+    import json
+
+    from benchmarks.overhead.report import overhead_markdown
+    from benchmarks.report import markdown, summarize
+    from benchmarks.run import main
+    runs = [dict(pair='wide', method=m, seed=s, top1=87.0 + s + (m == 'fmkt_kd'),
+                 train_time_s=1.0, epochs=3) for m in ('kd', 'fmkt_kd') for s in range(3)]
+    overhead = dict(setting='ResNet-34 -> ResNet-18', repeats=2, ratios=[dict(
+        key='train_logit', name='train step, FM-KT / KD', ratio=1.05, target='<= 1.10',
+        met=True)])
+    meta = dict(profile='default', test_images=500, evaluated_on='test split', seeds=[0, 1, 2],
+                student_epochs=3, train_images=1000, theta_epochs=2, jobs=1, threads=1,
+                device='cpu', pairs=['wide'], methods=['kd', 'fmkt_kd'], overhead=overhead)
+    path = tmp_path / 'results.json'
+    path.write_text(json.dumps(dict(meta=meta, runs=runs, teachers=[])))
+    main(['--render', str(path)])
+    summary = summarize(runs, [], ['wide'], ['kd', 'fmkt_kd'])
+    text = (tmp_path / 'results.md').read_text()
+    assert text == markdown(summary, meta, overhead_markdown(overhead))
+    assert text.rstrip().endswith('| train step, FM-KT / KD | 1.050 | <= 1.10 | yes |')
+    assert (tmp_path / 'accuracy.png').is_file()

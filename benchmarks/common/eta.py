@@ -43,15 +43,10 @@ def measured_seconds(record: dict) -> float:
 
 
 class SpeedBook:
-    """Seconds per cost unit per job kind on one device, kept across runs in a JSON file.
-
-    Args:
-        path: the JSON file (None: nothing is stored).
-        device: a key naming the device and how it is shared (e.g. GPU name and parallel runs).
-        device_type: ``'cpu'`` or ``'cuda'`` (for the default before any measurement).
-        defaults: seconds per cost unit before any measurement, per device type (None:
-            :data:`DEFAULT_RATE`; ``{}``: unknown, no ETA until a job finishes).
-    """
+    """Seconds per cost unit per job kind on ``device`` (a key naming the device and how it
+    is shared), kept across runs in the JSON file ``path`` (None: not stored). Before any
+    measurement: ``defaults[device_type]`` (None: :data:`DEFAULT_RATE`; ``{}``: no ETA until a
+    job finishes)."""
 
     def __init__(self, path: Optional[str], device: str, device_type: str = 'cpu',
                  defaults: Optional[Dict[str, Optional[float]]] = None) -> None:

@@ -36,21 +36,11 @@ def execute(jobs: List[dict], workers: int, progress: Progress,
             run_job: Callable[[dict, Any], dict],
             attach: Callable[[dict, Dict[str, dict]], dict],
             describe: Callable[[dict, dict], str]) -> Dict[str, dict]:
-    """Run the jobs respecting ``after``.
-
-    Args:
-        jobs: the planned jobs, in the order to start them when they are ready.
-        workers: parallel runs (1: in this process).
-        progress: prints the lines and keeps the ETA.
-        run_job: ``run_job(job, queue) -> record``, a module-level function (a spawned worker
-            imports it) that puts ``(job id, text)`` progress lines on ``queue``.
-        attach: ``attach(job, results) -> job``: the job as ``run_job`` gets it, with the
-            records it depends on (``results``: job id -> record of the finished jobs).
-        describe: ``describe(job, record) -> str``: the line of a finished job (`` (cached)``
-            is appended for a record with ``cached``).
-
-    Returns:
-        ``{job id: record}``.
+    """``{job id: record}`` of the jobs, each started in the given order once its ``after`` are
+    done, on ``workers`` parallel runs (1: in this process). ``run_job(job, queue) -> record``
+    is a module-level function (a spawned worker imports it) putting ``(job id, text)``
+    progress lines on ``queue``; ``attach(job, results) -> job`` adds the records a job needs;
+    ``describe(job, record)`` gives a finished job's line.
     """
     results: Dict[str, dict] = {}
     pending, running = list(jobs), {}

@@ -33,18 +33,11 @@ class DatasetMissingError(RuntimeError):
 
 
 def prepare_fashion_mnist(data_root: str, package_dir: str = PACKAGE_DIR) -> str:
-    """Check the packaged archives and decompress them into ``data_root`` (once).
-
-    Args:
-        data_root: folder for the decompressed idx files (created).
-        package_dir: where the Debian package put the ``*.gz`` files.
-
-    Returns:
-        ``data_root``.
+    """Decompress the packaged archives of ``package_dir`` into ``data_root`` (once, checking
+    each file's size) and return it.
 
     Raises:
         DatasetMissingError: a file is missing, with the command that installs it.
-        RuntimeError: a decompressed file does not have the size of the Fashion-MNIST file.
     """
     os.makedirs(data_root, exist_ok=True)
     for name, size in IDX_BYTES.items():

@@ -23,16 +23,8 @@ def pyplot():
 
 def seed_bars(ax, labels: Sequence[str], values: Sequence[Sequence[float]],
               colors: Sequence[str], pad: float = 0.05) -> None:
-    """One bar per method: mean +- std over the seeds (error bar), every seed as a dot and the
-    mean written above the bar.
-
-    Args:
-        ax: the axes.
-        labels: tick label of each bar.
-        values: the per-seed scores of each bar.
-        colors: colour of each bar.
-        pad: gap between the error bar's top and the written mean (data units).
-    """
+    """One bar per label, of ``colors``: the mean +- std (error bar) of its per-seed
+    ``values``, every seed as a dot and the mean written ``pad`` (data units) above."""
     xs = list(range(len(labels)))
     stats = [mean_std(list(v)) for v in values]
     ax.bar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], color=list(colors),

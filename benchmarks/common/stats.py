@@ -76,18 +76,9 @@ def verdict(low: float, high: float) -> str:
 
 def paired_stats(a: Dict[int, float], b: Dict[int, float],
                  confidence: float = 0.95) -> Optional[dict]:
-    """Paired difference ``a - b`` over the seeds both have.
-
-    Args:
-        a: seed -> top-1 of the first method.
-        b: seed -> top-1 of the second method.
-        confidence: of the interval.
-
-    Returns:
-        ``dict(n, seeds, diffs, mean, std, half_width, low, high, verdict)``, or None without a
-        common seed. With one seed the interval is unbounded and the verdict
-        ``'n/a (one seed)'``.
-    """
+    """Paired difference ``a - b`` (seed -> score) over the seeds both have:
+    ``dict(n, seeds, diffs, mean, std, half_width, low, high, verdict)``, or None without a
+    common seed (with one seed the interval is unbounded, the verdict ``'n/a (one seed)'``)."""
     seeds = sorted(set(a) & set(b))
     if not seeds:
         return None

@@ -213,18 +213,10 @@ def compare_predictions(path_a: str, path_b: str) -> dict:
 
 
 def run_job(job: dict, messages=None) -> dict:
-    """Run one job (or return its cached record).
-
-    Args:
-        job: ``kind`` ('teacher' or 'run'), ``method``, ``seed``, ``iters``, ``batch_size``,
-            ``scenes_root``/``scenes_key``, ``eval_split``, ``cache_dir``, ``threads`` and, for
-            distillation, ``teacher`` (the teacher's record).
-        messages: a queue taking ``(job id, text)`` progress lines, or None.
-
-    Returns:
-        The record: metrics in percent (``mAP``, ``mAP50``, ``mAP75``), times, paths, and for
-        FM-KT ``export`` (the exported student's metrics through ``tools/test.py``).
-    """
+    """The record of one job (``kind``, ``method``, ``seed``, budget, scenes, ``cache_dir``,
+    ``threads``; for distillation the ``teacher``'s record), cached or run, progress lines to
+    ``messages``: mAP, mAP50, mAP75 (%), times, paths, and for FM-KT ``export`` (the exported
+    student's metrics through ``tools/test.py``)."""
     import torch
 
     import fmkt_plugin  # noqa: F401  (compat fixes before mmrazor is imported)

@@ -124,18 +124,9 @@ def _iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 def compose_scene(rng: np.random.Generator, garments: np.ndarray, labels: np.ndarray,
                   spec: SceneSpec) -> Tuple[np.ndarray, List[dict]]:
-    """Draw one scene.
-
-    Args:
-        rng: the random generator (advanced).
-        garments: ``(N, 28, 28)`` uint8 Fashion-MNIST images to draw from.
-        labels: ``(N,)`` their classes.
-        spec: the drawing settings.
-
-    Returns:
-        ``(image, objects)``: a ``(canvas, canvas, 3)`` uint8 BGR image and, per garment,
-        ``dict(label, bbox=[x, y, w, h], area, index)`` (``index`` is the row in ``garments``).
-    """
+    """One scene drawn with ``rng`` from ``garments`` (``(N, 28, 28)`` uint8) and their
+    ``labels``: a ``(canvas, canvas, 3)`` uint8 BGR image and, per garment,
+    ``dict(label, bbox=[x, y, w, h], area, index)`` (``index``: its row in ``garments``)."""
     import cv2
     n = spec.canvas
     img = _background(rng, spec)
@@ -231,20 +222,11 @@ class SceneSet:
 def write_scene_set(cache_dir: str, fmnist: Union[Mapping[str, object], Callable[[], Mapping]],
                     num_images: Optional[Mapping[str, int]] = None,
                     spec: SceneSpec = SceneSpec(), seed: int = 0) -> SceneSet:
-    """Write (once) the train/val/test scene set into ``cache_dir/scenes-<key>/``.
-
-    Args:
-        cache_dir: parent folder of the cached set.
-        fmnist: Fashion-MNIST splits as :func:`benchmarks.common.fmnist.read_fashion_mnist`
-            returns them (``{'train': Arrays, 'test': Arrays}``, images ``(N, 28, 28)``
-            uint8), or a function returning them, called only when the set is not cached yet.
-        num_images: scenes per split, default ``{'train': 2000, 'val': 300, 'test': 500}``.
-        spec: the drawing settings.
-        seed: seed of the drawing.
-
-    Returns:
-        The :class:`SceneSet`. A set with a complete ``done.json`` marker is reused as is.
-    """
+    """The train/val/test scene set in ``cache_dir/scenes-<key>/``, written unless a complete
+    one (``done.json``) is there. ``fmnist``: the splits as
+    :func:`benchmarks.common.fmnist.read_fashion_mnist` returns them, or a function returning
+    them (called only when writing); ``num_images``: scenes per split (default
+    ``{'train': 2000, 'val': 300, 'test': 500}``)."""
     num_images = dict(num_images or {'train': 2000, 'val': 300, 'test': 500})
     unknown = set(num_images) - set(_SPLIT_IDS)
     if unknown:

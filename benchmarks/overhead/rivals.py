@@ -12,7 +12,7 @@ from ..common.device import quiet_logs
 from ..common.files import REPO
 from ..common.timing import interleaved_times, paired_ratio, random_cls_batch, ratio_record
 from ..common.timing import timing_config as _load
-from .resnet import KD_CONFIG, infer_fn, preprocessed, train_wrapper, where
+from .resnet import KD_CONFIG, SAME, infer_fn, preprocessed, train_wrapper, where
 
 __all__ = ['OVERHEAD_RATIOS', 'TRAIN_KEYS', 'INFER_KEYS', 'build_overhead_models',
            'run_rival_overhead']
@@ -20,17 +20,16 @@ __all__ = ['OVERHEAD_RATIOS', 'TRAIN_KEYS', 'INFER_KEYS', 'build_overhead_models
 DIFFKD_CONFIG = osp.join(REPO, 'configs', 'baselines', 'diffkd_res34_res18_in1k.py')
 RDR_CONFIG = osp.join(REPO, 'configs', 'baselines', 'rdr_res34_res18_in1k.py')
 
-_SAME = ('1.00 +- 0.02', lambda r: abs(r - 1) <= 0.02)
 #: (key, label, numerator, denominator, target text and check, if any) of the overhead table.
 OVERHEAD_RATIOS = [
     ('train_diffkd', 'train step, DiffKD (layer4, 5 DDIM steps) + KD / KD', 'diffkd', 'kd', ()),
     ('train_rdr', 'train step, RDR (4 branches on layer4.1.conv2) + KD / KD', 'rdr', 'kd', ()),
     ('infer_diffkd', 'inference, DiffKD student (plain ResNet-18: the denoiser is training '
-     'only) / plain', 'diffkd_student', 'plain', _SAME),
+     'only) / plain', 'diffkd_student', 'plain', SAME),
     ('infer_rdr_unfolded', 'inference, RDR student before folding (4 branches) / plain',
      'rdr_unfolded', 'plain', ()),
     ('infer_rdr_folded', 'inference, RDR student folded (plain ResNet-18) / plain',
-     'rdr_folded', 'plain', _SAME),
+     'rdr_folded', 'plain', SAME),
 ]
 TRAIN_KEYS = ('kd', 'diffkd', 'rdr')
 INFER_KEYS = ('plain', 'diffkd_student', 'rdr_unfolded', 'rdr_folded')
