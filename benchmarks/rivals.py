@@ -1,26 +1,23 @@
 """DiffKD and RDR in the embedded benchmark: model-config builders.
 
-Builders (:func:`rival_cfg`, :func:`diffkd_cfg`, :func:`rdr_cfg`) return ``Config(model=...)``
-for one method on one Fashion-MNIST pair, from the same pieces as
-:func:`benchmarks.configs.method_cfg` (``FMNISTConvNet`` classifiers, the pair's teacher, the KD
-baseline's logit loss and weights) plus the method's feature-level part on the last stage
-(7x7 maps). Both methods need the teacher's *feature map*, so they take a live teacher (the
-pair's teacher classifier and its checkpoint), not the cached logits.
+:func:`rival_cfg` (:func:`diffkd_cfg`, :func:`rdr_cfg`) returns ``Config(model=...)`` for one
+method on one Fashion-MNIST pair. The benchmark passes the cached teacher serving the logits and
+the last-stage maps (``CachedLogitsTeacher`` with ``maps_file``); without one (cache keys,
+tests) a live teacher of the pair's architecture stands in.
 
-- DiffKD (Huang et al., NeurIPS 2023): ``DiffKDDistill`` + ``DiffKDLoss`` on the last stage
-  (student map 1x1-convolved to the teacher's channels, noise adapter, 5 DDIM steps of the
-  light denoiser in the 32-channel latent of DiffKD's linear auto-encoder of the teacher map,
-  MSE to the teacher's latent, diffusion and reconstruction losses),
-  next to KD on the logits.
-- RDR (Yao et al., AAAI 2024), our reading (no public code): ``RDRDistill`` grafts 4 linear
-  conv + BN branches (3x3, 1x1, 3x3, 1x1) onto the student's last conv; ``RDRLoss`` scores the
-  partial sums against the rectified path from the detached base feature to the projected
-  teacher map; KD on the logits next to it. :func:`rdr_deployed_student` folds the branches
-  into the plain student, which is what is evaluated and deployed.
+- DiffKD (Huang et al., NeurIPS 2023) as its authors run it (``HPARAMS['diffkd']``): a feature
+  branch on the last-stage maps (BN auto-encoder of the teacher map to a latent of twice the
+  student's channels, 5 DDIM steps of the kernel-3 denoiser, projection 1x1 conv + BN, MSE,
+  diffusion and reconstruction losses) and a logit branch (kernel 1, KL at tau 1) in place of
+  KD.
+- RDR (Yao et al., AAAI 2024), our reading (no public code; ``HPARAMS['rdr']``): 4 linear
+  conv + BN branches grafted onto the student's last conv, their partial sums scored along the
+  rectified path to the projected teacher map at shuffled grid times, a target-guided CE term,
+  KD on the logits. :func:`rdr_deployed_student` folds the branches into the plain student,
+  which is what is evaluated and deployed.
 
-Hyperparameters (:data:`RIVAL_HPARAMS`) are the papers' / authors' code defaults where they
-exist (DiffKD: 5 DDIM steps over the less noisy half of 1000 linear-beta timesteps, unit weights
-of the three DiffKD terms) and fixed in advance otherwise; none was chosen on the test split.
+Settings: the papers' first, then tuned on the validation split like every method
+(``benchmarks/tuning.py``).
 """
 import copy
 from typing import Optional

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: bootstraps the environment, then runs the embedded Fashion-MNIST benchmark
 # (FM-KT against KD/DKD/DIST, paired over seeds) and the overhead benchmark. Extra arguments go
-# to the benchmark, e.g. --profile quick|default|full|gpu, or --tune.
+# to the benchmark, e.g. --profile quick|default|extended|full|gpu, or --tune.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$REPO/scripts/bootstrap.sh"
