@@ -38,9 +38,5 @@ class DiffKDDistill(FMKTDistill):
 
     def loss(self, batch_inputs: torch.Tensor,
              data_samples: Optional[List] = None) -> Dict[str, torch.Tensor]:
-        losses = super().loss(batch_inputs, data_samples)
-        for name, module in self.diffkd_losses().items():
-            stem = name[len('loss_'):] if name.startswith('loss_') else name
-            for part, value in module.parts().items():
-                losses[f'distill.{stem}_{part}'] = value  # no "loss" in the key: logged only
-        return losses
+        return self.add_loss_parts(super().loss(batch_inputs, data_samples),
+                                   self.diffkd_losses())

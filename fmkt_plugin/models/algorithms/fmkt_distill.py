@@ -80,6 +80,18 @@ class FMKTDistill(SingleTeacherDistill):
         """The student's flow connectors, by module name."""
         return find_flows(self.student)
 
+    @staticmethod
+    def add_loss_parts(losses: Dict[str, torch.Tensor],
+                       modules: Dict[str, torch.nn.Module]) -> Dict[str, torch.Tensor]:
+        """Add the ``parts()`` of each named distillation loss as log-only entries
+        ``distill.<name without "loss_">_<part>`` (no "loss" in the key: mmengine logs them
+        but does not sum them into the total); returns ``losses``."""
+        for name, module in modules.items():
+            stem = name[len('loss_'):] if name.startswith('loss_') else name
+            for part, value in module.parts().items():
+                losses[f'distill.{stem}_{part}'] = value
+        return losses
+
     def parse_losses(self, losses: Dict) -> Tuple[torch.Tensor, Dict]:
         loss, log_vars = super().parse_losses(losses)
         check_finite_losses(log_vars, loss)

@@ -118,9 +118,5 @@ class RDRDistill(FMKTDistill):
 
     def loss(self, batch_inputs: torch.Tensor,
              data_samples: Optional[List] = None) -> Dict[str, torch.Tensor]:
-        losses = super().loss(batch_inputs, data_samples)
-        for name, module in self.rdr_losses().items():
-            stem = name[len('loss_'):] if name.startswith('loss_') else name
-            for part, value in module.parts().items():
-                losses[f'distill.{stem}_{part}'] = value  # no "loss" in the key: logged only
-        return losses
+        return self.add_loss_parts(super().loss(batch_inputs, data_samples),
+                                   self.rdr_losses())
