@@ -35,6 +35,28 @@ def config_path(rel: str) -> str:
     return osp.join(REPO, 'configs', rel)
 
 
+def random_teacher_config(rel: str):
+    """A shipped config (``configs/<rel>``) whose teacher is meant to stay random (no
+    checkpoint can be downloaded here)."""
+    from fmkt_plugin.apis.config import load_config
+    cfg = load_config(config_path(rel))
+    cfg.model.teacher_ckpt = None
+    cfg.model.allow_random_teacher = True
+    return cfg
+
+
+def build_random_teacher_model(rel: str, init: bool = True):
+    """``(cfg, model)``: :func:`random_teacher_config`'s model built with seed 0 (and its
+    ``init_weights`` run when ``init``)."""
+    from fmkt_plugin.registry import MODELS
+    cfg = random_teacher_config(rel)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    if init:
+        model.init_weights()
+    return cfg, model
+
+
 def register_toy_cifar100() -> str:
     """Register ``ToyCIFAR100``: mmpretrain's ``CIFAR100`` without the md5 check of the
     published archive, so that it reads the CIFAR-100-format folders the tests write

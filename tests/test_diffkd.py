@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import config_path
+from helpers import build_random_teacher_model, config_path
 from torch import nn
 
 from fmkt_plugin.apis.config import load_config
@@ -277,12 +277,7 @@ def test_config_is_the_authors_resnet34_resnet18_setup():
 def test_config_model_trains_both_branches():
     from mmengine.optim import build_optim_wrapper
     from mmpretrain.structures import DataSample
-    cfg = load_config(config_path('baselines/diffkd_res34_res18_in1k.py'))
-    cfg.model.teacher_ckpt = None
-    cfg.model.allow_random_teacher = True
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
+    cfg, model = build_random_teacher_model('baselines/diffkd_res34_res18_in1k.py')
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     losses = model.distiller.distill_losses
     watched = {

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import config_path
+from helpers import build_random_teacher_model, config_path, random_teacher_config
 from torch import nn
 
 from fmkt_plugin.apis.config import load_config
@@ -172,13 +172,7 @@ def test_guide_term_needs_its_inputs_and_settings_are_checked():
 
 @pytest.fixture(scope='module')
 def rdr_model():
-    cfg = load_config(config_path('baselines/rdr_res34_res18_in1k.py'))
-    cfg.model.teacher_ckpt = None
-    cfg.model.allow_random_teacher = True
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    return cfg, model
+    return build_random_teacher_model('baselines/rdr_res34_res18_in1k.py')
 
 
 def test_rdr_config_is_our_reading_with_shuffle_and_guide():
@@ -244,9 +238,7 @@ def test_folded_plain_student_equals_the_rdr_student(rdr_model):
 
 
 def test_bad_rep_config():
-    cfg = load_config(config_path('baselines/rdr_res34_res18_in1k.py'))
-    cfg.model.teacher_ckpt = None
-    cfg.model.allow_random_teacher = True
+    cfg = random_teacher_config('baselines/rdr_res34_res18_in1k.py')
     cfg.model.rep.conv = 'backbone.layer9.conv'
     with pytest.raises(ValueError, match='model.rep.conv'):
         MODELS.build(cfg.model)

@@ -6,10 +6,9 @@ import pathlib
 
 import pytest
 import torch
-from helpers import config_path
+from helpers import build_random_teacher_model
 
 from fmkt_plugin.apis import rdr_export
-from fmkt_plugin.apis.config import load_config
 from fmkt_plugin.models.reparam import fold_rdr_state, rdr_plain_student_state
 from fmkt_plugin.registry import MODELS
 
@@ -17,11 +16,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def test_state_dict_fold_matches_module_fold():
-    cfg = load_config(config_path('baselines/rdr_res34_res18_in1k.py'))
-    cfg.model.teacher_ckpt = None
-    cfg.model.allow_random_teacher = True
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
+    cfg, model = build_random_teacher_model('baselines/rdr_res34_res18_in1k.py', init=False)
     with torch.no_grad():
         for b in model.student.backbone.layer4[1].conv2.branches:
             b.bn.weight.normal_()
