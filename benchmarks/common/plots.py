@@ -79,6 +79,6 @@ def forest_plot(path: str, rows: Sequence[dict], title: Optional[str] = None,
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches='tight')  # the long row labels
     plt.close(fig)
     return path
