@@ -321,7 +321,7 @@ def tune_markdown(trials: Dict[str, List[dict]], meta: dict) -> str:
              f'split (the test split is not read), mean +- std over seeds '
              f'{", ".join(map(str, meta["seeds"]))} and pairs {", ".join(meta["pairs"])}; '
              f'{meta["student_epochs"]} student epoch(s), {meta["trials"]} trials per method; '
-             'the pick is the highest mean.', '',
+             f'the pick is the highest mean. On {_machine_text(meta)}.', '',
              '| method | trial | setting | validation top-1 | runs | pick |',
              '|---|---|---|---|---|---|']
     for method, items in trials.items():

@@ -37,6 +37,7 @@ from fmkt_plugin.utils.validation import check_int
 from .assembly import base_meta, split_records, write_benchmark, write_tune
 from .common.device import AMP_DTYPES, device_name
 from .common.eta import Progress, SpeedBook
+from .common.files import write_text
 from .data import NUM_TRAIN, prepare_fashion_mnist
 from .executor import execute
 from .jobs import train_indices
@@ -44,7 +45,7 @@ from .methods import names
 from .overhead import run_table
 from .overhead.report import overhead_markdown
 from .planning import plan_jobs, plan_tune_jobs, resolve_profile, resolve_setting
-from .report import summarize, write_markdown, write_plots
+from .report import summarize, tune_markdown, write_markdown, write_plots
 from .tuning import TUNED_FILE, load_picks
 
 __all__ = ['parse_args', 'main', 'render']
@@ -160,6 +161,9 @@ def render(path: str) -> dict:
     with open(path) as f:
         payload = json.load(f)
     out_dir, meta = osp.dirname(path), payload['meta']
+    if 'trials' in payload:  # a tune run's results
+        write_text(osp.join(out_dir, 'results.md'), tune_markdown(payload['trials'], meta))
+        return payload
     summary = summarize(payload['runs'], payload['teachers'], meta['pairs'], meta['methods'])
     print(write_markdown(osp.join(out_dir, 'results.md'), summary, meta, _overhead_text(meta)))
     write_plots(out_dir, summary, payload['runs'])

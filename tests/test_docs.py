@@ -168,23 +168,44 @@ def test_readme_answers_the_newcomer_questions():
     assert 'not distinguishable' in block and 'better' in block
 
 
+#: the reports the README's verdict block quotes
+REPORTS = ('benchmarks/results/default/results.md', 'benchmarks/results/extended/results.md',
+           'benchmarks/results/det-default/results.md')
+#: a paired difference as the reports write it: mean, then its 95% interval
+_FIGURE = re.compile(r'([+-]\d+\.\d+)\s*(?:\|[^|]*\|\s*)?(\[[+-]?\d+\.\d+, [+-]?\d+\.\d+\])')
+
+
+def _figures(text):
+    """``(mean, interval)`` pairs of a text; in a report table the std column may sit between."""
+    return set(_FIGURE.findall(text))
+
+
+def _last_cell(row):
+    return row.rstrip().rstrip('|').rsplit('|', 1)[-1].strip()
+
+
 def test_readme_verdicts_match_the_benchmark_reports():
-    """The README's figures are those of the checked-in reports."""
+    """Every paired difference in the README's verdict block is one of a checked-in report's, with
+    the same verdict word, and the block names the machine of the figures."""
     text = _read(README)
     block = text[text.index('<!-- verdicts:start'):text.index('<!-- verdicts:end')]
-    cls = _read(osp.join(REPO, 'benchmarks', 'results', 'default', 'results.md'))
-    pooled = cls[cls.index('**Pooled over the pairs**'):]
-    det = _read(osp.join(REPO, 'benchmarks', 'results', 'det-default', 'results.md'))
-    for comparison, interval in (
-            ('| best FM-KT vs best baseline |', '[-0.20, +0.43]'),
-            ('| FM-KT (KD metric) vs KD |', '[+0.67, +1.01]'),
-            ('| FM-KT (KD metric) vs DiffKD |', '[+0.47, +1.28]'),
-            ('| FM-KT (KD metric) vs RDR (our reading) |', '[+2.34, +2.94]'),
-            ('| OFM-KT (online, no teacher) vs student alone |', '[+0.56, +2.40]')):
-        row = next(line for line in pooled.splitlines() if line.startswith(comparison))
-        assert interval in row and interval in block, (comparison, interval)
-    row = next(line for line in det.splitlines() if line.startswith('| FM-KT (FPN) - PKD |'))
-    assert '-0.10 [-1.00, +0.80]' in row and '-0.10 [-1.00, +0.80]' in block
+    reports = {path: _read(osp.join(REPO, path)) for path in REPORTS}
+    rows = [line for report in reports.values() for line in report.splitlines()
+            if line.startswith('|') and _figures(line)]
+    quoted = [line for line in block.splitlines() if line.startswith('| ') and _figures(line)]
+    assert len(quoted) >= 5, quoted
+    words = ('better', 'worse', 'not distinguishable')
+    for line in quoted:
+        verdict = _last_cell(line)
+        for figure in _figures(line):
+            sources = [row for row in rows if figure in _figures(row)]
+            assert sources, f'README figure {figure} is in no report: {line}'
+            own = _last_cell(sources[0])
+            if own in words:
+                assert own in verdict, (line, sources[0])
+    for report in REPORTS[:2]:  # CPU model and SIMD level, or the GPU
+        assert re.search(r'on (cpu: [^,]+, [A-Z]|cuda)', reports[report]), report
+    assert re.search(r'CPU|GPU', block)
 
 
 def _model(config):
