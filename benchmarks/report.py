@@ -10,6 +10,7 @@ import statistics
 from typing import Dict, List, Optional, Tuple
 
 from .common.files import write_text
+from .common.provenance import machine_text
 from .common.rendering import mean_std_text as _fmt
 from .common.stats import mean_std, paired_stats, per_seed_mean, pooled_stats, ratio_interval
 from .configs import PAIRS
@@ -173,19 +174,8 @@ def _intro(meta: dict) -> List[str]:
             f'(FM-KT^Theta 2-stage: + {meta["theta_epochs"]} stage-2 epoch(s), its time '
             f'includes stage 1); FM-KT headline at the trained N; settings {tuned}. Time: mean '
             f'training wall time per run ({meta["jobs"]} parallel run(s), {meta["threads"]} '
-            f'thread(s) each, on {_machine_text(meta)}'
+            f'thread(s) each, on {machine_text(meta)}'
             + (f', {meta["amp"]} autocast' if meta.get('amp') else '') + ').'] + _wall(meta)
-
-
-def _machine_text(meta: dict) -> str:
-    """The device, with the CPU model and SIMD level (float rounding, and so the digits,
-    differ between CPUs) or the GPU."""
-    where = meta.get('machine') or {}
-    if where.get('gpu'):
-        return f'{meta["device"]}, {where["gpu"]}'
-    if where.get('cpu'):
-        return f'{meta["device"]}: {where["cpu"]}, {where["simd"]}'
-    return meta['device']
 
 
 def _wall(meta: dict) -> List[str]:
@@ -321,7 +311,7 @@ def tune_markdown(trials: Dict[str, List[dict]], meta: dict) -> str:
              f'split (the test split is not read), mean +- std over seeds '
              f'{", ".join(map(str, meta["seeds"]))} and pairs {", ".join(meta["pairs"])}; '
              f'{meta["student_epochs"]} student epoch(s), {meta["trials"]} trials per method; '
-             f'the pick is the highest mean. On {_machine_text(meta)}.', '',
+             f'the pick is the highest mean. On {machine_text(meta)}.', '',
              '| method | trial | setting | validation top-1 | runs | pick |',
              '|---|---|---|---|---|---|']
     for method, items in trials.items():

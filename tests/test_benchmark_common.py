@@ -8,6 +8,7 @@ import os.path as osp
 
 import numpy as np
 import pytest
+import torch
 
 from benchmarks.common import executor, provenance, rendering, store
 from benchmarks.common.eta import Progress, SpeedBook
@@ -97,6 +98,25 @@ def test_simd_level_reads_the_cpu_flags():
     machine = provenance.machine('cpu')
     assert machine['cpu'] and machine['simd'] and machine['cores'] >= 1
     assert machine['gpu'] is None
+    assert machine['torch_cpu'] == torch.backends.cpu.get_cpu_capability()
+
+
+def test_machine_records_the_variables_that_pin_the_kernels(monkeypatch):
+    monkeypatch.setenv('MKL_CBWR', 'AVX2')
+    monkeypatch.delenv('ONEDNN_MAX_CPU_ISA', raising=False)
+    assert provenance.machine('cpu')['numerics_env'].get('MKL_CBWR') == 'AVX2'
+    assert 'ONEDNN_MAX_CPU_ISA' not in provenance.machine('cpu')['numerics_env']
+
+
+def test_machine_text_names_the_cpu_and_what_narrows_its_kernels():
+    cpu = dict(cpu='Xeon', simd='AVX-512', torch_cpu='AVX512', numerics_env={}, gpu=None)
+    assert provenance.machine_text(dict(device='cpu', machine=cpu)) == 'cpu: Xeon, AVX-512'
+    capped = dict(cpu, torch_cpu='AVX2', numerics_env={'ATEN_CPU_CAPABILITY': 'avx2'})
+    assert provenance.machine_text(dict(device='cpu', machine=capped)) == \
+        'cpu: Xeon, AVX-512 (torch kernels AVX2), ATEN_CPU_CAPABILITY=avx2'
+    gpu = dict(cpu, gpu='NVIDIA H100')
+    assert provenance.machine_text(dict(device='cuda', machine=gpu)) == 'cuda, NVIDIA H100'
+    assert provenance.machine_text(dict(device='cpu')) == 'cpu'  # files made before the record
 
 
 def test_run_facts_and_portable_paths(tmp_path):

@@ -140,9 +140,15 @@ def test_every_method_sees_the_same_data_and_initial_backbone_for_a_seed():
 
 
 def test_overhead_amp_option_needs_cuda():
-    from benchmarks.overhead.resnet import main
+    from benchmarks.overhead.cli import main
     with pytest.raises(SystemExit):
         main(['--amp', 'bf16', '--device', 'cpu'])
+
+
+def test_overhead_det_option_is_cpu_only():
+    from benchmarks.overhead.cli import main
+    with pytest.raises(SystemExit):
+        main(['--det', '--device', 'cuda'])
 
 
 def test_overhead_compile_flow_option_reaches_every_flow():
@@ -161,7 +167,8 @@ def test_overhead_compile_flow_option_reaches_every_flow():
 
 
 def test_overhead_compile_options_give_the_connector_value():
-    from benchmarks.overhead.resnet import compile_value, main
+    from benchmarks.overhead.cli import main
+    from benchmarks.overhead.resnet import compile_value
     assert compile_value(None) is False and compile_value(None, 'reduce-overhead') is False
     assert compile_value('encoder') is True
     assert compile_value('flow') == dict(scope='flow')

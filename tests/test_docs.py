@@ -208,6 +208,25 @@ def test_readme_verdicts_match_the_benchmark_reports():
     assert re.search(r'CPU|GPU', block)
 
 
+@pytest.mark.parametrize('page', ['README.md', 'docs/get_started.md'])
+def test_main_job_times_are_the_published_runs_wall_times(page):
+    """The minutes a page gives for the main job and the extended profile are the wall times
+    recorded in the published results (``meta.wall_time_s``), to the second."""
+    import json
+
+    text = _read(osp.join(REPO, page))
+    start = text.index('<!-- main-job-time:')
+    block = text[start:text.index('<!-- main-job-time: end', start)]
+    quoted = re.findall(r'(\d+) min\s+(\d+) s', block)
+    published = []
+    for profile in ('default', 'extended'):
+        with open(osp.join(REPO, 'benchmarks/results', profile, 'results.json')) as f:
+            seconds = round(json.load(f)['meta']['wall_time_s'])
+        published.append((str(seconds // 60), f'{seconds % 60:02d}'))
+        assert f'**{round(seconds / 60)} minutes**' in block, (profile, seconds)
+    assert quoted == published, (quoted, published)
+
+
 def _model(config):
     from mmengine.config import Config
     return Config.fromfile(osp.join(REPO, config))

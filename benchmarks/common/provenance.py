@@ -13,12 +13,16 @@ from typing import Dict, List, Optional
 
 from .device import device_name
 
-__all__ = ['cpu_model', 'simd_level', 'machine', 'software', 'file_sha256', 'run_facts',
-           'portable']
+__all__ = ['cpu_model', 'simd_level', 'machine', 'machine_text', 'software', 'file_sha256',
+           'run_facts', 'portable']
 
 #: ``/proc/cpuinfo`` flags (x86) or features (Arm), widest first, and the SIMD level each names.
 SIMD = (('avx512f', 'AVX-512'), ('avx2', 'AVX2'), ('avx', 'AVX'), ('sse4_2', 'SSE4.2'),
         ('sve', 'SVE'), ('asimd', 'NEON'))
+#: environment variables that pin the kernels torch, MKL and oneDNN dispatch to (and so the
+#: digits); a results file records those that are set.
+NUMERICS_ENV = ('ATEN_CPU_CAPABILITY', 'MKL_CBWR', 'MKL_ENABLE_INSTRUCTIONS', 'ONEDNN_MAX_CPU_ISA',
+                'DNNL_MAX_CPU_ISA')
 #: packages whose versions a results file records (those installed).
 PACKAGES = ('numpy', 'mmengine', 'mmcv', 'mmpretrain', 'mmdet', 'mmrazor')
 
@@ -53,12 +57,34 @@ def simd_level(info: Optional[Dict[str, str]] = None) -> str:
 
 
 def machine(device: str = 'cpu') -> dict:
-    """``dict(cpu, simd, cores, arch, gpu)``; ``gpu`` is None unless ``device`` is CUDA."""
+    """``dict(cpu, simd, torch_cpu, numerics_env, cores, arch, gpu)``: the CPU's model and widest
+    SIMD level, the CPU capability torch's kernels dispatch to (lower than ``simd`` when
+    ``ATEN_CPU_CAPABILITY`` caps it), the :data:`NUMERICS_ENV` variables set, and the GPU (None
+    unless ``device`` is CUDA)."""
     import torch
     info = _cpuinfo()
-    return dict(cpu=cpu_model(info), simd=simd_level(info), cores=os.cpu_count() or 1,
-                arch=platform.machine(),
+    return dict(cpu=cpu_model(info), simd=simd_level(info),
+                torch_cpu=torch.backends.cpu.get_cpu_capability(),
+                numerics_env={k: os.environ[k] for k in NUMERICS_ENV if k in os.environ},
+                cores=os.cpu_count() or 1, arch=platform.machine(),
                 gpu=torch.cuda.get_device_name(0) if device == 'cuda' else None)
+
+
+def machine_text(meta: dict) -> str:
+    """The device of a results file's ``meta``, with the CPU model and SIMD level (float
+    rounding, and so the digits, differ between CPUs) or the GPU; torch's dispatch level and
+    the numerics variables too where they narrow the CPU's."""
+    where = meta.get('machine') or {}
+    if where.get('gpu'):
+        return f'{meta["device"]}, {where["gpu"]}'
+    if not where.get('cpu'):
+        return meta['device']
+    text = f'{meta["device"]}: {where["cpu"]}, {where["simd"]}'
+    torch_cpu = where.get('torch_cpu')
+    if torch_cpu and torch_cpu.replace('512', '-512') != where['simd']:
+        text += f' (torch kernels {torch_cpu})'
+    env = where.get('numerics_env') or {}
+    return text + ''.join(f', {k}={v}' for k, v in sorted(env.items()))
 
 
 def software() -> dict:

@@ -5,6 +5,7 @@ from typing import List
 
 from ..common.files import write_text
 from ..common.plots import HIGHLIGHT, MUTED, forest, pyplot, seed_bars
+from ..common.provenance import machine_text
 from ..common.rendering import diff_text, mean_std_text, table
 from ..common.stats import mean_std, paired_stats
 from .jobs import METHOD_LABELS
@@ -84,7 +85,7 @@ def write_markdown(path: str, summary: dict, meta: dict) -> str:
            f'{t["mAP50"]:.2f}' if t else 'not run') +
         '. Time: training + evaluation wall time per run '
         f'({meta["jobs"]} run(s) in parallel, {meta["threads"]} thread(s) each, on '
-        f'{meta["device"]}); whole benchmark {meta["wall_time_s"] / 60:.1f} min.', '',
+        f'{machine_text(meta)}); whole benchmark {meta["wall_time_s"] / 60:.1f} min.', '',
         ]
     lines += table(['method', 'mAP', 'mAP50', 'mAP per seed', 'time / run'], [
         [METHOD_LABELS[m], mean_std_text(row['mAP_mean'], row['mAP_std']),

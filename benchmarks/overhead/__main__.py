@@ -1,4 +1,4 @@
-"""``python -m benchmarks.overhead``: the ResNet-34 -> ResNet-18 table (:mod:`.resnet`)."""
-from .resnet import main
+"""``python -m benchmarks.overhead``: the overhead table (:mod:`.cli`)."""
+from .cli import main
 
 main()

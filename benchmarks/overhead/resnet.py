@@ -13,14 +13,10 @@ step's images/s, peak memory (CUDA: ``max_memory_allocated``; CPU: the process's
 size, an upper bound), matmul/conv FLOPs (``torch.utils.flop_counter``) and computing ATen
 operators (:class:`OpCounter`), each relative to KD's.
 
-Run from the repository root:
-``python -m benchmarks.overhead [--size 224 --batch 8 --repeats 5] [--device cuda --amp bf16]
-[--compile-flow [flow] [--compile-mode reduce-overhead]]``.
+The command line is :mod:`.cli` (``python -m benchmarks.overhead``).
 """
-import argparse
 import contextlib
 import copy
-import json
 import os.path as osp
 import resource
 import statistics
@@ -324,40 +320,3 @@ def _compiled_note(compile_flow: Union[bool, dict]) -> str:
         return ', compiled flows'
     extra = ''.join(f', {k} {v}' for k, v in compile_flow.items() if k != 'scope')
     return f', compiled flows (scope {compile_flow.get("scope", "encoder")}{extra})'
-
-
-def main(argv=None) -> dict:
-    """Command line: measure, print the table, optionally write the JSON."""
-    parser = argparse.ArgumentParser(prog='python -m benchmarks.overhead',
-                                     description=__doc__.split('\n')[0])
-    parser.add_argument('--size', type=int, default=224)
-    parser.add_argument('--batch', type=int, default=8)
-    parser.add_argument('--repeats', type=int, default=5)
-    parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument('--threads', type=int, default=0)
-    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
-    parser.add_argument('--amp', default=None, choices=sorted(AMP_DTYPES),
-                        help='mixed precision (mmengine AmpOptimWrapper); needs --device cuda')
-    parser.add_argument('--compile-flow', nargs='?', const='encoder', default=None,
-                        choices=['encoder', 'flow'],
-                        help='torch.compile every flow: its meta-encoder (no value: '
-                        'compile=True) or the whole unrolled flow (flow: compile.scope)')
-    parser.add_argument('--compile-mode', default=None,
-                        help='torch.compile mode with --compile-flow, e.g. reduce-overhead '
-                        '(CUDA graphs)')
-    parser.add_argument('--out', default=None, help='write the result JSON here')
-    args = parser.parse_args(argv)
-    if args.compile_mode and not args.compile_flow:
-        parser.error('--compile-mode needs --compile-flow')
-    if args.amp and args.device != 'cuda':
-        parser.error('--amp needs --device cuda (mmengine\'s AmpOptimWrapper runs on CUDA)')
-    result = run_overhead(args.size, args.batch, args.repeats, args.warmup, args.threads,
-                          progress=lambda m: print(m, flush=True), device=args.device,
-                          amp=args.amp,
-                          compile_flow=compile_value(args.compile_flow, args.compile_mode))
-    from .report import overhead_markdown
-    print(overhead_markdown(result))
-    if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(result, f, indent=1)
-    return result
