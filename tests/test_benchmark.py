@@ -424,6 +424,20 @@ def test_overhead_benchmark_runs():
 
 
 @pytest.mark.slow
+def test_overhead_command_line_adds_the_rival_rows_and_writes_the_json(tmp_path, capsys):
+    from benchmarks.overhead.cli import main
+    out = tmp_path / 'overhead.json'
+    result = main(['--size', '32', '--batch', '2', '--repeats', '1', '--warmup', '0',
+                   '--threads', '1', '--rivals', '--out', str(out)])
+    keys = [r['key'] for r in result['ratios']]
+    assert {'train_logit', 'train_diffkd', 'train_rdr', 'infer_rdr_folded'} <= set(keys)
+    assert not any(k.startswith('train_fpn') for k in keys)  # --det not given
+    saved = json.loads(out.read_text())
+    assert [r['key'] for r in saved['ratios']] == keys and saved['machine']['cpu']
+    assert 'train step, DiffKD' in capsys.readouterr().out  # the table is printed
+
+
+@pytest.mark.slow
 def test_detection_rows_of_the_overhead_table():
     from benchmarks.overhead.detection import det_overhead_rows
     said = []

@@ -15,8 +15,9 @@ import json
 from typing import List, Optional
 
 from ..common.device import AMP_DTYPES
+from . import run_table
 from .report import overhead_markdown
-from .resnet import compile_value, run_overhead
+from .resnet import compile_value
 
 __all__ = ['main']
 
@@ -53,17 +54,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if args.det and args.device != 'cpu':
         parser.error('--det measures on the CPU only')
     say = lambda msg: print(msg, flush=True)  # noqa: E731
-    result = run_overhead(args.size, args.batch, args.repeats, args.warmup, args.threads,
-                          progress=say, device=args.device, amp=args.amp,
-                          compile_flow=compile_value(args.compile_flow, args.compile_mode))
-    if args.rivals:
-        from .rivals import run_rival_overhead
-        result['ratios'] += run_rival_overhead(args.size, args.batch, args.repeats,
-                                               args.warmup, device=args.device,
-                                               progress=say)['ratios']
-    if args.det:
-        from .detection import det_overhead_rows
-        result['ratios'] += det_overhead_rows(args.repeats, say)
+    cfg = dict(size=args.size, batch=args.batch, repeats=args.repeats, warmup=args.warmup,
+               rivals=args.rivals, detection=args.det)
+    result = run_table(cfg, args.device, args.amp, args.threads, say,
+                       compile_value(args.compile_flow, args.compile_mode))
     print(overhead_markdown(result))
     if args.out:
         with open(args.out, 'w') as f:
