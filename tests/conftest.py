@@ -38,3 +38,21 @@ def teacher_ckpts(tmp_path_factory):
     for name in ('resnet34_8xb32_in1k', 'resnet50_8xb32_in1k', 'resnet50_8xb16_cifar100'):
         paths[name] = random_checkpoint(f'mmpretrain::resnet/{name}.py', str(out / f'{name}.pth'))
     return paths
+
+
+def _with_subclasses(cls):
+    yield cls
+    for sub in cls.__subclasses__():
+        yield from _with_subclasses(sub)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_visualizers():
+    """Forget mmengine's visualizers after each test. A Runner names its visualizer after its
+    timestamp (to the second) and the registry returns an existing instance of that name, so a
+    runner built in the same second as one of an earlier test would write into that test's
+    work dir, which is removed once the test passes (``tmp_path_retention_policy``)."""
+    yield
+    from mmengine.visualization import Visualizer
+    for cls in _with_subclasses(Visualizer):
+        cls._instance_dict.clear()
