@@ -117,6 +117,10 @@ def test_machine_text_names_the_cpu_and_what_narrows_its_kernels():
     gpu = dict(cpu, gpu='NVIDIA H100')
     assert provenance.machine_text(dict(device='cuda', machine=gpu)) == 'cuda, NVIDIA H100'
     assert provenance.machine_text(dict(device='cpu')) == 'cpu'  # files made before the record
+    # the overhead table names its CPU the same way
+    from benchmarks.overhead.report import overhead_markdown
+    table = overhead_markdown(dict(setting='s', repeats=1, ratios=[], machine=capped))
+    assert table.startswith(f'**Overhead** (s; {provenance.cpu_text(capped)}; medians of 1')
 
 
 def test_run_facts_and_portable_paths(tmp_path):

@@ -13,8 +13,8 @@ from typing import Dict, List, Optional
 
 from .device import device_name
 
-__all__ = ['cpu_model', 'simd_level', 'machine', 'machine_text', 'software', 'file_sha256',
-           'run_facts', 'portable']
+__all__ = ['cpu_model', 'simd_level', 'machine', 'cpu_text', 'machine_text', 'software',
+           'file_sha256', 'run_facts', 'portable']
 
 #: ``/proc/cpuinfo`` flags (x86) or features (Arm), widest first, and the SIMD level each names.
 SIMD = (('avx512f', 'AVX-512'), ('avx2', 'AVX2'), ('avx', 'AVX'), ('sse4_2', 'SSE4.2'),
@@ -70,21 +70,26 @@ def machine(device: str = 'cpu') -> dict:
                 gpu=torch.cuda.get_device_name(0) if device == 'cuda' else None)
 
 
-def machine_text(meta: dict) -> str:
-    """The device of a results file's ``meta``, with the CPU model and SIMD level (float
-    rounding, and so the digits, differ between CPUs) or the GPU; torch's dispatch level and
-    the numerics variables too where they narrow the CPU's."""
-    where = meta.get('machine') or {}
-    if where.get('gpu'):
-        return f'{meta["device"]}, {where["gpu"]}'
-    if not where.get('cpu'):
-        return meta['device']
-    text = f'{meta["device"]}: {where["cpu"]}, {where["simd"]}'
+def cpu_text(where: dict) -> str:
+    """A recorded CPU (:func:`machine`) as a results file names it: model and SIMD level, then
+    torch's dispatch level and the numerics variables where they narrow the CPU's."""
+    text = f'{where["cpu"]}, {where["simd"]}'
     torch_cpu = where.get('torch_cpu')
     if torch_cpu and torch_cpu.replace('512', '-512') != where['simd']:
         text += f' (torch kernels {torch_cpu})'
     env = where.get('numerics_env') or {}
     return text + ''.join(f', {k}={v}' for k, v in sorted(env.items()))
+
+
+def machine_text(meta: dict) -> str:
+    """The device of a results file's ``meta``, with its CPU (:func:`cpu_text`: float rounding,
+    and so the digits, differ between CPUs) or the GPU."""
+    where = meta.get('machine') or {}
+    if where.get('gpu'):
+        return f'{meta["device"]}, {where["gpu"]}'
+    if not where.get('cpu'):
+        return meta['device']
+    return f'{meta["device"]}: {cpu_text(where)}'
 
 
 def software() -> dict:

@@ -1,4 +1,5 @@
 """The overhead table as markdown."""
+from ..common.provenance import cpu_text
 
 __all__ = ['overhead_markdown']
 
@@ -7,7 +8,7 @@ def overhead_markdown(ov: dict) -> str:
     """Table of the overhead benchmark's ratios against their targets (and the throughput and
     peak memory of each train step when measured)."""
     where = ov.get('machine') or {}
-    host = f'; {where["cpu"]}, {where["simd"]}' if where.get('cpu') else ''
+    host = f'; {cpu_text(where)}' if where.get('cpu') else ''
     lines = [f'**Overhead** ({ov["setting"]}{host}; medians of {ov["repeats"]} repeats)', '',
              '| measurement | ratio | target | met |', '|---|---|---|---|']
     for item in ov['ratios']:
