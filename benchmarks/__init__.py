@@ -3,6 +3,6 @@ device, provenance, progress and ETA, the job executor, timing, markdown and plo
 nothing above it; on it stand the Fashion-MNIST classification benchmark (the modules here:
 methods, configs, tuning, planning, jobs, engine, report, ...), :mod:`benchmarks.detection` and
 :mod:`benchmarks.overhead`, none importing another; :mod:`benchmarks.run` (``python -m
-benchmarks.run``, what ``scripts/benchmark.sh`` runs) and :mod:`benchmarks.gpu_check` are the
-applications on top.
+benchmarks.run``, what ``scripts/benchmark.sh`` runs) is the application on top (and
+``scripts/gpu_check.py`` above it).
 """

@@ -198,11 +198,13 @@ def _deployed_student(deploy: str, model: torch.nn.Module, pair: str) -> torch.n
     """The plain student (``LinearClsHead``) a method deploys (``Method.deploy``): the trained
     backbone with the folded flow head (``fold``), the plain head ``theta_fc`` trained
     alongside the flow head (``theta``), or RDR's branches folded (``rdr``)."""
+    from fmkt_plugin.apis.rdr_export import rdr_plain_student_state
     from fmkt_plugin.models.heads import fold_flow_head, plain_student_state
-    if deploy == 'rdr':
-        from .rivals import rdr_deployed_student
-        return rdr_deployed_student(model, pair)
     student = getattr(model, 'student', model)
+    plain = build_model(method_cfg('student', pair))
+    if deploy == 'rdr':
+        plain.load_state_dict(rdr_plain_student_state(student), strict=True)
+        return plain.to(next(student.parameters()).device)
     if deploy == 'fold':
         weight, bias = fold_flow_head(student.head)
     elif deploy == 'theta':
@@ -212,7 +214,6 @@ def _deployed_student(deploy: str, model: torch.nn.Module, pair: str) -> torch.n
         weight, bias = fc.weight.detach(), fc.bias.detach()
     else:
         raise ValueError(f'unknown deploy step {deploy!r} (expected fold, rdr or theta)')
-    plain = build_model(method_cfg('student', pair))
     plain.load_state_dict(plain_student_state(student, weight, bias), strict=True)
     return plain.to(weight.device)
 

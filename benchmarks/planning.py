@@ -126,7 +126,7 @@ def plan_jobs(prof: dict, base: dict, picks: Optional[Dict[str, dict]] = None) -
     return _order(jobs)
 
 
-def plan_tune_jobs(prof: dict, base: dict, supported=None) -> List[dict]:
+def plan_tune_jobs(prof: dict, base: dict) -> List[dict]:
     """The jobs of the tune mode: every tuned method's grid points on every seed and pair.
 
     Every job carries ``tune=True`` and ``trial`` (its index in the method's grid points);
@@ -142,10 +142,9 @@ def plan_tune_jobs(prof: dict, base: dict, supported=None) -> List[dict]:
         raise ValueError(f'none of {list(prof["methods"])} has a tuning grid')
     base = dict(base, tune=True)
     jobs = _teacher_jobs(prof, base, methods)
-    kwargs = {} if supported is None else dict(supported=supported)
     for seed in prof['seeds']:
         for method in methods:
-            for trial, setting in enumerate(grid_points(method, **kwargs)):
+            for trial, setting in enumerate(grid_points(method)):
                 for pair in _method_pairs(prof, method):
                     job = _run_job(prof, base, method, pair, seed, setting, f'-t{trial}')
                     jobs.append(dict(job, trial=trial))

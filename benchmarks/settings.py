@@ -5,25 +5,16 @@ grids), so neither imports the other for it.
 """
 import copy
 import inspect
-from typing import Optional
 
-from .configs import HPARAMS
-
-__all__ = ['flow_option_supported', 'apply_settings']
+__all__ = ['apply_settings']
 
 
-def flow_option_supported(option: str) -> bool:
-    """Whether the installed ``FlowMatchingConnector`` takes ``option`` in its config."""
+def _connector_option(parts: list) -> bool:
+    """Whether ``parts`` names an option of the flow config (``flow.<option>``) that the
+    plugin's ``FlowMatchingConnector`` takes (``HPARAMS['flow']`` leaves most of them unset)."""
     from fmkt_plugin.models.connectors import FlowMatchingConnector
-    return option in inspect.signature(FlowMatchingConnector.__init__).parameters
-
-
-def _new_flow_option(path: str) -> Optional[str]:
-    """The option named by ``flow.<option>`` when ``HPARAMS['flow']`` does not set it."""
-    parts = path.split('.')
-    if len(parts) == 2 and parts[0] == 'flow' and parts[1] not in HPARAMS['flow']:
-        return parts[1]
-    return None
+    return len(parts) == 2 and parts[0] == 'flow' and \
+        parts[1] in inspect.signature(FlowMatchingConnector.__init__).parameters
 
 
 def apply_settings(hparams: dict, setting: dict) -> dict:
@@ -31,7 +22,7 @@ def apply_settings(hparams: dict, setting: dict) -> dict:
 
     Raises:
         ValueError: a path that names no entry of ``hparams`` (new keys are allowed only in
-            the flow config, for options of the installed connector).
+            the flow config, for options of the connector).
     """
     out = copy.deepcopy(hparams)
     for key, value in setting.items():
@@ -43,10 +34,8 @@ def apply_settings(hparams: dict, setting: dict) -> dict:
                     raise ValueError(f'tuning setting {key!r}: {path!r} names no entry of '
                                      'HPARAMS')
                 node = node[part]
-            leaf = parts[-1]
-            option = _new_flow_option(path)
-            if leaf not in node and not (option and flow_option_supported(option)):
+            if parts[-1] not in node and not _connector_option(parts):
                 raise ValueError(f'tuning setting {key!r}: {path!r} names no entry of '
-                                 'HPARAMS (nor an option of the installed flow)')
-            node[leaf] = value
+                                 'HPARAMS (nor an option of the flow)')
+            node[parts[-1]] = value
     return out

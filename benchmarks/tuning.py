@@ -1,6 +1,6 @@
 """Equal tuning: every method's grid (declared here, in one place), the pick and the file that
 carries the picks to the benchmark. ``python -m benchmarks.run --tune`` runs each method's first
-:data:`TRIALS` runnable grid points (settings, :mod:`benchmarks.settings`) on the validation
+:data:`TRIALS` grid points (settings, :mod:`benchmarks.settings`) on the validation
 split, picks the best validation mean over seeds and pairs and writes :data:`TUNED_FILE`, which
 the benchmark applies per method (``--untuned`` ignores it).
 """
@@ -12,19 +12,18 @@ from typing import Dict, List, Optional, Sequence
 
 from .common.files import write_json
 from .configs import HPARAMS
-from .settings import _new_flow_option, apply_settings, flow_option_supported
+from .settings import apply_settings
 
 __all__ = [
-    'TRIALS', 'GRID', 'TUNED_FILE', 'flow_option_supported', 'grid_points', 'apply_settings',
-    'tuned_methods', 'pick_best', 'load_picks', 'write_picks', 'setting_label'
+    'TRIALS', 'GRID', 'TUNED_FILE', 'grid_points', 'apply_settings', 'tuned_methods',
+    'pick_best', 'load_picks', 'write_picks', 'setting_label'
 ]
 
 #: Trials per tuned method: each runs exactly this many settings of its grid.
 TRIALS = 4
 
-#: The flow options of the FM-KT grids, slowest-varying first: with ``estimate`` (once the
-#: connector has it) the first 4 points are {interpolant, displacement} x {0.1, 1} at N=8;
-#: without it, N in {8, 4} x {0.1, 1}.
+#: The flow options of the FM-KT grids, slowest-varying first: the first 4 points are
+#: {interpolant, displacement} estimate x the two learning-rate multipliers at N=8.
 _FLOW_AXES = {
     'flow.num_steps': (8, 4),
     'flow.estimate': ('interpolant', 'displacement'),
@@ -51,38 +50,20 @@ GRID: Dict[str, Dict[str, tuple]] = {
 TUNED_FILE = osp.join(osp.dirname(osp.abspath(__file__)), 'tuned.json')
 
 
-def _runnable(point: dict, axes: Dict[str, tuple], supported) -> Optional[dict]:
-    """``point`` as the installed plugin can run it: an option it lacks is dropped where the
-    point takes the option's default (its first value, today's behaviour), else None."""
-    out = {}
-    for key, value in point.items():
-        options = [_new_flow_option(p) for p in key.split('+')]
-        if all(o is None or supported(o) for o in options):
-            out[key] = value
-        elif value != axes[key][0]:
-            return None
-    return out
-
-
-def grid_points(method: str, supported=flow_option_supported,
-                trials: int = TRIALS) -> List[dict]:
+def grid_points(method: str, trials: int = TRIALS) -> List[dict]:
     """The settings a method is tuned over: the first ``trials`` points of its grid (last axis
-    fastest) that the installed plugin can run.
+    fastest).
 
     Raises:
-        ValueError: the method has no grid, or fewer runnable points than ``trials``.
+        ValueError: the method has no grid, or fewer points than ``trials``.
     """
     if method not in GRID:
         raise ValueError(f'no tuning grid for {method!r}; tuned methods: {sorted(GRID)}')
     axes = GRID[method]
-    points = []
-    for values in itertools.product(*axes.values()):
-        point = _runnable(dict(zip(axes, values)), axes, supported)
-        if point is not None and point not in points:
-            points.append(point)
+    points = [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
     if len(points) < trials:
-        raise ValueError(f'tuning grid of {method!r} has {len(points)} runnable points, '
-                         f'fewer than the {trials} trials every method gets')
+        raise ValueError(f'tuning grid of {method!r} has {len(points)} points, fewer than the '
+                         f'{trials} trials every method gets')
     return points[:trials]
 
 

@@ -32,7 +32,7 @@ def tiny_cifar(tmp_path_factory):
 @pytest.fixture(scope='session')
 def teacher_ckpts(tmp_path_factory):
     """Locally written teacher checkpoints (random weights) standing in for the published ones."""
-    from benchmarks.smoke import random_checkpoint
+    from fixtures.smoke import random_checkpoint
     out = tmp_path_factory.mktemp('teachers')
     paths = {}
     for name in ('resnet34_8xb32_in1k', 'resnet50_8xb32_in1k', 'resnet50_8xb16_cifar100'):

@@ -6,8 +6,7 @@ from types import ModuleType
 from typing import Dict
 
 import torch
-
-from benchmarks.smoke import (  # noqa: F401  (re-exported for the tests)
+from fixtures.smoke import (  # noqa: F401  (re-exported for the tests)
     nest,
     runtime_options,
     tiny_cls_options,

@@ -51,7 +51,7 @@ def _outside(folder: str, allowed: tuple) -> dict:
 def test_layers_import_only_downward():
     """common imports nothing above it; detection and overhead only common and themselves;
     classification (benchmarks/*.py) nothing of detection or overhead, except the apps on top
-    (run.py, gpu_check.py)."""
+    (run.py)."""
     common = _outside('common', ('benchmarks.common', ))
     assert not any(common.values()), common
     for folder in ('detection', 'overhead'):
@@ -60,7 +60,7 @@ def test_layers_import_only_downward():
     classification = {name: sorted(m for m in mods if m.startswith(('benchmarks.detection',
                                                                     'benchmarks.overhead')))
                       for name, mods in _package_imports().items()
-                      if name not in ('run.py', 'gpu_check.py')}
+                      if name != 'run.py'}
     assert not any(classification.values()), classification
 
 

@@ -18,24 +18,23 @@ from benchmarks.tuning import (
 )
 
 
-@pytest.mark.parametrize('has_estimate', [False, True])
-def test_every_method_gets_the_same_number_of_trials(has_estimate):
-    def supported(option):
-        return has_estimate and option == 'estimate'
+def test_every_method_gets_the_same_number_of_trials():
     for method in GRID:
-        points = grid_points(method, supported=supported)
+        points = grid_points(method)
         assert len(points) == TRIALS, method
         assert len({json.dumps(p, sort_keys=True) for p in points}) == TRIALS
-        uses_estimate = any('flow.estimate' in p for p in points)
-        assert uses_estimate == (has_estimate and 'flow.estimate' in GRID[method])
-        if not uses_estimate:  # runnable here: the first point is the untuned default
-            assert apply_settings(HPARAMS, points[0]) == HPARAMS, method
-            for point in points:
-                apply_settings(HPARAMS, point)
-    # with the option, FM-KT compares both estimates at the default N; without it, N
-    fmkt = grid_points('fmkt_kd', supported=supported)
-    axis = 'flow.estimate' if has_estimate else 'flow.num_steps'
-    assert {p[axis] for p in fmkt} == set(GRID['fmkt_kd'][axis])
+        # the first point is the untuned default (for FM-KT: plus the connector's default
+        # estimate, which HPARAMS leaves unset)
+        first = apply_settings(HPARAMS, points[0])
+        if 'flow.estimate' in points[0]:
+            assert first['flow'].pop('estimate') == 'interpolant'
+        assert first == HPARAMS, method
+        for point in points:
+            apply_settings(HPARAMS, point)
+    # FM-KT compares both estimates and both flow learning rates at the default N
+    fmkt = grid_points('fmkt_kd')
+    assert {p['flow.estimate'] for p in fmkt} == set(GRID['fmkt_kd']['flow.estimate'])
+    assert {p['flow.num_steps'] for p in fmkt} == {8}
 
 
 def test_settings_apply_to_a_copy_and_bad_paths_are_named():
@@ -46,6 +45,10 @@ def test_settings_apply_to_a_copy_and_bad_paths_are_named():
         apply_settings(HPARAMS, {'kd.temperature': 2.0})
     with pytest.raises(ValueError, match="'nothing.tau'"):
         apply_settings(HPARAMS, {'nothing.tau': 2.0})
+    with pytest.raises(ValueError, match="'flow.no_such_option'"):
+        apply_settings(HPARAMS, {'flow.no_such_option': 1})
+    assert apply_settings(HPARAMS, {'flow.estimate': 'displacement'})['flow']['estimate'] == \
+        'displacement'
     # the FM-KT^Theta variants take FM-KT (KD metric)'s picks
     picks = {'fmkt_kd': {'flow_lr_mult.fmkt': 1.0}, 'kd': {'kd.tau': 1.0}}
     assert method_hparams('fmkt_fold', picks)['flow_lr_mult']['fmkt'] == 1.0

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from fixtures.smoke import DET_IMAGE_SIZE, DET_TEACHERS, random_checkpoint, tiny_det_options
 from helpers import (
     REPO,
     all_finite,
@@ -17,8 +18,6 @@ from helpers import (
     write_child_config,
 )
 from mmrazor.models.task_modules import ModuleOutputsRecorder
-
-from benchmarks.smoke import DET_IMAGE_SIZE, DET_TEACHERS, random_checkpoint, tiny_det_options
 
 DET_CONFIGS = sorted(
     osp.relpath(p, osp.join(REPO, 'configs'))

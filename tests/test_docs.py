@@ -330,7 +330,7 @@ def test_readme_commands_are_recognised():
 
 
 def _tiny_options(config, tiny_imagenet, coco, det_teacher):
-    from benchmarks.smoke import tiny_cls_options, tiny_det_options
+    from fixtures.smoke import tiny_cls_options, tiny_det_options
     name = osp.basename(config)
     if name.endswith('_coco.py'):
         # a checkpoint of the teacher's architecture, so the teacher's pretrained backbone
@@ -357,8 +357,7 @@ def _key_exists(cfg, key):
 @pytest.fixture(scope='module')
 def tiny_coco(tmp_path_factory):
     from fixtures import write_coco_detection
-
-    from benchmarks.smoke import DET_IMAGE_SIZE
+    from fixtures.smoke import DET_IMAGE_SIZE
     return write_coco_detection(str(tmp_path_factory.mktemp('coco')),
                                 num_images={'train': 4, 'val': 2}, image_size=DET_IMAGE_SIZE)
 
@@ -366,7 +365,7 @@ def tiny_coco(tmp_path_factory):
 @pytest.fixture(scope='module')
 def det_teacher(tmp_path_factory):
     """A random-weight checkpoint of a detection family's teacher, written once per family."""
-    from benchmarks.smoke import DET_TEACHERS, random_checkpoint
+    from fixtures.smoke import DET_TEACHERS, random_checkpoint
     out, cache = tmp_path_factory.mktemp('det_teacher'), {}
 
     def get(family):
@@ -386,9 +385,8 @@ def test_readme_commands_run_on_tiny_data(tiny_imagenet, tiny_coco, det_teacher,
     launcher line whose work dir is already trained only has its arguments checked). Every
     --cfg-options key must sit in a dict of the config it overrides: mmengine would silently
     add a misplaced one (a misspelt argument then fails in the constructor)."""
+    from fixtures.smoke import write_child_config
     from mmengine.config import Config
-
-    from benchmarks.smoke import write_child_config
     monkeypatch.chdir(tmp_path)  # the README's relative work_dirs/ land here
     children, trained, results = {}, set(), []
     for tokens in _shell_commands(_read(README)):
@@ -440,9 +438,8 @@ def test_readme_commands_run_on_tiny_data(tiny_imagenet, tiny_coco, det_teacher,
 def test_tensorboard_backend_of_the_visualisation_guide_writes_event_files(tiny_imagenet,
                                                                           tmp_path):
     pytest.importorskip('tensorboard')
+    from fixtures.smoke import tiny_cls_options, write_child_config
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    from benchmarks.smoke import tiny_cls_options, write_child_config
     guide = _read(osp.join(DOCS, 'user_guides', 'visualisation.md'))
     (tokens, ) = [t for t in _shell_commands(guide) if t[:2] == ['python', 'tools/train.py']]
     options = tokens[tokens.index('--cfg-options') + 1:]

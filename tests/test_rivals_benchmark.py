@@ -9,9 +9,10 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from benchmarks import rivals  # noqa: E402
 from benchmarks.configs import PAIRS, teacher_cfg  # noqa: E402
 from benchmarks.engine import build_model, save_state  # noqa: E402
+from benchmarks.jobs import _deployed_student  # noqa: E402
+from benchmarks.methods import method_cfg, method_hparams  # noqa: E402
 
 
 def _batch(n=4):
@@ -38,11 +39,13 @@ def teacher_files(tmp_path_factory):
 
 
 @pytest.mark.parametrize('pair', sorted(PAIRS))
-@pytest.mark.parametrize('method', rivals.RIVAL_METHODS)
+@pytest.mark.parametrize('method', ['diffkd', 'rdr'])
 def test_builders_give_models_that_train(method, pair, teacher_files):
     from mmengine.optim import build_optim_wrapper
     torch.manual_seed(0)
-    cfg = rivals.rival_cfg(method, pair, teacher_ckpt=teacher_files[pair])
+    cfg = method_cfg(method, pair, teacher_model=teacher_cfg(pair).model.to_dict(),
+                     teacher_ckpt=teacher_files[pair])
+    assert cfg.model.teacher_ckpt == teacher_files[pair] and not cfg.model.allow_random_teacher
     model = build_model(cfg)
     student_before = {k: v.clone() for k, v in model.student.state_dict().items()}
     wrapper = build_optim_wrapper(model, dict(type='OptimWrapper', optimizer=dict(
@@ -55,7 +58,7 @@ def test_builders_give_models_that_train(method, pair, teacher_files):
     assert sum(not torch.equal(v, after[k]) for k, v in student_before.items()
                if v.is_floating_point()) > 0
     if method == 'rdr':
-        plain = rivals.rdr_deployed_student(model, pair).eval()
+        plain = _deployed_student('rdr', model, pair).eval()
         model.student.eval()
         x = model.student.data_preprocessor(dict(inputs=_batch()['inputs']), False)['inputs']
         with torch.no_grad():
@@ -67,11 +70,15 @@ def test_builders_give_models_that_train(method, pair, teacher_files):
 
 def test_builder_inputs_are_checked():
     with pytest.raises(ValueError, match='unknown method'):
-        rivals.rival_cfg('nope', 'wide')
+        method_cfg('nope', 'wide')
     with pytest.raises(ValueError, match='unknown pair'):
-        rivals.rival_cfg('rdr', 'nope')
-    with pytest.raises(ValueError, match='unknown hyperparameters'):
-        rivals.rival_cfg('diffkd', 'wide', hparams=dict(steps=3))
+        method_cfg('rdr', 'nope', teacher_cache='x')
+    with pytest.raises(ValueError, match="'diffkd.steps' names no entry"):
+        method_hparams('diffkd', overrides={'diffkd.steps': 3})
+    # the cached teacher serving maps is passed through; no weights are loaded for it
+    cfg = method_cfg('diffkd', 'wide', teacher_cache='t.pt', teacher_maps='m.pt').model
+    assert cfg.teacher == dict(type='CachedLogitsTeacher', cache_file='t.pt', maps_file='m.pt')
+    assert cfg.teacher_ckpt is None and cfg.allow_random_teacher
 
 
 @pytest.mark.slow

@@ -22,6 +22,10 @@ cannot rot. Writes ``gpu_check.json`` and ``gpu_check.md`` to ``--out``.
 Usage::
 
     bash scripts/gpu_check.sh [--out benchmark_results/gpu-check] [--tiny] [--parts ...]
+
+It stands on top of the benchmarks (:mod:`benchmarks.run`, :mod:`benchmarks.detection.run`,
+:mod:`benchmarks.overhead`), the tools and the tests' fixtures (tiny data and the small-run
+settings of the shipped configs, ``tests/fixtures``).
 """
 import argparse
 import contextlib
@@ -29,22 +33,30 @@ import io
 import os
 import os.path as osp
 import re
-import runpy
 import sys
 import time
 import traceback
 from typing import Callable, Dict, List
 
-from .common.files import REPO, load_tool, write_json, write_text
-from .common.provenance import machine, software
-from .common.rendering import table
-from .smoke import (
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# the repository's packages and the tests' fixtures (``fixtures``, not ``tests.fixtures``: a
+# ``tests`` package that mmrazor installs into site-packages would shadow the folder)
+for _path in (osp.join(REPO, 'tests'), REPO):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+from fixtures import write_coco_detection, write_imagenet_folder  # noqa: E402
+from fixtures.smoke import (  # noqa: E402
     DET_TEACHERS,
     random_checkpoint,
     tiny_cls_options,
     tiny_det_options,
     write_child_config,
 )
+
+from benchmarks.common.files import load_tool, write_json, write_text  # noqa: E402
+from benchmarks.common.provenance import machine, software  # noqa: E402
+from benchmarks.common.rendering import table  # noqa: E402
 
 __all__ = ['PARTS', 'SIZES', 'run_check', 'main']
 
@@ -65,8 +77,6 @@ SIZES = {
 
 
 def part_classification(work: str, size: dict) -> dict:
-    write_imagenet_folder = runpy.run_path(  # by path: a site-packages `tests` shadows tests/
-        osp.join(REPO, 'tests/fixtures/toy_data.py'))['write_imagenet_folder']
     root, _ = write_imagenet_folder(osp.join(work, 'imagenet'), num_classes=4,
                                     per_class={'train': size['cls_images'], 'val': 2})
     opts = tiny_cls_options(root, size=size['cls_size'], batch_size=2)
@@ -90,7 +100,7 @@ def part_classification(work: str, size: dict) -> dict:
 
 
 def part_detection_fmnist(work: str, size: dict) -> dict:
-    from .detection.run import main as det_main
+    from benchmarks.detection.run import main as det_main
     argv = ['--profile', 'smoke', '--methods', 'pkd', 'fmkt', '--seeds', '0', '--jobs', '1',
             '--out', osp.join(work, 'det'), '--amp', size['amp'] or 'none']
     for flag, key in (('--iters', 'det_iters'), ('--teacher-iters', 'det_teacher_iters'),
@@ -113,8 +123,6 @@ def part_faster_rcnn(work: str, size: dict) -> dict:
     import math
 
     from fmkt_plugin.compat.mmcv_ops import mmcv_has_cuda_kernels
-    write_coco_detection = runpy.run_path(  # by path: a site-packages `tests` shadows tests/
-        osp.join(REPO, 'tests/fixtures/toy_coco.py'))['write_coco_detection']
     coco = write_coco_detection(osp.join(work, 'coco'), num_images={'train': 4, 'val': 2})
     teacher = random_checkpoint(DET_TEACHERS['faster-rcnn'], osp.join(work, 'teacher.pth'))
     cfg = write_child_config(
@@ -132,7 +140,7 @@ def part_faster_rcnn(work: str, size: dict) -> dict:
 
 
 def part_overhead(work: str, size: dict, device: str) -> dict:
-    from .overhead.resnet import run_overhead
+    from benchmarks.overhead.resnet import run_overhead
     tables = []
     for amp in size['precisions']:
         for compiled in (False, size['compiled']):
@@ -160,7 +168,7 @@ def eta_track(text: str) -> List[dict]:
 
 
 def part_benchmark_slice(work: str, size: dict) -> dict:
-    from .run import main as bench_main
+    from benchmarks.run import main as bench_main
     out = io.StringIO()
 
     class Tee(io.TextIOBase):
