@@ -4,6 +4,7 @@ report and the tune mode need about a method. Adding a method is one :class:`Met
 """
 import copy
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Dict, List, Optional, Tuple
 
 from mmengine.config import Config
@@ -20,8 +21,7 @@ from .configs import (
 )
 from .settings import apply_settings
 
-__all__ = ['Method', 'REGISTRY', 'METHODS', 'get', 'method_cfg', 'method_hparams', 'method_picks',
-           'names']
+__all__ = ['Method', 'REGISTRY', 'METHODS', 'get', 'method_cfg', 'method_hparams', 'method_picks']
 
 Builder = Callable[[str, dict, dict], dict]
 
@@ -217,37 +217,22 @@ def build_fmkt_feat(pair: str, hp: dict, teacher: dict, hidden_ratio: int = 1) -
     return _distill('FMKTDistill', student, distiller, _map_teacher(pair, teacher))
 
 
-def build_fmkt_feat_narrow(pair: str, hp: dict, teacher: dict) -> dict:
-    """Feature-level FM-KT as the config ships it: the MLP's hidden width a quarter of the map's
-    channels (the meta-encoder costs half of the full-width one's multiply-adds per step)."""
-    return build_fmkt_feat(pair, hp, teacher, hidden_ratio=NARROW_HIDDEN_RATIO)
-
-
 def build_fmkt_fold(pair: str, hp: dict, teacher: dict) -> dict:
     """FM-KT (KD metric) with an affine meta-encoder, to be folded into a linear head."""
     flow = dict(copy.deepcopy(hp['flow']), **copy.deepcopy(hp['fold']))
     return _fmkt(pair, hp, teacher, _kl(hp), hp['kd']['ce_weight'], flow)
 
 
-def _fmkt_joint(pair: str, hp: dict, teacher: dict, detach_feature: bool) -> dict:
+def build_fmkt_joint(pair: str, hp: dict, teacher: dict, detach_feature: bool = True) -> dict:
+    """FM-KT (KD metric) + a plain linear head trained jointly with KD towards the detached
+    ensemble + CE (FM-KT^Theta, joint form), on the detached student feature (the plain head
+    does not train the backbone) or, ``detach_feature=False``, training the backbone too."""
     cfg = build_fmkt_kd(pair, hp, teacher)
     # eval-mode forward returns the plain head's logits: the trained model scores as deployed
     cfg['architecture']['head']['theta'] = dict(copy.deepcopy(hp['joint']),
                                                 detach_feature=detach_feature,
                                                 use_for_inference=True)
     return cfg
-
-
-def build_fmkt_joint(pair: str, hp: dict, teacher: dict) -> dict:
-    """FM-KT (KD metric) + a plain linear head trained jointly on the detached student feature
-    with KD towards the detached ensemble + CE (FM-KT^Theta, joint form); the plain head does
-    not train the backbone."""
-    return _fmkt_joint(pair, hp, teacher, detach_feature=True)
-
-
-def build_fmkt_joint_bb(pair: str, hp: dict, teacher: dict) -> dict:
-    """As :func:`build_fmkt_joint`, the plain head's KD and CE training the backbone too."""
-    return _fmkt_joint(pair, hp, teacher, detach_feature=False)
 
 
 def build_fmkt_aux(pair: str, hp: dict, teacher: dict) -> dict:
@@ -391,8 +376,8 @@ REGISTRY: Tuple[Method, ...] = (
            teacher_maps=True, tuned_as='kd'),
     Method('fmkt_feat_narrow', 'FM-KT feature level, MLP hidden C/4 (+ KD)',
            'FM-KT\n(feat., C/4)', cost=2.3, teacher=True, group='variant',
-           build=build_fmkt_feat_narrow, versus=('kd', 'fmkt_feat'), teacher_maps=True,
-           tuned_as='kd'),
+           build=partial(build_fmkt_feat, hidden_ratio=NARROW_HIDDEN_RATIO),
+           versus=('kd', 'fmkt_feat'), teacher_maps=True, tuned_as='kd'),
     # stage 2 as a fine-tune: a tenth of the stage-1 learning rate instead of half
     Method('fmkt_theta_ft', 'FM-KT^Theta (2-stage fine-tune, plain head)', 'Theta\n(2-st. ft)',
            cost=1.1, teacher=True, group='variant', build=build_kd, versus=('kd', ),
@@ -406,7 +391,8 @@ REGISTRY: Tuple[Method, ...] = (
            deploy='theta', tuned_as='fmkt_kd'),
     Method('fmkt_joint_bb', 'FM-KT^Theta (joint plain head, trains backbone)',
            'Theta\n(joint, bb)', cost=2.1, teacher=True, group='variant',
-           build=build_fmkt_joint_bb, versus=('kd', ), deploy='theta', tuned_as='fmkt_kd'),
+           build=partial(build_fmkt_joint, detach_feature=False), versus=('kd', ),
+           deploy='theta', tuned_as='fmkt_kd'),
     # capacity control: KD with an MLP head of about the flow head's size (not deployable plain)
     Method('kd_mlp', 'KD + MLP head (capacity control)', 'KD\n+MLP head', cost=1.0,
            teacher=True, group='reference', build=build_kd_mlp, versus=('kd', ),
@@ -421,11 +407,6 @@ REGISTRY: Tuple[Method, ...] = (
 _BY_NAME: Dict[str, Method] = {m.name: m for m in REGISTRY}
 #: Method names in table order.
 METHODS: List[str] = [m.name for m in REGISTRY]
-
-
-def names() -> List[str]:
-    """Method names in table order."""
-    return list(METHODS)
 
 
 def get(name: str) -> Method:

@@ -8,7 +8,7 @@ from typing import Dict, List, Optional
 
 from . import configs
 from .common.device import effective_amp, select_device
-from .methods import get, method_picks, names
+from .methods import METHODS, get, method_picks
 from .tuning import grid_points, tuned_methods
 
 __all__ = ['TEACHER_COST', 'resolve_profile', 'resolve_setting', 'plan_jobs', 'plan_tune_jobs']
@@ -31,7 +31,7 @@ def resolve_profile(name: str, seeds=None, pairs=None, methods=None,
         if value is not None:
             prof[key] = tuple(value)
     if prof['methods'] is None:
-        prof['methods'] = tuple(names())
+        prof['methods'] = tuple(METHODS)
     for method in prof['methods']:
         stage_of = get(method).stage_of
         if stage_of and stage_of not in prof['methods']:

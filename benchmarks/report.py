@@ -77,23 +77,30 @@ def _plain_cost(method: str) -> bool:
     return record.group == 'variant' and bool(record.deploy or record.stage_of)
 
 
-def _retention(rows: Dict[str, dict]) -> List[dict]:
-    # share of FM-KT's gain over KD that a plain-cost (FM-KT^Theta) student keeps
+def _retention(blocks: List[Dict[str, dict]]) -> List[dict]:
+    """Each FM-KT^Theta variant's share of FM-KT's gain over KD, over the rows of one pair or
+    of every pair (pooled): per seed, the mean over the pairs of (Theta - KD) over that of
+    (FM-KT (KD metric) - KD), with Fieller's interval over the seeds (a seed stays one
+    observation, as in :func:`_pool`)."""
+    common = set.intersection(*(set(rows) for rows in blocks)) if blocks else set()
+    if not {'kd', 'fmkt_kd'} <= common:
+        return []
+
+    def per_seed(method: str) -> Dict[int, float]:
+        kd = [rows['kd']['by_seed'] for rows in blocks]
+        other = [rows[method]['by_seed'] for rows in blocks]
+        return per_seed_mean([{s: o[s] - k[s] for s in set(k) & set(o)}
+                              for k, o in zip(kd, other)])
+
+    gain = per_seed('fmkt_kd')
     out = []
-    for method in rows:
-        stage = get(method).stage_of
-        if _plain_cost(method) and {'kd', 'fmkt_kd'} <= set(rows):
-            gain = rows['fmkt_kd']['mean'] - rows['kd']['mean']
-            kept = rows[method]['mean'] - rows['kd']['mean']
-            kd = rows['kd']['by_seed']
-            ci = ratio_interval({s: v - kd[s] for s, v in rows[method]['by_seed'].items()
-                                 if s in kd},
-                                {s: v - kd[s] for s, v in rows['fmkt_kd']['by_seed'].items()
-                                 if s in kd})
-            out.append(dict(method=method, stage_of=stage, theta_minus_kd=kept,
-                            fmkt_minus_kd=gain,
-                            retention=kept / gain if gain > 0 else float('nan'),
-                            retention_ci=ci))
+    for method in [m for m in METHODS if m in common and _plain_cost(m)]:
+        kept = per_seed(method)
+        g = statistics.fmean(gain.values()) if gain else float('nan')
+        k = statistics.fmean(kept.values()) if kept else float('nan')
+        out.append(dict(method=method, theta_minus_kd=k, fmkt_minus_kd=g,
+                        retention=k / g if g > 0 else float('nan'),
+                        retention_ci=ratio_interval(kept, gain)))
     return out
 
 
@@ -111,38 +118,10 @@ def summarize(runs: List[dict], teachers: List[dict], pairs: List[str],
                 rows[method] = _row(rs)
         teacher = [t for t in teachers if t['pair'] == pair]
         out['pairs'][pair] = dict(rows=rows, teacher=teacher[0] if teacher else None,
-                                  comparisons=_compare(rows), retention=_retention(rows))
+                                  comparisons=_compare(rows), retention=_retention([rows]))
     out['pooled'] = _pool(out['pairs'])
-    out['pooled_retention'] = _pooled_retention(out['pairs'])
-    return out
-
-
-def _pooled_retention(blocks: Dict[str, dict]) -> List[dict]:
-    """Each FM-KT^Theta variant's retention pooled over the pairs: per seed, the mean of the
-    pairs' (Theta - KD) over the mean of the pairs' (FM-KT - KD), with Fieller's interval over
-    the seeds (a seed stays one observation, as in :func:`_pool`)."""
-    if len(blocks) < 2:
-        return []
-    common = set.intersection(*(set(b['rows']) for b in blocks.values()))
-    if not {'kd', 'fmkt_kd'} <= common:
-        return []
-
-    def per_seed(method: str) -> Dict[int, float]:
-        diffs = []
-        for blk in blocks.values():
-            kd, other = blk['rows']['kd']['by_seed'], blk['rows'][method]['by_seed']
-            diffs.append({s: other[s] - kd[s] for s in set(kd) & set(other)})
-        return per_seed_mean(diffs)
-
-    gain = per_seed('fmkt_kd')
-    out = []
-    for method in [m for m in METHODS if m in common and _plain_cost(m)]:
-        kept = per_seed(method)
-        g = statistics.fmean(gain.values()) if gain else float('nan')
-        k = statistics.fmean(kept.values()) if kept else float('nan')
-        out.append(dict(method=method, theta_minus_kd=k, fmkt_minus_kd=g,
-                        retention=k / g if g > 0 else float('nan'),
-                        retention_ci=ratio_interval(kept, gain)))
+    out['pooled_retention'] = _retention([b['rows'] for b in out['pairs'].values()]) \
+        if len(out['pairs']) > 1 else []
     return out
 
 

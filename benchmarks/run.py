@@ -41,7 +41,7 @@ from .common.files import write_text
 from .data import NUM_TRAIN, prepare_fashion_mnist
 from .executor import execute
 from .jobs import train_indices
-from .methods import names
+from .methods import METHODS
 from .overhead import run_table
 from .overhead.report import overhead_markdown
 from .planning import plan_jobs, plan_tune_jobs, resolve_profile, resolve_setting
@@ -68,7 +68,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     add('--threads', type=int, default=None, help='torch threads per run (default: cores / jobs)')
     add('--seeds', type=int, nargs='+', default=None)
     add('--pairs', nargs='+', default=None, choices=sorted(PAIRS))
-    add('--methods', nargs='+', default=None, choices=names())
+    add('--methods', nargs='+', default=None, choices=METHODS)
     add('--epochs', type=int, default=None, help='override student epochs')
     add('--holdout', type=int, default=None,
         help='hold out this many training images as the evaluation split (validation; the test '
