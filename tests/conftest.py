@@ -48,10 +48,9 @@ def _with_subclasses(cls):
 
 @pytest.fixture(autouse=True)
 def _fresh_visualizers():
-    """Forget mmengine's visualizers after each test. A Runner names its visualizer after its
-    timestamp (to the second) and the registry returns an existing instance of that name, so a
-    runner built in the same second as one of an earlier test would write into that test's
-    work dir, which is removed once the test passes (``tmp_path_retention_policy``)."""
+    """Forget mmengine's visualizers after each test: every runner keeps one (and its figures)
+    for the life of the process. Tests must not lean on compat Fix 11 (runners of the same second
+    get their own visualizer) to stay apart, nor on each other's instances."""
     yield
     from mmengine.visualization import Visualizer
     for cls in _with_subclasses(Visualizer):

@@ -26,7 +26,7 @@ def test_fixes_are_applied_on_import():
         'mmengine-atomic-checkpoint-write', 'mmengine-ddp-on-cpu',
         'mmengine-remote-checkpoint-weights-only', 'mmengine-slurm-on-cpu',
         'mmengine-checkpoint-hook-save-before-delete', 'mmengine-local-checkpoint-refusal',
-        'mmengine-fmkt-plugin-base-configs'} | (
+        'mmengine-fmkt-plugin-base-configs', 'mmengine-same-second-runners'} | (
             set() if mmcv_ops.mmcv_has_cuda_kernels() else {'mmcv-ops-cuda-route'})
 
 
@@ -701,3 +701,56 @@ def test_fmkt_plugin_base_configs_of_an_editable_install_need_the_path_fix(tmp_p
     ''')
     assert scope_only.returncode != 0, 'the editable install is found without the path fix'
     assert 'FileNotFoundError' in scope_only.stderr, scope_only.stderr[-2000:]
+
+
+# ---------------------------------------------------------------------------------------------
+# Fix 11: two runners started in the same second in one process
+# ---------------------------------------------------------------------------------------------
+_SAME_SECOND = '''
+    import json, os, tempfile, time
+    {prelude}
+    import torch
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class Toy(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(1, 1)
+
+        def forward(self, inputs=None, data_samples=None, mode='tensor'):
+            return self.fc(inputs)
+
+    time.time = lambda: 1.75e9  # both runners start within the same second
+    root = tempfile.mkdtemp()
+    first, second = (Runner(model=Toy(), work_dir=os.path.join(root, name)) for name in 'ab')
+    log_files = [h.baseFilename for h in second.logger.handlers if hasattr(h, 'baseFilename')]
+    vis_dir = second.visualizer._vis_backends['LocalVisBackend']._save_dir
+    print(json.dumps(dict(
+        names=[first.experiment_name, second.experiment_name],
+        shared=[first.logger is second.logger, first.message_hub is second.message_hub,
+                first.visualizer is second.visualizer],
+        second_writes_under_its_work_dir=all(
+            p.startswith(os.path.join(root, 'b') + os.sep) for p in log_files + [vis_dir]))))
+'''
+
+
+def _same_second(prelude: str) -> dict:
+    import json
+    out = _run(_SAME_SECOND.format(prelude=prelude))
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_runners_of_the_same_second_share_their_log_without_fix():
+    plain = _same_second('')
+    assert plain['shared'] == [True, True, True], 'upstream names runners apart: fix obsolete?'
+    assert not plain['second_writes_under_its_work_dir']
+
+
+def test_runners_of_the_same_second_log_apart_with_fix():
+    fixed = _same_second('import fmkt_plugin')
+    assert fixed['shared'] == [False, False, False]
+    assert fixed['second_writes_under_its_work_dir']
+    first, second = fixed['names']
+    assert second == first + '_2'  # the first runner keeps mmengine's name

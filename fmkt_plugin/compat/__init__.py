@@ -398,6 +398,7 @@ def apply_all() -> None:
     _fix_mmengine_local_checkpoint_refusal()
     _fix_mmcv_ops_without_cuda_kernels()
     _fix_mmengine_fmkt_plugin_base_configs()
+    _fix_mmengine_same_second_runners()
 
 
 def applied_fixes() -> List[str]:
@@ -510,3 +511,50 @@ def _fix_mmengine_fmkt_plugin_base_configs() -> None:
         if hasattr(module, 'get_installed_path'):
             module.get_installed_path = get_installed_path
     _APPLIED.append('mmengine-fmkt-plugin-base-configs')
+
+
+# ---------------------------------------------------------------------------------------------
+# Fix 11: mmengine 0.10.x runners started in the same second share one logger, message hub and
+# visualizer.
+# Upstream: ``Runner.__init__`` names its ``DefaultScope``, ``MMLogger``, ``MessageHub`` and
+# ``Visualizer`` ``experiment_name``, which is ``<config file name>_<timestamp>`` with a timestamp
+# in whole seconds, and ``ManagerMixin.get_instance`` hands back an existing instance of that name
+# with its old arguments. A second runner built within the same second in one process (train then
+# test through the python APIs, two configs of the same name) then writes its log into the first
+# run's log file, its scalars into the first run's message hub and its visualisations into the
+# first run's ``vis_data`` folder. ``Runner._experiment_name`` becomes a property whose setter
+# appends ``_2``, ``_3``, ... while an instance of any such manager already holds the name; the
+# first runner of a name keeps mmengine's name.
+# ---------------------------------------------------------------------------------------------
+def _manager_names() -> set:
+    """The names of every live instance of mmengine's global managers (each ``ManagerMixin``
+    class keeps its own instances, subclasses such as mmdet's visualizer included)."""
+    from mmengine.utils import ManagerMixin
+    names, todo = set(), [ManagerMixin]
+    while todo:
+        cls = todo.pop()
+        names.update(getattr(cls, '_instance_dict', {}))
+        todo.extend(cls.__subclasses__())
+    return names
+
+
+def _fix_mmengine_same_second_runners() -> None:
+    from mmengine.runner import Runner
+
+    if isinstance(Runner.__dict__.get('_experiment_name'), property):
+        return
+
+    def get(self) -> str:
+        return self.__dict__['_fmkt_experiment_name']
+
+    def set_(self, name: str) -> None:
+        taken = _manager_names()
+        unique, k = name, 1
+        while unique in taken:
+            k += 1
+            unique = f'{name}_{k}'
+        self.__dict__['_fmkt_experiment_name'] = unique
+
+    Runner._experiment_name = property(get, set_)
+    _APPLIED.append('mmengine-same-second-runners')
+
