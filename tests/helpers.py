@@ -1,5 +1,6 @@
 """Shared helpers for the test-suite: small-run config overrides, tool loading, weight snapshots."""
 import importlib
+import importlib.util
 import math
 import os.path as osp
 from types import ModuleType
@@ -28,6 +29,15 @@ def load_tool(name: str) -> ModuleType:
     """The module that ``tools/<name>.py`` runs: ``parse_args``, ``main`` (and ``build_runner``
     for ``train``), called with an argv list."""
     return importlib.import_module(TOOL_MODULES[name])
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` (a script, not a package) as a module."""
+    spec = importlib.util.spec_from_file_location(f'fmkt_script_{name}',
+                                                  osp.join(REPO, 'scripts', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def config_path(rel: str) -> str:

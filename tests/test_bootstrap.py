@@ -1,21 +1,16 @@
 """scripts/bootstrap.sh's mmcv plan (scripts/mmcv_plan.py): which kernels, for which archs,
 cached under which name; bad settings named before anything is built."""
-import importlib.util
 import os
 import os.path as osp
 import subprocess
 import sys
 
 import pytest
-from helpers import REPO
+from helpers import REPO, load_script
 
 
 def _plan_module():
-    spec = importlib.util.spec_from_file_location(
-        'fmkt_mmcv_plan', osp.join(REPO, 'scripts', 'mmcv_plan.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('mmcv_plan')
 
 
 @pytest.mark.parametrize('mode, cuda, given, visible, expected', [

@@ -3,22 +3,17 @@ and must stay what the code says: every registered class, its arguments and thei
 import ast
 import difflib
 import glob
-import importlib.util
 import os.path as osp
 
 import pytest
-from helpers import REPO
+from helpers import REPO, load_script
 
 PAGE = osp.join(REPO, 'docs', 'advanced_guides', 'components.md')
 
 
 @pytest.fixture(scope='module')
 def gen():
-    path = osp.join(REPO, 'scripts', 'gen_components_doc.py')
-    spec = importlib.util.spec_from_file_location('gen_components_doc', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('gen_components_doc')
 
 
 def test_the_checked_in_page_is_what_the_code_says(gen):

@@ -1,23 +1,12 @@
 """scripts/gpu_check.py: the one command that checks every GPU claim, run here in its tiny
 form (every part, on the CPU), so that it cannot rot before a GPU runs it."""
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
+from helpers import load_script
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def _load_gpu_check():
-    spec = importlib.util.spec_from_file_location(
-        'fmkt_gpu_check', osp.join(REPO, 'scripts', 'gpu_check.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gpu_check = _load_gpu_check()
+gpu_check = load_script('gpu_check')
 
 
 def test_eta_track_reads_the_progress_lines():
