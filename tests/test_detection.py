@@ -353,6 +353,24 @@ def test_det_overhead_benchmark_runs():
 
 
 @pytest.mark.slow
+def test_det_overhead_students_share_weights_and_features():
+    """The timed FM-KT and PKD students start equal: PKD's weights in FM-KT's student and
+    identity flows, so both give the same FPN maps (and so the same proposals to pool)."""
+    from benchmarks.overhead.detection import CONFIGS, build_train_model, share_student_weights
+    (fmkt, _), (pkd, _) = (build_train_model(c) for c in CONFIGS['faster-rcnn'])
+    x = torch.rand(1, 3, 64, 64)
+    fmkt.eval()
+    pkd.eval()
+    with torch.no_grad():
+        before = [(a - b).abs().max() for a, b in zip(fmkt.student.extract_feat(x),
+                                                      pkd.student.extract_feat(x))]
+        share_student_weights(fmkt, pkd)
+        after = [(a - b).abs().max() for a, b in zip(fmkt.student.extract_feat(x),
+                                                     pkd.student.extract_feat(x))]
+    assert max(before) > 0 and max(after) == 0
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize('config', [c for c in DET_CONFIGS if c.endswith('_2x_coco.py')])
 def test_detection_config_trains_and_evaluates_through_the_cuda_routes(config, tiny_coco,
                                                                       det_teacher_ckpt,

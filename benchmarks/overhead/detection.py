@@ -1,6 +1,6 @@
 """Train-step cost of FPN-level FM-KT relative to PKD, on CPU, from the shipped COCO configs
 (same student, teacher, data preprocessor and optimizer; FM-KT adds its ``FlowFPN`` neck and
-per-step losses), timed in interleaved rounds, random weights."""
+per-step losses), timed in interleaved rounds, random weights shared by both students."""
 import os.path as osp
 import statistics
 from typing import Dict, List
@@ -12,7 +12,8 @@ import fmkt_plugin  # noqa: F401  (compat fixes before mmrazor is imported)
 from ..common.files import REPO
 from ..common.timing import interleaved_times, paired_ratio, ratio_record, timing_config
 
-__all__ = ['CONFIGS', 'build_train_model', 'det_overhead_ratio', 'det_overhead_rows']
+__all__ = ['CONFIGS', 'build_train_model', 'share_student_weights', 'det_overhead_ratio',
+           'det_overhead_rows']
 
 #: family -> (FM-KT config, PKD config), relative to the repository root.
 CONFIGS = {
@@ -41,6 +42,24 @@ def build_train_model(config: str):
     return model, build_optim_wrapper(model, cfg.optim_wrapper)
 
 
+def share_student_weights(fmkt, pkd) -> None:
+    """Give the FM-KT student PKD's student weights (``FlowFPN`` keeps the FPN as ``neck.fpn``;
+    its flows keep their zero-initialised output, so they start as the identity). Both students
+    then propose the same boxes: with their own random weights the RoI heads of two Faster
+    R-CNNs pool RoIs of other sizes, and mmcv's RoIAlign, which samples more points in a larger
+    RoI, put differences of up to a third of a step into the ratio that were not FM-KT's."""
+    own = fmkt.student.state_dict()
+    mapped = {}
+    for key, value in pkd.student.state_dict().items():
+        target = key if key in own else 'neck.fpn.' + key[len('neck.'):]
+        if target not in own:
+            raise RuntimeError(f'the FM-KT student has no counterpart of {key}')
+        mapped[target] = value
+    missing, _ = fmkt.student.load_state_dict(mapped, strict=False)
+    if any(not key.startswith('neck.flows.') for key in missing):
+        raise RuntimeError(f'FM-KT student weights that PKD\'s student lacks: {missing}')
+
+
 def det_overhead_ratio(family: str = 'retinanet', size: int = 256, batch_size: int = 2,
                        repeats: int = 5, warmup: int = 1) -> Dict[str, float]:
     """``{'fmkt_s', 'pkd_s', 'ratio'}``: median seconds per train step of FM-KT (FPN) and PKD
@@ -54,6 +73,7 @@ def det_overhead_ratio(family: str = 'retinanet', size: int = 256, batch_size: i
     data = demo_mm_inputs(batch_size=batch_size, image_shapes=(3, size, size), num_items=[3] *
                           batch_size, num_classes=80)
     models = {name: build_train_model(cfg) for name, cfg in zip(('fmkt', 'pkd'), CONFIGS[family])}
+    share_student_weights(models['fmkt'][0], models['pkd'][0])
     times = interleaved_times({name: (lambda m=model, w=wrapper: m.train_step(data, w))
                                for name, (model, wrapper) in models.items()}, repeats, warmup)
     result = {f'{name}_s': statistics.median(ts) for name, ts in times.items()}
