@@ -45,9 +45,9 @@ def build_train_model(config: str):
 def share_student_weights(fmkt, pkd) -> None:
     """Give the FM-KT student PKD's student weights (``FlowFPN`` keeps the FPN as ``neck.fpn``;
     its flows keep their zero-initialised output, so they start as the identity). Both students
-    then propose the same boxes: with their own random weights the RoI heads of two Faster
-    R-CNNs pool RoIs of other sizes, and mmcv's RoIAlign, which samples more points in a larger
-    RoI, put differences of up to a third of a step into the ratio that were not FM-KT's."""
+    then propose the same boxes: with their own random weights the two Faster R-CNNs pooled RoIs
+    of other sizes, and mmcv's RoIAlign samples more points in a larger RoI, so the ratio also
+    carried work that was not FM-KT's."""
     own = fmkt.student.state_dict()
     mapped = {}
     for key, value in pkd.student.state_dict().items():
