@@ -5,6 +5,10 @@ the tools and ``model-index.yml`` in the installed package's ``.mim`` folder
 (``<site-packages>/fmkt_plugin/.mim``). The ``build_py`` command below puts them there: a copy
 in a regular build (wheel, sdist install), symbolic links into the repository in an editable
 one (so the links follow the working tree).
+
+It also installs ``fmkt_mmcv_ext_hook.pth`` into site-packages: at interpreter start it registers
+the import finder that answers ``mmcv._ext`` with the plugin's torch/torchvision ops where mmcv
+has no compiled ops (mmcv-lite; ``fmkt_plugin/compat/mmcv_ext.py``).
 """
 import os
 import shutil
@@ -17,6 +21,8 @@ HERE = Path(__file__).resolve().parent
 PACKAGE = 'fmkt_plugin'
 #: what ``mim`` and mmengine read from ``<package>/.mim``: repository paths, copied as they are
 MIM_FILES = ('configs', 'tools', 'model-index.yml')
+#: the start-up hook of the mmcv ``_ext`` provider, placed at the root of site-packages
+HOOK_PTH = 'fmkt_mmcv_ext_hook.pth'
 _IGNORE = shutil.ignore_patterns('__pycache__', '*.pyc', '*.pyo')
 
 
@@ -65,8 +71,13 @@ class BuildPyWithMim(build_py):
         super().run()
         if getattr(self, 'editable_mode', False):
             add_mim_extension(HERE / PACKAGE / '.mim', 'symlink')
+            # an editable wheel takes nothing from build_lib; setuptools points install_lib at
+            # the unpacked wheel's root, which becomes the root of site-packages
+            root = Path(self.distribution.get_command_obj('install').install_lib)
         else:
             add_mim_extension(Path(self.build_lib) / PACKAGE / '.mim', 'copy')
+            root = Path(self.build_lib)  # the root of build_lib lands in site-packages
+        self.copy_file(str(HERE / HOOK_PTH), str(root / HOOK_PTH))
 
 
 if __name__ == '__main__':  # pip and setuptools run this file as __main__; tests import it
@@ -77,11 +88,13 @@ if __name__ == '__main__':  # pip and setuptools run this file as __main__; test
         long_description=(HERE / 'README.md').read_text(encoding='utf-8'),
         long_description_content_type='text/markdown',
         packages=find_packages(include=[PACKAGE, f'{PACKAGE}.*']),
+        py_modules=['fmkt_mmcv_ext_hook'],
         python_requires='>=3.9',
-        # mmcv 2.1.0 has no wheel for torch 2.14 and is built from source by scripts/bootstrap.sh,
-        # so it is deliberately not resolved here.
+        # mmcv 2.1.0 has no wheel for torch 2.14: scripts/bootstrap.sh installs mmcv-lite (or
+        # builds the compiled mmcv with FMKT_MMCV=full), so it is deliberately not resolved here.
         install_requires=read_requirements('torch.txt') + read_requirements('runtime.txt'),
-        extras_require={'tests': read_requirements('tests.txt')},
+        # mmcv-lite is not a requirement: it would overwrite a compiled mmcv's files
+        extras_require={'tests': read_requirements('tests.txt'), 'lite': ['mmcv-lite==2.1.0']},
         cmdclass={'build_py': BuildPyWithMim},
         license='Apache-2.0',
         zip_safe=False,

@@ -396,6 +396,7 @@ def apply_all() -> None:
     _fix_mmengine_slurm_on_cpu()
     _fix_mmengine_checkpoint_hook_order()
     _fix_mmengine_local_checkpoint_refusal()
+    _fix_mmcv_lite_ext()  # before Fix 9, the first ``import mmcv.ops`` of this list
     _fix_mmcv_ops_without_cuda_kernels()
     _fix_mmengine_fmkt_plugin_base_configs()
     _fix_mmengine_same_second_runners()
@@ -465,6 +466,26 @@ def _fix_mmcv_ops_without_cuda_kernels() -> None:
     from . import mmcv_ops
     if mmcv_ops.install():
         _APPLIED.append('mmcv-ops-cuda-route')
+
+
+# ---------------------------------------------------------------------------------------------
+# Fix 12: mmcv-lite has no compiled ``mmcv._ext``, so ``import mmcv.ops`` fails. The problem and
+# the provider are described in ``mmcv_ext.py``; the plugin's install registers the finder at
+# interpreter start (``fmkt_mmcv_ext_hook.pth``), and this registers it where that did not run
+# (a checkout on ``PYTHONPATH``, ``python -S``).
+# ---------------------------------------------------------------------------------------------
+def _fix_mmcv_lite_ext() -> None:
+    try:
+        import fmkt_mmcv_ext_hook
+    except ImportError:  # the plugin's package without its install (nothing to answer from)
+        return
+    fmkt_mmcv_ext_hook.register()
+    from . import mmcv_ops
+    try:
+        if mmcv_ops.mmcv_is_lite():
+            _APPLIED.append('mmcv-lite-ext')
+    except ImportError:  # no mmcv at all, or FMKT_MMCV_EXT=0 with mmcv-lite
+        pass
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,112 +12,28 @@ prediction is on CUDA).
 The fix: where mmcv reports no CUDA kernels (``get_compiling_cuda_version() == 'not available'``),
 the ``ext_module`` global of every ``mmcv.ops`` module is replaced by :class:`RoutedExt`, which
 passes CPU calls through unchanged and routes CUDA calls of those ops to torchvision's kernels
-(nms, RoIAlign) or to a torch implementation of mmcv's own focal-loss kernel. Any other op called
-on a CUDA tensor fails at once with an error that names the op and the bootstrap switch that builds
-mmcv's CUDA kernels. :func:`force_routes` sends CPU tensors down the routes too, so that the
+(nms, RoIAlign) or to a torch implementation of mmcv's own focal-loss kernel: the routes of
+``mmcv_ext.py`` (Fix 12), which with mmcv-lite serve every call. Any other op called on a CUDA
+tensor fails at once with an error that names the op and the bootstrap switch that builds mmcv's
+CUDA kernels. :func:`force_routes` sends CPU tensors down the routes too, so that the
 routes are tested against mmcv's CPU kernels on a machine without a GPU.
 """
 import contextlib
 import sys
 import types
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Iterator, List, Optional
 
 import torch
 
+from .mmcv_ext import ROUTED_OPS
+
 __all__ = ['RoutedExt', 'ROUTED_OPS', 'install', 'force_routes', 'mmcv_has_cuda_kernels',
-           'op_modules']
+           'mmcv_is_lite', 'op_modules']
 
-_FLT_MIN = torch.finfo(torch.float32).tiny  # mmcv's kernels clamp the logs at FLT_MIN
 _FORCE: List[Optional[list]] = []  # stack of force_routes() contexts (each an optional call log)
-BUILD_HINT = ('rebuild mmcv with its CUDA kernels: FMKT_MMCV_CUDA=1 bash scripts/bootstrap.sh '
-              '(FMKT_MMCV_CUDA=auto, the default, does this on a machine where torch sees a GPU)')
-
-
-# ---------------------------------------------------------------------------------------------
-# The routes: same arguments and in-place outputs as the mmcv._ext functions they replace
-# ---------------------------------------------------------------------------------------------
-def _nms(bboxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float,
-         offset: int) -> torch.Tensor:
-    """mmcv's ``nms``: indices kept, by decreasing score (equal scores in mmcv's order).
-
-    ``offset`` 1 counts pixels inclusively (width = x2 - x1 + 1); moving x2, y2 by the offset
-    gives torchvision the same areas and intersections.
-    """
-    from torchvision.ops import nms
-    if bboxes.numel() == 0:
-        return bboxes.new_zeros(0, dtype=torch.long)
-    if offset:
-        bboxes = torch.cat([bboxes[:, :2], bboxes[:, 2:4] + offset], dim=1)
-    # mmcv visits boxes in the order of scores.sort(0, descending=True), which is not stable;
-    # torchvision sorts stably. Sorting first, as mmcv does, gives equal scores mmcv's order.
-    order = scores.sort(0, descending=True)[1]
-    return order[nms(bboxes[order], scores[order], float(iou_threshold))]
-
-
-def _check_avg_pool(pool_mode: int) -> None:
-    if pool_mode != 1:
-        raise RuntimeError("mmcv op 'roi_align' with pool_mode='max' was called on a CUDA tensor, "
-                           'but this mmcv has no CUDA kernels and torchvision has no max-pooled '
-                           f'RoIAlign to route it to; {BUILD_HINT}')
-
-
-def _roi_align_forward(input, rois, output, argmax_y, argmax_x, aligned_height: int,
-                       aligned_width: int, spatial_scale: float, sampling_ratio: int,
-                       pool_mode: int, aligned: bool) -> None:
-    _check_avg_pool(pool_mode)
-    # same sampling grid as mmcv's: sampling_ratio 0 is adaptive (ceil(roi size / bins)), and
-    # aligned shifts the RoI by half a pixel (both come from Detectron's RoIAlign)
-    output.copy_(torch.ops.torchvision.roi_align(input, rois, float(spatial_scale),
-                                                 int(aligned_height), int(aligned_width),
-                                                 int(sampling_ratio), bool(aligned)))
-
-
-def _roi_align_backward(grad_output, rois, argmax_y, argmax_x, grad_input, aligned_height: int,
-                        aligned_width: int, spatial_scale: float, sampling_ratio: int,
-                        pool_mode: int, aligned: bool) -> None:
-    _check_avg_pool(pool_mode)
-    batch, channels, height, width = grad_input.shape
-    grad_input.copy_(torch.ops.torchvision._roi_align_backward(
-        grad_output, rois, float(spatial_scale), int(aligned_height), int(aligned_width), batch,
-        channels, height, width, int(sampling_ratio), bool(aligned)))
-
-
-def _focal_terms(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor):
-    """Sigmoid, positive/negative masks and per-sample weights, as mmcv's kernel forms them:
-    target == num_classes (background) is negative for every class; weight is indexed by the
-    target class."""
-    p = 1.0 / (1.0 + torch.exp(-input))
-    classes = torch.arange(input.size(1), device=input.device)
-    positive = (target.unsqueeze(1) == classes).to(input.dtype)
-    scale = weight[target].unsqueeze(1) if weight.numel() else None
-    return p, positive, 1.0 - positive, scale
-
-
-def _sigmoid_focal_loss_forward(input, target, weight, output, gamma: float,
-                                alpha: float) -> None:
-    p, pos, neg, scale = _focal_terms(input, target, weight)
-    loss = (-alpha * pos * (1 - p).pow(gamma) * torch.log(p.clamp(min=_FLT_MIN))
-            - (1 - alpha) * neg * p.pow(gamma) * torch.log((1 - p).clamp(min=_FLT_MIN)))
-    output.copy_(loss if scale is None else loss * scale)
-
-
-def _sigmoid_focal_loss_backward(input, target, weight, grad_input, gamma: float,
-                                 alpha: float) -> None:
-    # d loss / d input, written out as mmcv's CUDA kernel writes it
-    p, pos, neg, scale = _focal_terms(input, target, weight)
-    grad_p = (1 - p).pow(gamma) * (1 - p - gamma * p * torch.log(p.clamp(min=_FLT_MIN)))
-    grad_n = p.pow(gamma) * (gamma * (1 - p) * torch.log((1 - p).clamp(min=_FLT_MIN)) - p)
-    grad = -alpha * pos * grad_p - (1 - alpha) * neg * grad_n
-    grad_input.copy_(grad if scale is None else grad * scale)
-
-
-ROUTED_OPS: Dict[str, Callable] = {
-    'nms': _nms,
-    'roi_align_forward': _roi_align_forward,
-    'roi_align_backward': _roi_align_backward,
-    'sigmoid_focal_loss_forward': _sigmoid_focal_loss_forward,
-    'sigmoid_focal_loss_backward': _sigmoid_focal_loss_backward,
-}
+BUILD_HINT = ('rebuild mmcv with its CUDA kernels: FMKT_MMCV=full FMKT_MMCV_CUDA=1 bash '
+              'scripts/bootstrap.sh (FMKT_MMCV_CUDA=auto, the default, does this on a machine '
+              'where torch sees a GPU)')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,6 +99,13 @@ def force_routes(calls: Optional[list] = None) -> Iterator[Optional[list]]:
         _FORCE.pop()
 
 
+def mmcv_is_lite() -> bool:
+    """Whether ``mmcv._ext`` is fmkt's torch/torchvision provider (mmcv-lite, Fix 12) rather
+    than a compiled module."""
+    from mmcv import _ext
+    return getattr(_ext, 'FMKT_PROVIDER', False) is True
+
+
 def mmcv_has_cuda_kernels() -> bool:
     """Whether the installed mmcv was compiled with its CUDA kernels."""
     from mmcv.ops import get_compiling_cuda_version
@@ -193,14 +116,15 @@ def install() -> bool:
     """Put :class:`RoutedExt` in every loaded ``mmcv.ops`` module when mmcv has no CUDA kernels.
 
     Returns:
-        Whether the stand-in is in place (False with mmcv-lite or a CUDA build of mmcv).
+        Whether the stand-in is in place (False with mmcv-lite, whose ``_ext`` is Fix 12's
+        routes already, and with a CUDA build of mmcv).
     """
     try:
         import mmcv.ops  # noqa: F401  (loads every op module)
         from mmcv import _ext
-    except ImportError:  # mmcv-lite: no compiled ops at all
+    except ImportError:  # mmcv-lite with the provider switched off (FMKT_MMCV_EXT=0)
         return False
-    if mmcv_has_cuda_kernels():
+    if mmcv_is_lite() or mmcv_has_cuda_kernels():
         return False
     routed = None
     for module in op_modules():
