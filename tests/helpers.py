@@ -116,3 +116,32 @@ def scalar_history(runner, key: str):
 
 def all_finite(values) -> bool:
     return len(values) > 0 and all(math.isfinite(v) for v in values)
+
+
+#: the divergence rule of the end-to-end tests: a run fails when a logged loss is not finite, or
+#: when its total loss rises above GROWTH_LIMIT x its first iteration's value. A run at a learning
+#: rate fit for its batch stays near its first loss over a few iterations (a tenfold margin); the
+#: exploding runs this catches went 14.8 -> 155.7 -> 740.2 -> 42,695.9 in 4 iterations.
+GROWTH_LIMIT = 10.0
+
+
+def assert_trained_stably(runner, keys=()) -> None:
+    """The run did not diverge: ``train/loss`` (and every key of ``keys``) finite at every logged
+    iteration, ``train/loss`` never above :data:`GROWTH_LIMIT` x its first value, and, for a
+    config with ``auto_scale_lr``, a learning rate no larger than the config's scaled to the
+    run's batch (``lr x batch / base_batch_size``, the small-run options' rule)."""
+    total = scalar_history(runner, 'train/loss')
+    assert all_finite(total), f'train/loss is not finite: {total}'
+    assert max(total) <= GROWTH_LIMIT * total[0], (
+        f'train/loss grew more than {GROWTH_LIMIT:g}x from its first iteration: {total}')
+    for key in keys:
+        values = scalar_history(runner, key)
+        assert all_finite(values), f'{key} is not finite: {values}'
+    base = (runner.cfg.get('auto_scale_lr') or {}).get('base_batch_size')
+    if base:
+        batch = runner.world_size * runner.cfg.train_dataloader.batch_size
+        limit = runner.cfg.optim_wrapper.optimizer.lr * batch / base
+        used = max(scalar_history(runner, 'train/lr'))
+        assert used <= limit * (1 + 1e-6), (
+            f'trained at lr {used:g}, the config\'s lr is meant for a batch of {base}: at a batch '
+            f'of {batch} use at most {limit:g} (auto_scale_lr.enable=True)')

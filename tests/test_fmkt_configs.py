@@ -5,10 +5,9 @@ import os.path as osp
 import pytest
 from helpers import (
     REPO,
-    all_finite,
+    assert_trained_stably,
     changed_params,
     load_tool,
-    scalar_history,
     snapshot,
     tiny_cifar_options,
     tiny_cls_options,
@@ -73,9 +72,8 @@ def test_fmkt_config_trains_and_validates(config, tiny_imagenet, tiny_cifar, tea
     ce_key = 'train/loss_ce' if online else 'train/student.loss_ce'
     if osp.basename(config).endswith('_feat_in1k.py'):  # flow neck, plain LinearClsHead
         ce_key = 'train/student.loss'
-        assert all_finite(scalar_history(runner, 'train/distill.loss_kl'))
-    assert all_finite(scalar_history(runner, prefix + 'loss_fmkt'))
-    assert all_finite(scalar_history(runner, ce_key))
+        assert_trained_stably(runner, ['train/distill.loss_kl'])
+    assert_trained_stably(runner, [prefix + 'loss_fmkt', ce_key])
     flow_params = [n for n in before if n.startswith(('head.flow.', 'neck.flow.'))]
     assert flow_params and changed_params(
         {n: before[n] for n in flow_params}, runner.model.architecture) > 0
@@ -87,4 +85,5 @@ def test_cifar_baseline_trains_and_validates(config, tiny_imagenet, tiny_cifar, 
                                              tmp_path):
     runner, _ = _run(config, tiny_imagenet, tiny_cifar, teacher_ckpts, tmp_path)
     distill = [k for k in runner.message_hub.log_scalars if k.startswith('train/distill.loss')]
-    assert distill and all(all_finite(scalar_history(runner, k)) for k in distill)
+    assert distill
+    assert_trained_stably(runner, distill)
