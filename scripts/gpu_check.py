@@ -10,6 +10,9 @@ Parts (each recorded as passed or failed, with its time; a failed part does not 
   scored again through ``tools/test.py``, with the same detections.
 * ``faster_rcnn``: a training epoch (2 iterations) and an evaluation of the COCO Faster R-CNN FM-KT
   config on a toy COCO-format set, ``--amp``.
+* ``focal_loss``: RetinaNet's sigmoid focal loss through the mmcv op (with mmcv-lite, fmkt's
+  torch route: ``fmkt_plugin/compat/mmcv_ext.py``), forward and backward, timed against the
+  RetinaNet R-50 train step it sits in, at COCO's 1333x800 and batch 2.
 * ``overhead``: the overhead table (train-step and inference ratios against KD) in fp32, bf16 and
   fp16, eager and with the whole flow compiled (``mode='reduce-overhead'``: CUDA graphs).
 * ``benchmark_slice``: a slice of the Fashion-MNIST benchmark's ``gpu`` profile, with the ETA it
@@ -45,6 +48,12 @@ for _path in (osp.join(REPO, 'tests'), REPO):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+# mmcv-lite's ops before anything imports mmcv.ops: an install into a --target folder (the
+# carried form, scripts/gpu_check.sh --carry) has no site-packages to run the start-up hook from
+import fmkt_mmcv_ext_hook  # noqa: E402
+
+fmkt_mmcv_ext_hook.register()
+
 from fixtures import write_coco_detection, write_imagenet_folder  # noqa: E402
 from fixtures.smoke import (  # noqa: E402
     DET_TEACHERS,
@@ -66,12 +75,14 @@ SIZES = {
                  det_train_scenes=1000, precisions=(None, 'bf16', 'fp16'),
                  compiled=dict(scope='flow', mode='reduce-overhead'),
                  overhead=dict(size=224, batch=256, repeats=5, warmup=3),
+                 focal=dict(image=(1333, 800), repeats=10, warmup=3),
                  bench=['--profile', 'gpu', '--seeds', '0', '--pairs', 'wide', '--methods', 'kd',
                         'fmkt_kd', '--epochs', '1']),
     'tiny': dict(amp=None, cls_size=32, cls_images=2, det_iters=None, det_teacher_iters=None,
                  det_train_scenes=None, precisions=(None, ),
                  compiled=dict(scope='flow', backend='aot_eager'),
                  overhead=dict(size=32, batch=2, repeats=1, warmup=1),
+                 focal=dict(image=(128, 96), repeats=1, warmup=1),
                  bench=['--profile', 'smoke', '--methods', 'kd', 'fmkt_kd']),
 }
 
@@ -139,6 +150,69 @@ def part_faster_rcnn(work: str, size: dict) -> dict:
                 optim_wrapper=type(runner.optim_wrapper).__name__)
 
 
+def _median_ms(fn: Callable, repeats: int, warmup: int, device: str) -> float:
+    import statistics
+
+    import torch
+    times = []
+    for i in range(warmup + repeats):
+        if device == 'cuda':
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device == 'cuda':
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def part_focal_loss(work: str, size: dict, device: str) -> dict:
+    import torch
+    from mmcv.ops import sigmoid_focal_loss
+    from mmdet.structures import DetDataSample
+    from mmengine.hub import get_model
+    from mmengine.optim import OptimWrapper
+    from mmengine.structures import InstanceData
+
+    from fmkt_plugin.compat.mmcv_ops import mmcv_is_lite
+    (w, h), batch = size['focal']['image'], 2
+    timing = dict(repeats=size['focal']['repeats'], warmup=size['focal']['warmup'], device=device)
+    torch.manual_seed(0)
+    model = get_model('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
+                      pretrained=False).to(device).train()
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9))
+    samples = []
+    for _ in range(batch):
+        sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
+                                             pad_shape=(h, w), scale_factor=(1.0, 1.0)))
+        xy = torch.rand(4, 2) * torch.tensor([w / 2, h / 2])
+        sample.gt_instances = InstanceData(
+            bboxes=torch.cat([xy, xy + torch.tensor([w / 4, h / 4])], dim=1),
+            labels=torch.randint(0, 80, (4, )))
+        samples.append(sample)
+    data = dict(inputs=[torch.randint(0, 256, (3, h, w), dtype=torch.uint8)] * batch,
+                data_samples=samples)
+    step_ms = _median_ms(lambda: model.train_step(data, wrapper), **timing)
+
+    with torch.no_grad():  # the classification scores of the same batch, as the loss sees them
+        inputs = model.data_preprocessor(data, True)['inputs']
+        scores = model.bbox_head(model.extract_feat(inputs))[0]
+    logits = torch.cat([s.permute(0, 2, 3, 1).reshape(-1, 80) for s in scores]).contiguous()
+    target = torch.randint(0, 81, (len(logits), ), device=logits.device)  # 80: background
+
+    def focal():
+        x = logits.detach().requires_grad_()
+        sigmoid_focal_loss(x, target, 2.0, 0.25, None, 'mean').backward()
+
+    focal_ms = _median_ms(focal, **timing)
+    return dict(ok=True, image=f'{w}x{h}', batch=batch, anchors=len(logits),
+                step_ms=round(step_ms, 2), focal_ms=round(focal_ms, 3),
+                focal_share=round(focal_ms / step_ms, 4),
+                # on CPU, mmdet's FocalLoss takes its pure-torch loss; the op is timed all the same
+                focal_op='fmkt torch route (mmcv-lite)' if mmcv_is_lite() else 'compiled mmcv')
+
+
 def part_overhead(work: str, size: dict, device: str) -> dict:
     from benchmarks.overhead.resnet import run_overhead
     tables = []
@@ -192,6 +266,7 @@ PARTS: Dict[str, Callable] = {
     'classification': part_classification,
     'detection_fmnist': part_detection_fmnist,
     'faster_rcnn': part_faster_rcnn,
+    'focal_loss': part_focal_loss,
     'overhead': part_overhead,
     'benchmark_slice': part_benchmark_slice,
 }
@@ -214,7 +289,7 @@ def run_check(out: str, tiny: bool = False, parts=None) -> dict:
         t0 = time.perf_counter()
         try:
             fn = PARTS[name]
-            args = (work, size, device) if name == 'overhead' else (work, size)
+            args = (work, size, device) if name in ('overhead', 'focal_loss') else (work, size)
             record = fn(*args)
         except Exception as err:  # a failed part is recorded, the others still run
             record = dict(ok=False, error=f'{type(err).__name__}: {err}',
@@ -224,12 +299,22 @@ def run_check(out: str, tiny: bool = False, parts=None) -> dict:
         print(f'[gpu-check] {name}: {"passed" if record["ok"] else "FAILED"} in '
               f'{record["seconds"]:.0f} s', flush=True)
     report = dict(machine=dict(device=device, **machine(device), **software()),
-                  form='tiny' if size is SIZES['tiny'] else 'cuda',
+                  packages=packages(), form='tiny' if size is SIZES['tiny'] else 'cuda',
                   wall_s=time.perf_counter() - started, ok=all(r['ok'] for r in results.values()),
                   parts=results)
     write_json(osp.join(out, 'gpu_check.json'), report)
     write_text(osp.join(out, 'gpu_check.md'), markdown(report))
     return report
+
+
+def packages() -> Dict[str, str]:
+    """Where the stack was imported from (the carried form's scratch folder, or a venv), and
+    which ``mmcv._ext``: fmkt's provider (mmcv-lite) or a compiled module."""
+    import importlib
+    out = {name: osp.dirname(importlib.import_module(name).__file__)
+           for name in ('mmengine', 'mmcv', 'mmdet', 'mmpretrain', 'mmrazor', 'fmkt_plugin')}
+    out['mmcv._ext'] = importlib.import_module('mmcv._ext').__file__
+    return out
 
 
 def markdown(report: dict) -> str:

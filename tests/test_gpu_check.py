@@ -35,6 +35,7 @@ def test_tiny_form_runs_every_part_and_writes_its_report(tmp_path):
     assert parts['classification']['top1_distill'] == parts['classification']['top1_exported']
     assert parts['detection_fmnist']['export_images_mismatched'] == 0
     assert parts['faster_rcnn']['iters'] == 2 and parts['faster_rcnn']['mAP'] is not None
+    assert parts['focal_loss']['anchors'] > 0 and 0 < parts['focal_loss']['focal_share'] < 1
     tables = parts['overhead']['tables']
     assert [(t['precision'], t['compiled']) for t in tables] == [('fp32', False), ('fp32', True)]
     assert parts['benchmark_slice']['progress_lines'] > 0
@@ -44,3 +45,35 @@ def test_tiny_form_runs_every_part_and_writes_its_report(tmp_path):
     assert saved['machine']['device'] == 'cpu' and saved['form'] == 'tiny'
     md = open(osp.join(tmp_path, 'gpu_check.md')).read()
     assert md.startswith('# GPU check (tiny form)') and '| overhead | passed |' in md
+
+
+@pytest.mark.slow
+def test_carried_folder_installs_and_runs_the_check_without_a_venv(tmp_path):
+    """scripts/gpu_carry.sh gathers the wheels (for this Python) and Fashion-MNIST; gpu_check.sh
+    --carry installs them into a scratch --target folder, nothing compiled, and the check imports
+    the whole stack from there, mmcv's ops from the plugin's provider."""
+    import os
+    import subprocess
+    import sys
+
+    from helpers import REPO
+    carry, out = tmp_path / 'carry', tmp_path / 'out'
+    version = f'{sys.version_info.major}.{sys.version_info.minor}'
+    subprocess.run(['bash', osp.join(REPO, 'scripts', 'gpu_carry.sh'), str(carry), version],
+                   check=True, timeout=600)
+    size = sum(f.stat().st_size for f in carry.rglob('*') if f.is_file())
+    assert size <= 60 * 2**20 and len(list((carry / 'fashion-mnist').glob('*.gz'))) == 4
+    env = dict(os.environ, PYTHON=sys.executable, CC='false', CXX='false')
+    run = subprocess.run(['bash', osp.join(REPO, 'scripts', 'gpu_check.sh'), '--carry',
+                          str(carry), '--tiny', '--parts', 'faster_rcnn', 'focal_loss',
+                          '--out', str(out)], env=env, capture_output=True, text=True,
+                         timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    with open(out / 'gpu_check.json') as f:
+        report = json.load(f)
+    assert report['ok'] and report['parts']['faster_rcnn']['iters'] == 2
+    site = report['packages']['mmdet'].rsplit('/mmdet', 1)[0]
+    assert 'fmkt-site' in site
+    for name in ('mmengine', 'mmcv', 'mmpretrain', 'mmrazor'):
+        assert report['packages'][name].startswith(site), name
+    assert report['packages']['mmcv._ext'].endswith(osp.join('compat', 'mmcv_ext.py'))

@@ -15,7 +15,9 @@ from .provenance import file_sha256
 __all__ = ['PACKAGE_DIR', 'NUM_TRAIN', 'NUM_TEST', 'IDX_BYTES', 'DatasetMissingError',
            'prepare_fashion_mnist', 'read_idx', 'Arrays', 'read_fashion_mnist', 'data_facts']
 
-PACKAGE_DIR = '/usr/share/datasets/fashion-mnist'
+#: where the Debian package puts the .gz files; FMKT_FMNIST_DIR names another folder holding them
+#: (a machine without the package, such as one the GPU check's carried folder reaches)
+PACKAGE_DIR = os.environ.get('FMKT_FMNIST_DIR', '/usr/share/datasets/fashion-mnist')
 NUM_TRAIN, NUM_TEST = 60000, 10000
 #: decompressed size of every idx file: 16/8-byte header + 28x28 pixels or one byte per label.
 IDX_BYTES = {
