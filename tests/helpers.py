@@ -8,6 +8,7 @@ from typing import Dict
 
 import torch
 from fixtures.smoke import (  # noqa: F401  (re-exported for the tests)
+    SCALE_LR,
     nest,
     runtime_options,
     tiny_cls_options,
@@ -86,7 +87,7 @@ def register_toy_cifar100() -> str:
 def tiny_cifar_options(data_root: str, batch_size: int = 2, epochs: int = 1) -> Dict:
     """cfg-options that run a CIFAR-100 config on a CIFAR-100-format folder, with the config's
     own pipelines (CIFAR images are read from the pickles, no resizing needed)."""
-    opts = runtime_options(epochs)
+    opts = dict(runtime_options(epochs), **SCALE_LR)
     dataset_type = register_toy_cifar100()
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         opts.update({f'{key}.batch_size': batch_size, f'{key}.num_workers': 0,

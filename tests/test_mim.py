@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 
 import pytest
 import yaml
@@ -23,7 +24,8 @@ MODEL_KEYS = ('Name', 'In Collection', 'Metadata', 'Results', 'Config', 'Weights
 MIM_FILES = ('configs', 'tools', 'model-index.yml')
 #: what a build needs from the repository (a copy is built, so the working tree stays clean)
 BUILD_INPUTS = ('setup.py', 'MANIFEST.in', 'README.md', 'LICENSE', 'model-index.yml',
-                'requirements', 'fmkt_plugin', 'configs', 'tools')
+                'requirements', 'fmkt_plugin', 'configs', 'tools', 'fmkt_mmcv_ext_hook.py',
+                'fmkt_mmcv_ext_hook.pth')
 
 
 def _yaml(path):
@@ -224,6 +226,20 @@ def test_an_editable_build_links_the_mim_folder_into_the_source(tmp_path):
     for name in MIM_FILES:
         assert osp.islink(osp.join(mim, name)), name
         assert osp.realpath(osp.join(mim, name)) == osp.realpath(osp.join(src, name))
+    # the mmcv-lite start-up hook sits at the root of the editable wheel (site-packages)
+    wheel = out.stdout.strip().splitlines()[-1]
+    with zipfile.ZipFile(osp.join(src, 'dist', wheel)) as z:
+        assert z.read('fmkt_mmcv_ext_hook.pth').decode().startswith('import fmkt_mmcv_ext_hook')
+
+
+@pytest.mark.slow
+def test_a_regular_install_puts_the_mmcv_ext_hook_in_site_packages(installed):
+    """The .pth file and its module land at the root of the install (site-packages), beside
+    the package: the finder that gives mmcv-lite its ops is registered at interpreter start."""
+    with open(osp.join(installed, 'fmkt_mmcv_ext_hook.pth')) as f:
+        line = f.read().strip()
+    assert line == 'import fmkt_mmcv_ext_hook; fmkt_mmcv_ext_hook.register()'
+    assert osp.isfile(osp.join(installed, 'fmkt_mmcv_ext_hook.py'))
 
 
 # ``fmkt_plugin::path`` base configs work through compat Fix 10 (mmengine 0.10 knows only the

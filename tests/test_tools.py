@@ -108,6 +108,7 @@ def test_auto_scale_lr_flag_scales_by_the_actual_batch(tiny_imagenet, tmp_path):
     """--auto-scale-lr: lr x (total batch / auto_scale_lr.base_batch_size), as mmpretrain's and
     mmdet's train scripts do; without it the ImageNet lr (0.2 for 512) stays as written."""
     options = tiny_cls_options(tiny_imagenet, batch_size=2)
+    options['auto_scale_lr.enable'] = False  # the small-run options scale it; here the flag does
     options['model.allow_random_teacher'] = True
     options['model.teacher_ckpt'] = None
     cfg = write_child_config(tmp_path, config_path('fmkt/resnet34_res18_in1k.py'), options)
