@@ -81,6 +81,17 @@ def test_exported_flow_student_predicts_like_the_distilled_student(tiny_imagenet
                               '--work-dir', str(tmp_path / 'eval2')])
     assert 'accuracy/top1' in metrics
 
+    # the same weights export to the same bytes (a digest identifies an export), also elsewhere
+    again = load_tool('convert_fmkt_ckpt_to_student').main([cfg, ckpt, str(tmp_path / 'again')])
+    for key in ('checkpoint', 'config'):
+        assert _sha256(again[key]) == _sha256(result[key]), key
+
+
+def _sha256(path):
+    import hashlib
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
 
 @pytest.mark.slow
 def test_theta_export_is_a_plain_student(tiny_imagenet, teacher_ckpts, tmp_path):

@@ -97,3 +97,20 @@ def test_killed_writer_leaves_previous_file(tmp_path):
     assert path.read_bytes() == b'old'
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != path.name]
     assert len(leftovers) == 1 and leftovers[0].startswith('.big.bin.tmp-')
+    # the next write in the folder, of any file, removes the dead writer's temporary file
+    live = tmp_path / f'.other.pth.tmp-{os.getpid()}-0123abcd.pth'  # a writer still running
+    live.write_bytes(b'')
+    atomic_write(tmp_path / 'next.txt', b'new')
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(['big.bin', 'next.txt', live.name])
+
+
+def test_atomic_save_gives_the_same_bytes_for_the_same_object(tmp_path):
+    """torch names the zip's inner folder after the file it is given: saved through the open
+    temporary file, the digest does not depend on the random temporary name."""
+    state = {'w': torch.arange(6.).reshape(2, 3)}
+    atomic_save(state, tmp_path / 'a.pth')
+    atomic_save(state, tmp_path / 'a.pth')
+    first = (tmp_path / 'a.pth').read_bytes()
+    atomic_save(state, tmp_path / 'b.pth')
+    assert first == (tmp_path / 'b.pth').read_bytes()
+    assert torch.equal(torch.load(tmp_path / 'b.pth', weights_only=True)['w'], state['w'])

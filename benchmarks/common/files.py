@@ -51,9 +51,8 @@ def read_json(path: str) -> Any:
 
 def save_tensor(path: str, obj: Any) -> None:
     """``torch.save`` through a temporary file renamed onto ``path``."""
-    import torch
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    atomic_save(obj, path, torch.save)
+    atomic_save(obj, path)
 
 
 def load_tool(name: str) -> ModuleType:

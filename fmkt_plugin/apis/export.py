@@ -154,8 +154,7 @@ def export_student(config: str,
     export_meta = dict(meta, fmkt_export=dict(source_config=osp.abspath(config),
                                               source_checkpoint=osp.abspath(checkpoint),
                                               mode=mode))
-    atomic_save({'state_dict': model.state_dict(), 'meta': export_meta}, ckpt_path,
-                 lambda obj, p: torch.save(obj, p))
+    atomic_save({'state_dict': model.state_dict(), 'meta': export_meta}, ckpt_path)
     atomic_save(out_cfg, cfg_path, lambda obj, p: obj.dump(p))
     return StudentExport(config=cfg_path, checkpoint=ckpt_path, mode=mode,
                          num_params=sum(p.numel() for p in model.parameters()))

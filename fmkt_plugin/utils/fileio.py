@@ -5,16 +5,19 @@ it, then ``os.replace``-s it onto the target (atomic on POSIX within one file sy
 process killed mid-write leaves the previous file (or none) under the final name and at most a
 ``.<name>.tmp-<pid>-<token><ext>`` file next to it; an ordinary exception removes the
 temporary file too. The temporary name keeps the target's extension, so writers that choose
-the format by extension (``mmengine.Config.dump``) work unchanged.
+the format by extension (``mmengine.Config.dump``) work unchanged. Each write first removes the
+temporary files that killed writers left in its folder (those whose process is gone).
 """
 import contextlib
 import json
 import os
 import os.path as osp
+import re
 import secrets
 from typing import IO, Any, Callable, Iterator, Optional, Union
 
-__all__ = ['atomic_path', 'atomic_open', 'atomic_write', 'atomic_write_json', 'atomic_save']
+__all__ = ['atomic_path', 'atomic_open', 'atomic_write', 'atomic_write_json', 'atomic_save',
+           'remove_stale_temps']
 
 PathLike = Union[str, 'os.PathLike[str]']
 
@@ -23,6 +26,39 @@ def _temp_name(path: str) -> str:
     folder, name = osp.split(path)
     ext = osp.splitext(name)[1]
     return osp.join(folder, f'.{name}.tmp-{os.getpid()}-{secrets.token_hex(4)}{ext}')
+
+
+#: ``.<name>.tmp-<pid>-<token><ext>``, as :func:`_temp_name` writes them
+_TEMP = re.compile(r'^\..+\.tmp-(\d+)-[0-9a-f]{8}')
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str) -> list:
+    """Remove the temporary files of writers that were killed (their process is gone) from
+    ``folder``; a live writer's file is left alone. Returns the paths removed."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        m = _TEMP.match(name)
+        if m and int(m[1]) != os.getpid() and not _process_alive(int(m[1])):
+            try:
+                os.unlink(osp.join(folder, name))
+                removed.append(osp.join(folder, name))
+            except OSError:  # already gone, or not ours to remove
+                pass
+    return removed
 
 
 def _fsync_file(path: str) -> None:
@@ -64,6 +100,7 @@ def atomic_path(path: PathLike) -> Iterator[str]:
     path = osp.abspath(os.fspath(path))
     folder = osp.dirname(path)
     os.makedirs(folder, exist_ok=True)
+    remove_stale_temps(folder)
     tmp = _temp_name(path)
     try:
         yield tmp
@@ -121,9 +158,16 @@ def atomic_write_json(path: PathLike, obj: Any, **dump_kwargs) -> None:
 def atomic_save(obj: Any,
                 path: PathLike,
                 saver: Optional[Callable[[Any, str], Any]] = None) -> None:
-    """Save ``obj`` with ``saver(obj, temp_path)`` (default :func:`torch.save`) atomically."""
+    """Save ``obj`` with ``saver(obj, temp_path)`` atomically.
+
+    Without ``saver``, :func:`torch.save` writes into the open temporary file rather than to its
+    path: given a path, torch names the zip's inner folder after the file, here the random
+    temporary name, so the same object saved twice would give files with other digests.
+    """
     if saver is None:
         import torch
-        saver = torch.save
+        with atomic_open(path, 'wb') as f:
+            torch.save(obj, f)
+        return
     with atomic_path(path) as tmp:
         saver(obj, tmp)
