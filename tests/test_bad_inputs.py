@@ -413,6 +413,37 @@ def test_bad_randomness_seed_is_named_before_the_runner_is_built(seed, tmp_path)
                             '--cfg-options', f'randomness.seed={seed}'])
 
 
+@pytest.mark.parametrize('key', ['max_epochs', 'max_iters'])
+def test_zero_length_training_is_named_before_the_runner_is_built(key, tmp_path):
+    """Without the check, mmengine's scheduler says 'end should be larger than begin'."""
+    train = load_tool('train')
+    with pytest.raises(ValueError, match=rf'train_cfg.{key} must be an int >= 1, got 0'):
+        train.build_runner([_tiny_runner_config(tmp_path), '--work-dir', str(tmp_path / 'w'),
+                            '--cfg-options', f'train_cfg.{key}=0'])
+    assert not (tmp_path / 'w').exists()
+
+
+def test_test_tool_refuses_an_out_file_it_cannot_write_before_evaluating(tmp_path):
+    """mmengine.dump picks the format by extension and failed only after the evaluation."""
+    test = load_tool('test')
+    cfg = _tiny_runner_config(tmp_path)
+    with pytest.raises(ValueError, match=r'--out .*m\.txt: .*\.json, \.yaml, \.yml, \.pkl'):
+        test.main([cfg, 'missing.pth', '--out', str(tmp_path / 'm.txt')])
+    with pytest.raises(FileNotFoundError, match=r'--out .*: the folder .*nowhere does not exist'):
+        test.main([cfg, 'missing.pth', '--out', str(tmp_path / 'nowhere' / 'm.json')])
+
+
+@pytest.mark.parametrize('flag', ['--iters', '--teacher-iters', '--train-scenes'])
+def test_detection_benchmark_flags_are_checked_before_any_work(flag, tmp_path, capsys):
+    from benchmarks.detection.run import main
+    out = tmp_path / 'results'
+    with pytest.raises(SystemExit) as info:
+        main(['--profile', 'smoke', '--out', str(out), flag, '0'])
+    assert info.value.code == 2
+    assert re.search(rf'argument {flag}: 0 must be at least 1', capsys.readouterr().err)
+    assert not out.exists()
+
+
 # ------------------------------------------------------------------------------------------
 # Teacher checkpoint with NaN weights: named at load time
 # ------------------------------------------------------------------------------------------

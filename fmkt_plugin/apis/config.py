@@ -56,6 +56,7 @@ def build_runner_config(config: Union[str, Config],
     cfg = load_config(config, cfg_options)
     cfg.launcher = launcher
     _check_seed(cfg)
+    _check_train_length(cfg)
 
     if work_dir is not None:
         cfg.work_dir = work_dir
@@ -117,6 +118,17 @@ def _check_seed(cfg: Config) -> None:
     seed = randomness.get('seed', None) if isinstance(randomness, dict) else None
     if seed is not None:
         check_int(seed, 'randomness.seed', min_value=0, max_value=2**32 - 1)
+
+
+def _check_train_length(cfg: Config) -> None:
+    """``train_cfg.max_epochs`` / ``max_iters`` of at least 1 (0 fails inside mmengine's
+    parameter schedulers with "end should be larger than begin", naming neither)."""
+    from ..utils.validation import check_int
+    train_cfg = cfg.get('train_cfg', None)
+    if isinstance(train_cfg, dict):
+        for key in ('max_epochs', 'max_iters'):
+            if train_cfg.get(key, None) is not None:
+                check_int(train_cfg[key], f'train_cfg.{key}')
 
 
 def _check_auto_resume(work_dir: str) -> None:

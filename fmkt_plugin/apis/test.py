@@ -7,6 +7,7 @@ Command line (MMRazor / mmpretrain style)::
                       [--launcher {none,pytorch,slurm,mpi}]
 """
 import argparse
+import os.path as osp
 from typing import List, Optional
 
 from mmengine.config import DictAction
@@ -33,9 +34,25 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return set_local_rank(parser.parse_args(argv))
 
 
+#: the formats ``mmengine.dump`` writes, by extension (it chooses the format from it)
+_DUMP_FORMATS = ('.json', '.yaml', '.yml', '.pkl', '.pickle')
+
+
+def _check_out(out: Optional[str]) -> None:
+    if out is None:
+        return
+    if not out.lower().endswith(_DUMP_FORMATS):
+        raise ValueError(f'--out {out}: the metrics are written as JSON, YAML or pickle, chosen by '
+                         f'the extension; name a file ending in one of {", ".join(_DUMP_FORMATS)}')
+    folder = osp.dirname(osp.abspath(out))
+    if not osp.isdir(folder):
+        raise FileNotFoundError(f'--out {out}: the folder {folder} does not exist')
+
+
 def main(argv: Optional[List[str]] = None) -> dict:
     """Evaluate as ``tools/test.py`` does; returns the metrics."""
     args = parse_args(argv)
+    _check_out(args.out)  # before the evaluation, not after it
     from mmengine.runner import Runner
 
     cfg = build_runner_config(
