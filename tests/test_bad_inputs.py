@@ -413,6 +413,30 @@ def test_bad_randomness_seed_is_named_before_the_runner_is_built(seed, tmp_path)
                             '--cfg-options', f'randomness.seed={seed}'])
 
 
+def test_a_work_dir_with_another_runs_checkpoints_is_refused_without_resume(tmp_path):
+    """A new run would overwrite them one by one; --overwrite says so explicitly."""
+    train = load_tool('train')
+    work = tmp_path / 'w'
+    work.mkdir()
+    (work / 'epoch_3.pth').write_bytes(b'earlier run')
+    argv = [_tiny_runner_config(tmp_path), '--work-dir', str(work)]
+    with pytest.raises(FileExistsError, match=r'work dir .*w holds checkpoints of an earlier '
+                       r'run \(.*epoch_3\.pth\): continue it with --resume, .*--overwrite'):
+        train.build_runner(argv)
+    assert (work / 'epoch_3.pth').read_bytes() == b'earlier run'
+    assert train.build_runner(argv + ['--overwrite']).work_dir == str(work)
+
+
+def test_a_second_run_on_a_work_dir_in_use_is_refused(tmp_path):
+    from fmkt_plugin.apis.train import work_dir_lock
+    with work_dir_lock(str(tmp_path)):
+        with pytest.raises(RuntimeError, match=r'work dir .* is in use by another training run'):
+            with work_dir_lock(str(tmp_path)):
+                pass
+    with work_dir_lock(str(tmp_path)):  # released with its holder
+        pass
+
+
 @pytest.mark.parametrize('key', ['max_epochs', 'max_iters'])
 def test_zero_length_training_is_named_before_the_runner_is_built(key, tmp_path):
     """Without the check, mmengine's scheduler says 'end should be larger than begin'."""

@@ -2,12 +2,19 @@
 
 Command line (MMRazor / mmpretrain style)::
 
-    CONFIG [--work-dir DIR] [--resume [auto|PATH]] [--amp] [--auto-scale-lr] [--no-validate]
-           [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}]
+    CONFIG [--work-dir DIR] [--resume [auto|PATH]] [--overwrite] [--amp] [--auto-scale-lr]
+           [--no-validate] [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}]
+
+A work dir that holds another run's checkpoints is refused unless ``--resume`` continues that run
+or ``--overwrite`` says to train over it; while a run trains, a lock in its work dir refuses a
+second run on the same folder.
 """
 import argparse
+import contextlib
+import glob
 import os
-from typing import List, Optional
+import os.path as osp
+from typing import Iterator, List, Optional
 
 from mmengine.config import DictAction
 
@@ -45,6 +52,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         const='auto',
         help='resume from the given checkpoint, or from the latest checkpoint in the work dir '
         'when no path (or "auto") is given')
+    parser.add_argument(
+        '--overwrite', action='store_true',
+        help="train into a work dir that holds another run's checkpoints (they are replaced)")
     parser.add_argument('--amp', action='store_true', help='enable automatic mixed precision')
     parser.add_argument(
         '--auto-scale-lr', action='store_true',
@@ -76,6 +86,8 @@ def build_runner(argv: Optional[List[str]] = None):
         resume=args.resume,
         no_validate=args.no_validate,
         auto_scale_lr=args.auto_scale_lr)
+    if args.resume is None and not args.overwrite:
+        check_fresh_work_dir(cfg.work_dir)
     # COCO-format annotation files: errors naming file, annotation and field now, not numpy's
     # once the dataloader is built (or a score against empty ground truth after training)
     check_detection_annotations(cfg, ('train', 'val'))
@@ -84,9 +96,50 @@ def build_runner(argv: Optional[List[str]] = None):
     return Runner.from_cfg(cfg)
 
 
+#: what mmengine's CheckpointHook writes into a work dir
+_CHECKPOINTS = ('last_checkpoint', 'epoch_*.pth', 'iter_*.pth', 'best_*.pth')
+LOCK_NAME = '.fmkt_train.lock'
+
+
+def check_fresh_work_dir(work_dir: str) -> None:
+    """Refuse a work dir that holds another run's checkpoints (a new run would overwrite them
+    one by one, and ``--resume`` would then mix the two runs)."""
+    for pattern in _CHECKPOINTS:
+        found = sorted(glob.glob(osp.join(glob.escape(work_dir), pattern)))
+        if found:
+            raise FileExistsError(
+                f'work dir {work_dir} holds checkpoints of an earlier run ({found[0]}): continue '
+                'it with --resume, train into a new --work-dir, or pass --overwrite to replace '
+                'them')
+
+
+@contextlib.contextmanager
+def work_dir_lock(work_dir: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``<work_dir>/.fmkt_train.lock`` while training; a second run on
+    the same work dir fails at once, naming it. The lock goes with the process (``flock``), so a
+    killed run leaves nothing that blocks the next one."""
+    import fcntl
+    os.makedirs(work_dir, exist_ok=True)
+    path = osp.join(work_dir, LOCK_NAME)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f'work dir {work_dir} is in use by another training run (it holds '
+                               f'{path}); wait for it, or train into another --work-dir') from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f'{os.getpid()}\n'.encode())
+        yield
+    finally:
+        os.close(fd)
+
+
 def main(argv: Optional[List[str]] = None):
     """Train as ``tools/train.py`` does; returns the runner after training."""
     runner = build_runner(argv)
     check_dataset_not_empty(runner, 'train')  # an empty dataset would "train" 0 iterations
-    runner.train()
+    # one process of a run holds the lock (the ranks of a distributed run share the work dir)
+    with work_dir_lock(runner.work_dir) if runner.rank == 0 else contextlib.nullcontext():
+        runner.train()
     return runner
