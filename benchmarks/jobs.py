@@ -12,7 +12,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 from . import configs
-from .common.store import config_key, load_record, save_record
+from .common.store import config_key, intact, load_record, save_record
 from .data import Split, TensorLoader, load_fashion_mnist
 from .engine import (
     build_model,
@@ -136,8 +136,8 @@ def _teacher_maps(job: dict, meta: dict, model=None) -> None:
     """Cache the teacher's last-stage maps of the training images when a planned method reads
     them (``job['maps']``) and they are not cached yet; ``meta`` gets their file."""
     maps = meta['ckpt'][:-len('.pth')] + '.maps.pt'
-    if not job.get('maps') or osp.isfile(maps):
-        if osp.isfile(maps):
+    if not job.get('maps') or intact(maps):
+        if intact(maps):
             meta['maps'] = maps
         return
     data, train, _ = _loaders(job, job['seed'])
@@ -324,10 +324,10 @@ def _complete(job: dict, record: dict, base: str) -> Optional[dict]:
     later stage) added from its kept model; None when that needs training again."""
     steps = _missing_steps(job, record)
     ensemble = (job.get('keep_ensemble') and not job.get('tune')
-                and not osp.isfile(record.get('ensemble_logits') or ''))
+                and not intact(record.get('ensemble_logits') or ''))
     if not steps and not ensemble:
         return record
-    if not osp.isfile(record.get('ckpt') or ''):
+    if not intact(record.get('ckpt') or ''):
         return None
     hp = _hparams(job)
     model, data, train, test = _build(job, hp)

@@ -201,3 +201,26 @@ def test_forest_plot_draws_one_row_per_comparison(tmp_path):
     assert len(ax.containers) == 3  # an interval for each row with two or more seeds
     assert any(line.get_xdata()[0] == 0 for line in ax.get_lines())  # zero marked
     plt.close(fig)
+
+
+def test_a_damaged_cache_entry_is_named_dropped_and_run_again(tmp_path):
+    """A truncated run record, or a truncated checkpoint it needs, gave a bare JSONDecodeError
+    or 'PytorchStreamReader failed' on every later run; now each is named in a warning, removed,
+    and the lookup misses (so the job runs again)."""
+    load_record = store.load_record
+    ckpt = tmp_path / 'teacher.pth'
+    torch.save({'w': torch.ones(1000)}, ckpt)
+    record = tmp_path / 'teacher.json'
+    record.write_text(json.dumps({'ckpt': str(ckpt), 'top1': 90.0}))
+    assert load_record(str(record), needs=('ckpt', ))['cached'] is True
+
+    ckpt.write_bytes(ckpt.read_bytes()[:-100])  # cut short: no zip directory at the end
+    with pytest.warns(UserWarning, match=r'teacher\.pth \(the ckpt of .*teacher\.json\) is '
+                      'truncated; dropped, its job runs again'):
+        assert load_record(str(record), needs=('ckpt', )) is None
+    assert not ckpt.exists()
+
+    record.write_text('{"ckpt": "/x", "to')
+    with pytest.warns(UserWarning, match=r'teacher\.json is not a readable run record'):
+        assert load_record(str(record)) is None
+    assert not record.exists() and load_record(str(record)) is None

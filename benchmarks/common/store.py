@@ -3,12 +3,15 @@ and the job's record kept as JSON under that key, so that an interrupted benchma
 it stopped and a rerun only re-renders its report."""
 import hashlib
 import json
+import os
 import os.path as osp
+import warnings
+import zipfile
 from typing import Optional, Sequence
 
 from .files import read_json, write_json
 
-__all__ = ['config_key', 'entry_path', 'load_record', 'save_record']
+__all__ = ['config_key', 'entry_path', 'load_record', 'save_record', 'intact']
 
 
 def config_key(*parts) -> str:
@@ -23,12 +26,38 @@ def entry_path(cache_dir: str, group: str, name: str, key: str) -> str:
     return osp.join(cache_dir, group, f'{name}-{key}')
 
 
+def intact(path: str) -> bool:
+    """Whether ``path`` is a file, and for a torch file (``.pt``/``.pth``) a whole zip archive:
+    a save cut short (killed, disk full before the atomic writer existed) lacks the archive's
+    directory at its end."""
+    if not osp.isfile(path):
+        return False
+    return not path.endswith(('.pt', '.pth')) or zipfile.is_zipfile(path)
+
+
+def _drop(path: str, why: str) -> None:
+    warnings.warn(f'benchmark cache: {path} {why}; dropped, its job runs again', stacklevel=3)
+    os.remove(path)
+
+
 def load_record(path: str, needs: Sequence[str] = ()) -> Optional[dict]:
     """The record stored at ``path`` with ``cached=True``, or None when there is none or a file
-    it names under one of ``needs`` (e.g. its checkpoint) is gone."""
-    record = read_json(path)
-    if not record or not all(osp.isfile(record.get(k) or '') for k in needs):
+    it names under one of ``needs`` (e.g. its checkpoint) is gone. A damaged record, or a
+    damaged file it needs, is named in a warning and removed, so that its job runs again."""
+    try:
+        record = read_json(path)
+    except (ValueError, UnicodeDecodeError) as err:  # json's decode error is a ValueError
+        _drop(path, f'is not a readable run record ({type(err).__name__}: {err})')
         return None
+    if not record:
+        return None
+    for key in needs:
+        file = record.get(key) or ''
+        if osp.isfile(file) and not intact(file):
+            _drop(file, f'(the {key} of {path}) is truncated')
+            return None
+        if not osp.isfile(file):
+            return None
     return dict(record, cached=True)
 
 
