@@ -82,7 +82,7 @@ def test_records_are_cached_while_their_files_exist(tmp_path):
     assert saved['cached'] is False
     assert 'cached' not in json.load(open(base + '.json'))
     assert store.load_record(base + '.json', needs=('ckpt', )) is None  # no checkpoint yet
-    open(ckpt, 'w').close()
+    torch.save({}, ckpt)  # a whole (zip) torch file: an empty one reads as truncated
     assert store.load_record(base + '.json', needs=('ckpt', )) == dict(top1=90.0, ckpt=ckpt,
                                                                        cached=True)
 
