@@ -224,3 +224,23 @@ def test_a_damaged_cache_entry_is_named_dropped_and_run_again(tmp_path):
     with pytest.warns(UserWarning, match=r'teacher\.json is not a readable run record'):
         assert load_record(str(record)) is None
     assert not record.exists() and load_record(str(record)) is None
+
+
+@pytest.mark.slow
+def test_a_decompressed_fashion_mnist_file_changed_in_place_is_replaced(tmp_path):
+    """Same size, other bytes: it was trained on without a word; now it is decompressed again
+    from the package (with a warning) and its digest is Fashion-MNIST's."""
+    from benchmarks.common.fmnist import IDX_BYTES, IDX_SHA256, PACKAGE_DIR, prepare_fashion_mnist
+    if not all(osp.isfile(osp.join(PACKAGE_DIR, n + '.gz')) for n in IDX_BYTES):
+        pytest.fail(f'Fashion-MNIST is not installed in {PACKAGE_DIR}: run scripts/bootstrap.sh')
+    root = prepare_fashion_mnist(str(tmp_path))
+    labels = osp.join(root, 't10k-labels-idx1-ubyte')
+    with open(labels, 'r+b') as f:  # one label changed, size kept
+        f.seek(100)
+        byte = f.read(1)
+        f.seek(100)
+        f.write(bytes([(byte[0] + 1) % 10]))
+    with pytest.warns(UserWarning, match='t10k-labels-idx1-ubyte was changed since it was '
+                      'decompressed'):
+        prepare_fashion_mnist(str(tmp_path))
+    assert provenance.file_sha256(labels) == IDX_SHA256['t10k-labels-idx1-ubyte']

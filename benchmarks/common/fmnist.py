@@ -6,13 +6,14 @@ import gzip
 import os
 import os.path as osp
 import shutil
+import warnings
 from typing import Dict, NamedTuple, Sequence
 
 import numpy as np
 
 from .provenance import file_sha256
 
-__all__ = ['PACKAGE_DIR', 'NUM_TRAIN', 'NUM_TEST', 'IDX_BYTES', 'DatasetMissingError',
+__all__ = ['PACKAGE_DIR', 'NUM_TRAIN', 'NUM_TEST', 'IDX_BYTES', 'IDX_SHA256', 'DatasetMissingError',
            'prepare_fashion_mnist', 'read_idx', 'Arrays', 'read_fashion_mnist', 'data_facts']
 
 #: where the Debian package puts the .gz files; FMKT_FMNIST_DIR names another folder holding them
@@ -26,6 +27,13 @@ IDX_BYTES = {
     't10k-images-idx3-ubyte': 16 + NUM_TEST * 784,
     't10k-labels-idx1-ubyte': 8 + NUM_TEST,
 }
+#: sha256 of every decompressed idx file (Fashion-MNIST's content; Debian only recompressed it)
+IDX_SHA256 = {
+    'train-images-idx3-ubyte': 'c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888',
+    'train-labels-idx1-ubyte': 'bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9',
+    't10k-images-idx3-ubyte': '5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b',
+    't10k-labels-idx1-ubyte': '0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34',
+}
 _FILES = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
           'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')}
 
@@ -36,7 +44,8 @@ class DatasetMissingError(RuntimeError):
 
 def prepare_fashion_mnist(data_root: str, package_dir: str = PACKAGE_DIR) -> str:
     """Decompress the packaged archives of ``package_dir`` into ``data_root`` (once, checking
-    each file's size) and return it.
+    each file's size and sha256) and return it. A decompressed file changed in place since is
+    decompressed again, with a warning.
 
     Raises:
         DatasetMissingError: a file is missing, with the command that installs it.
@@ -46,7 +55,10 @@ def prepare_fashion_mnist(data_root: str, package_dir: str = PACKAGE_DIR) -> str
         src = osp.join(package_dir, name + '.gz')
         dst = osp.join(data_root, name)
         if osp.isfile(dst) and osp.getsize(dst) == size:
-            continue
+            if file_sha256(dst) == IDX_SHA256[name]:
+                continue
+            warnings.warn(f'{dst} was changed since it was decompressed (its sha256 is not '
+                          f"Fashion-MNIST's); decompressing {src} again", stacklevel=2)
         if not osp.isfile(src):
             raise DatasetMissingError(
                 f'Fashion-MNIST file {src} not found. Install the Debian package: '
@@ -56,6 +68,11 @@ def prepare_fashion_mnist(data_root: str, package_dir: str = PACKAGE_DIR) -> str
         if osp.getsize(dst + '.part') != size:
             raise RuntimeError(f'{src}: decompresses to {osp.getsize(dst + ".part")} bytes, '
                                f'expected {size} for Fashion-MNIST')
+        if file_sha256(dst + '.part') != IDX_SHA256[name]:
+            os.remove(dst + '.part')
+            raise RuntimeError(f"{src}: decompresses to other content than Fashion-MNIST's "
+                               f'{name} (sha256 {IDX_SHA256[name]}); reinstall the Debian '
+                               'package dataset-fashion-mnist')
         os.replace(dst + '.part', dst)
     return data_root
 
