@@ -110,6 +110,21 @@ def test_teacher_checkpoint_of_another_architecture_is_an_error(teacher_ckpts):
         _build(_fmkt_model_cfg(teacher_ckpts['resnet50_8xb32_in1k']))
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize('method', ['kd', 'dkd', 'dist'])
+def test_baseline_teacher_checkpoint_of_another_architecture_is_an_error(method, teacher_ckpts):
+    """The baselines are MMRazor's SingleTeacherDistill, which loaded the teacher non-strictly
+    (compat Fix 13): a ResNet-50 checkpoint for the ResNet-34 teacher named, not just logged."""
+    from fmkt_plugin.apis import load_config
+    cfg = load_config(config_path(f'baselines/{method}_resnet34_resnet18_in1k.py'))
+    cfg.model.teacher_ckpt = teacher_ckpts['resnet50_8xb32_in1k']
+    with pytest.raises(RuntimeError, match=r'teacher_ckpt: .*resnet50_8xb32_in1k\.pth does not '
+                       r'match the teacher architecture \(missing or unexpected keys\)'):
+        _build(cfg.model)
+    cfg.model.teacher_ckpt = teacher_ckpts['resnet34_8xb32_in1k']  # the right one loads
+    assert _build(cfg.model).teacher is not None
+
+
 def test_truncated_teacher_checkpoint_is_named(teacher_ckpts, tmp_path):
     data = open(teacher_ckpts['resnet34_8xb32_in1k'], 'rb').read()
     broken = tmp_path / 'truncated.pth'

@@ -26,7 +26,8 @@ def test_fixes_are_applied_on_import():
         'mmengine-atomic-checkpoint-write', 'mmengine-ddp-on-cpu',
         'mmengine-remote-checkpoint-weights-only', 'mmengine-slurm-on-cpu',
         'mmengine-checkpoint-hook-save-before-delete', 'mmengine-local-checkpoint-refusal',
-        'mmengine-fmkt-plugin-base-configs', 'mmengine-same-second-runners'} | (
+        'mmengine-fmkt-plugin-base-configs', 'mmengine-same-second-runners',
+        'mmrazor-strict-teacher-load'} | (
             {'mmcv-lite-ext'} if mmcv_ops.mmcv_is_lite() else
             set() if mmcv_ops.mmcv_has_cuda_kernels() else {'mmcv-ops-cuda-route'})
 

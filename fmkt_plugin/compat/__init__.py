@@ -400,6 +400,7 @@ def apply_all() -> None:
     _fix_mmcv_ops_without_cuda_kernels()
     _fix_mmengine_fmkt_plugin_base_configs()
     _fix_mmengine_same_second_runners()
+    _fix_mmrazor_strict_teacher_load()
 
 
 def applied_fixes() -> List[str]:
@@ -486,6 +487,32 @@ def _fix_mmcv_lite_ext() -> None:
             _APPLIED.append('mmcv-lite-ext')
     except ImportError:  # no mmcv at all, or FMKT_MMCV_EXT=0 with mmcv-lite
         pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Fix 13: mmrazor 1.0.0 loads ``teacher_ckpt`` non-strictly.
+# Upstream: ``SingleTeacherDistill.__init__`` (and through it ``FpnTeacherDistill``) calls
+# mmengine's ``load_checkpoint(self.teacher, teacher_ckpt)`` with its default ``strict=False``: a
+# checkpoint of another architecture only logs "missing keys" and the student is distilled from a
+# partly random teacher. The shipped KD/DKD/DIST/PKD baselines (and users' MMRazor configs) use
+# these classes. The name ``load_checkpoint`` in that one mmrazor module becomes fmkt's strict
+# teacher loader (``models/algorithms/checks.py``: the restricted unpickler, errors that name the
+# file and the missing and unexpected keys, non-finite weights refused); every other caller of
+# mmengine's ``load_checkpoint`` is untouched.
+# ---------------------------------------------------------------------------------------------
+def _fix_mmrazor_strict_teacher_load() -> None:
+    from mmrazor.models.algorithms.distill.configurable import single_teacher_distill as module
+
+    if getattr(module.load_checkpoint, '__fmkt_fix__', False):
+        return
+
+    def load_checkpoint(model, filename, *args, **kwargs) -> None:
+        from ..models.algorithms.checks import load_teacher_checkpoint
+        load_teacher_checkpoint(model, filename)
+
+    load_checkpoint.__fmkt_fix__ = True
+    module.load_checkpoint = load_checkpoint
+    _APPLIED.append('mmrazor-strict-teacher-load')
 
 
 # ---------------------------------------------------------------------------------------------
