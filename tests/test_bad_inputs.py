@@ -1,12 +1,14 @@
 """Bad input fails fast, with a message naming the field or file, and writes nothing half-done."""
+import glob
 import json
 import os
+import os.path as osp
 import re
 
 import numpy as np
 import pytest
 import torch
-from helpers import config_path, load_tool
+from helpers import REPO, config_path, load_tool
 
 from fmkt_plugin.registry import MODELS
 
@@ -450,6 +452,35 @@ def test_a_second_run_on_a_work_dir_in_use_is_refused(tmp_path):
                 pass
     with work_dir_lock(str(tmp_path)):  # released with its holder
         pass
+
+
+@pytest.mark.parametrize('option, match', [
+    ({'default_hooks.checkpoint.max_keep_ckpt': 3}, r'default_hooks\.checkpoint\.max_keep_ckpt: '
+     r"CheckpointHook takes no argument 'max_keep_ckpt' .*did you mean "
+     r'default_hooks\.checkpoint\.max_keep_ckpts\?'),
+    ({'train_cfg.max_epoch': 3}, r"train_cfg\.max_epoch: EpochBasedTrainLoop takes no argument"
+     r".*did you mean train_cfg\.max_epochs\?"),
+    ({'optim_wrapper.clip_gard': None}, r'optim_wrapper\.clip_gard: OptimWrapper takes no '
+     r'argument .*did you mean optim_wrapper\.clip_grad\?'),
+    ({'val_cfg.fp61': True}, r'val_cfg\.fp61: ValLoop takes no argument'),
+    ({'custom_hooks': [dict(type='EpochSeedHook', sed=1)]},
+     r"custom_hooks\[0\]\.sed: EpochSeedHook takes no argument 'sed' .*custom_hooks\[0\]\.seed"),
+], ids=['checkpoint-hook', 'train-loop', 'optim-wrapper', 'val-loop', 'custom-hook'])
+def test_a_misspelt_hook_loop_or_optimizer_key_is_named_before_training(option, match):
+    """mmengine built the checkpoint hook's arguments only at its first save: a whole epoch
+    trained, then the save raised and no checkpoint existed."""
+    from fmkt_plugin.apis import build_runner_config
+    with pytest.raises(ValueError, match=match):
+        build_runner_config(config_path('fmkt/resnet34_res18_in1k.py'), cfg_options=option)
+
+
+@pytest.mark.parametrize('config', sorted(
+    glob.glob(osp.join(REPO, 'configs', 'fmkt', '*.py')) +
+    glob.glob(osp.join(REPO, 'configs', 'baselines', '*.py'))), ids=osp.basename)
+def test_every_shipped_config_passes_the_key_check(config):
+    from fmkt_plugin.apis.component_keys import check_component_keys
+    from fmkt_plugin.apis.config import load_config
+    check_component_keys(load_config(config))
 
 
 @pytest.mark.parametrize('key', ['max_epochs', 'max_iters'])

@@ -4,6 +4,8 @@ from typing import Optional, Union
 
 from mmengine.config import Config
 
+from .component_keys import check_component_keys
+
 __all__ = ['load_config', 'build_runner_config', 'check_dataset_not_empty']
 
 
@@ -57,6 +59,7 @@ def build_runner_config(config: Union[str, Config],
     cfg.launcher = launcher
     _check_seed(cfg)
     _check_train_length(cfg)
+    check_component_keys(cfg)  # a misspelt hook key would fail only after the first epoch
 
     if work_dir is not None:
         cfg.work_dir = work_dir
