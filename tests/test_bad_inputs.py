@@ -127,6 +127,15 @@ def test_baseline_teacher_checkpoint_of_another_architecture_is_an_error(method,
     assert _build(cfg.model).teacher is not None
 
 
+def test_a_text_file_as_teacher_checkpoint_is_named(tmp_path):
+    """torch.load of a text file said only 'KeyError: 101'."""
+    text = tmp_path / 'teacher.txt'
+    text.write_text('https://example.org/resnet34.pth\n')
+    with pytest.raises(ValueError, match=r'teacher_ckpt: .*teacher\.txt is not a PyTorch '
+                       r'checkpoint \(neither torch\.save.s zip archive nor a pickle'):
+        _build(_fmkt_model_cfg(str(text)))
+
+
 def test_truncated_teacher_checkpoint_is_named(teacher_ckpts, tmp_path):
     data = open(teacher_ckpts['resnet34_8xb32_in1k'], 'rb').read()
     broken = tmp_path / 'truncated.pth'

@@ -152,6 +152,7 @@ def test_build_schedule_names_dicts_and_instances():
     ('cosine-ish', 'schedule.type'),
     (dict(type='nope'), 'schedule.type'),
     (dict(type='ve', s_min=0.5, s_max=0.1), 's_min'),
+    (dict(type='ve', s_max=1e300), r'VESchedule: s_max must be .* <= 10000.0, got 1e\+300'),
     (dict(type='vp', bogus=1), 'schedule'),
     (dict(s_min=0.1), 'type'),
     (dict(type='KLDivergence'), 'schedule.type'),  # registered, but not a schedule

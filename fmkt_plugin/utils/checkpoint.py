@@ -52,6 +52,9 @@ def load_checkpoint(path: str,
             raise FileNotFoundError(f'{field}: checkpoint file not found: {path}')
         if osp.getsize(path) == 0:
             raise ValueError(f'{field}: {path} is empty (0 bytes), not a checkpoint')
+        if not _looks_like_torch_file(path):
+            raise ValueError(f"{field}: {path} is not a PyTorch checkpoint (neither torch.save's "
+                             'zip archive nor a pickle; a text or image file?)')
     try:
         if remote:
             from mmengine.runner.checkpoint import _load_checkpoint
@@ -68,6 +71,14 @@ def load_checkpoint(path: str,
     if finite is not None:
         check_finite_weights(checkpoint_state_dict(ckpt, path, field), field, path, finite)
     return ckpt
+
+
+def _looks_like_torch_file(path: str) -> bool:
+    """torch.save writes a zip archive (``PK``), or before torch 1.6 a pickle, whose first byte is
+    the protocol opcode 0x80; anything else (a text file gave "KeyError: 101") is not one."""
+    with open(path, 'rb') as f:
+        head = f.read(2)
+    return head == b'PK' or head[:1] == b'\x80'
 
 
 def checkpoint_load_error(field: str, path: str, err: BaseException) -> RuntimeError:

@@ -11,6 +11,10 @@ from .base import InterpolantSchedule, ScheduleOutput
 __all__ = ['VESchedule']
 
 
+#: the largest ``s_max`` accepted
+S_MAX_LIMIT = 1e4
+
+
 @register_model()
 class VESchedule(InterpolantSchedule):
     """``alpha(t) = s_min * (s_max / s_min) ** t``, ``sigma(t) = 1``.
@@ -36,7 +40,10 @@ class VESchedule(InterpolantSchedule):
 
     def __init__(self, s_min: float = 0.01, s_max: float = 1.0) -> None:
         s_min = check_number(s_min, 's_min', positive=True, owner='VESchedule')
-        s_max = check_number(s_max, 's_max', positive=True, owner='VESchedule')
+        # the sampler starts from s_max * z_s: past 1e4 (times features of order 10) float16
+        # overflows, and float32 soon after (s_max=1e300 gave inf on the first step)
+        s_max = check_number(s_max, 's_max', positive=True, max_value=S_MAX_LIMIT,
+                             owner='VESchedule')
         if not s_min < s_max:
             raise ValueError(f'VESchedule: need 0 < s_min < s_max, got s_min={s_min}, '
                              f's_max={s_max}')
