@@ -113,6 +113,7 @@ def test_flow_fpn_eval_uses_test_steps():
     (dict(flow_levels=()), 'flow_levels'),
     (dict(flow=dict(in_channels=8)), 'flow.in_channels'),
     (dict(flow=dict(num_steps=0)), 'num_steps'),
+    (dict(in_channels=32), r'in_channels=32, but the wrapped FPN outputs 16 channels'),
 ])
 def test_flow_fpn_rejects_bad_config(kwargs, field):
     with pytest.raises(ValueError, match=field):

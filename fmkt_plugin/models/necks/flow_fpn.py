@@ -72,6 +72,12 @@ class FlowFPN(BaseModule):
         neck_name = type(self.fpn).__name__
         channels = check_int(channels, f'in_channels (or the out_channels of {neck_name})',
                              owner='FlowFPN')
+        fpn_channels = getattr(self.fpn, 'out_channels', None)
+        if in_channels is not None and isinstance(fpn_channels, int) and \
+                channels != fpn_channels:  # it failed only at the first forward, in a conv
+            raise ValueError(f'FlowFPN: in_channels={channels}, but the wrapped {neck_name} '
+                             f'outputs {fpn_channels} channels (its out_channels); leave '
+                             'in_channels out to take them from the neck')
         levels_total = num_outs if num_outs is not None else getattr(self.fpn, 'num_outs', None)
         levels_total = check_int(levels_total, f'num_outs (or the num_outs of {neck_name})',
                                  owner='FlowFPN')
