@@ -138,3 +138,12 @@ def test_a_whole_flow_result_is_refused_with_a_hint():
     conn = FlowMatchingConnector(4, num_steps=2)
     with pytest.raises(TypeError, match='data_idx=0'):
         FMKTLoss('mse')(conn(torch.randn(3, 4)), torch.randn(3, 4))
+
+
+@pytest.mark.parametrize('metric', [dict(type='FlowMatchingConnector', in_channels=10),
+                                    dict(type='FlowMatchingNeck', in_channels=10)],
+                         ids=['connector', 'neck'])
+def test_a_component_that_is_no_metric_is_refused_at_build(metric):
+    """It built, and failed only at the first forward with a shape or argument error."""
+    with pytest.raises(ValueError, match=r'FMKTLoss: metric Flow\w+ is not a loss metric'):
+        FMKTLoss(metric=metric)

@@ -33,6 +33,19 @@ class MSEMetric(nn.Module):
 _METRIC_ALIASES = {'mse': MSEMetric, 'msemetric': MSEMetric}
 
 
+
+def _check_is_metric(metric: nn.Module) -> None:
+    """A metric is a loss called as ``metric(pred, target)``. A connector, neck or model given
+    here built fine and failed only at the first forward, with a shape or argument error."""
+    from mmrazor.models.architectures.connectors.base_connector import BaseConnector
+    params = inspect.signature(metric.forward).parameters.values()
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    takes_two = len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
+    if isinstance(metric, BaseConnector) or not takes_two:
+        raise ValueError(f'FMKTLoss: metric {type(metric).__name__} is not a loss metric (called '
+                         'as metric(pred, target)); give one such as KLDivergence, DISTLoss, '
+                         "DKDLoss, PKDLoss or 'mse'")
+
 @register_model()
 class FMKTLoss(nn.Module):
     """Score every step's teacher estimate with a metric loss and average over the steps.
@@ -65,6 +78,7 @@ class FMKTLoss(nn.Module):
         self.dirac_ratio = check_number(dirac_ratio, 'dirac_ratio', min_value=0, max_value=1,
                                         owner='FMKTLoss')
         self.metric = build_component(metric, 'metric', aliases=_METRIC_ALIASES, base=nn.Module)
+        _check_is_metric(self.metric)
         # the metric's own weights and temperature (KL tau, DIST loss_weight, ...)
         check_loss_settings(self.metric, 'metric', owner='FMKTLoss')
         params = inspect.signature(self.metric.forward).parameters
