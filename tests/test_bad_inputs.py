@@ -136,6 +136,25 @@ def test_a_text_file_as_teacher_checkpoint_is_named(tmp_path):
         _build(_fmkt_model_cfg(str(text)))
 
 
+@pytest.mark.slow
+def test_resume_from_another_models_checkpoint_is_named(tiny_imagenet, teacher_ckpts, tmp_path):
+    """A KD checkpoint under the FM-KT config failed inside mmengine on the optimizer's parameter
+    groups; now the missing keys (the flow head's) are named first."""
+    from helpers import tiny_cls_options, write_child_config
+    options = tiny_cls_options(tiny_imagenet)
+    options['model.teacher_ckpt'] = teacher_ckpts['resnet34_8xb32_in1k']
+    kd = write_child_config(tmp_path, config_path('baselines/kd_resnet34_resnet18_in1k.py'),
+                            options, name='kd.py')
+    fmkt = write_child_config(tmp_path, config_path('fmkt/resnet34_res18_in1k.py'), options,
+                              name='fmkt.py')
+    train = load_tool('train')
+    train.main([kd, '--work-dir', str(tmp_path / 'kd')])
+    ckpt = str(tmp_path / 'kd' / 'epoch_1.pth')
+    with pytest.raises(ValueError, match=r'--resume: .*epoch_1\.pth.*missing: '
+                       r'architecture\.head\.flow'):
+        train.build_runner([fmkt, '--work-dir', str(tmp_path / 'fmkt'), '--resume', ckpt])
+
+
 def test_truncated_teacher_checkpoint_is_named(teacher_ckpts, tmp_path):
     data = open(teacher_ckpts['resnet34_8xb32_in1k'], 'rb').read()
     broken = tmp_path / 'truncated.pth'

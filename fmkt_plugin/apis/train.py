@@ -91,9 +91,13 @@ def build_runner(argv: Optional[List[str]] = None):
     # COCO-format annotation files: errors naming file, annotation and field now, not numpy's
     # once the dataloader is built (or a score against empty ground truth after training)
     check_detection_annotations(cfg, ('train', 'val'))
-    if 'runner_type' in cfg:
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    if args.resume not in (None, 'auto'):
+        # mmengine resumes with strict=False: a checkpoint of another model (KD's under an FM-KT
+        # config) failed on the optimizer's parameter groups. Keys and shapes first, named.
+        from .checkpoint import check_checkpoint_fits
+        check_checkpoint_fits(runner.model, args.resume, args.config, field='--resume')
+    return runner
 
 
 #: what mmengine's CheckpointHook writes into a work dir
