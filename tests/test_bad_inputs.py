@@ -375,6 +375,48 @@ def test_bad_hook_arguments_are_named(kwargs, match):
         HOOKS.build(dict(dict(type='FlowEMAHook'), **kwargs))
 
 
+def _imagenet_copy(tiny_imagenet, tmp_path):
+    import shutil
+    root = tmp_path / 'imagenet'
+    shutil.copytree(tiny_imagenet, root)
+    return root
+
+
+def _fmkt_child(root, teacher_ckpts, tmp_path):
+    from helpers import tiny_cls_options, write_child_config
+    options = tiny_cls_options(str(root))
+    options['model.teacher_ckpt'] = teacher_ckpts['resnet34_8xb32_in1k']
+    return write_child_config(tmp_path, config_path('fmkt/resnet34_res18_in1k.py'), options)
+
+
+def test_a_bad_label_in_an_image_list_is_named_with_file_and_line(tiny_imagenet, teacher_ckpts,
+                                                                 tmp_path):
+    """mmpretrain said only "invalid literal for int() with base 10: 'abc'"."""
+    root = _imagenet_copy(tiny_imagenet, tmp_path)
+    with open(root / 'meta' / 'train.txt', 'a') as f:
+        f.write('n00000000/extra.JPEG abc\n')
+    lines = (root / 'meta' / 'train.txt').read_text().splitlines()
+    with pytest.raises(ValueError, match=r"train_dataloader\.dataset\.ann_file: .*meta/train\.txt: "
+                       rf"each line must be .*line {len(lines)}: label 'abc'"):
+        load_tool('train').build_runner([_fmkt_child(root, teacher_ckpts, tmp_path),
+                                         '--work-dir', str(tmp_path / 'w')])
+
+
+@pytest.mark.slow
+def test_a_missing_validation_image_stops_training_before_it_starts(tiny_imagenet, teacher_ckpts,
+                                                                   tmp_path):
+    """It was found at the first validation, after an epoch had trained."""
+    root = _imagenet_copy(tiny_imagenet, tmp_path)
+    gone = sorted((root / 'val').rglob('*.JPEG'))[0]
+    gone.unlink()
+    work = tmp_path / 'w'
+    with pytest.raises(FileNotFoundError, match=rf'val_dataloader\.dataset: images not found: '
+                       rf'.*{gone.name}'):
+        load_tool('train').main([_fmkt_child(root, teacher_ckpts, tmp_path), '--work-dir',
+                                 str(work)])
+    assert not list(work.rglob('*.pth'))
+
+
 def test_empty_dataset_folder_stops_training_with_its_name(tiny_imagenet, tmp_path):
     """An ImageNet-layout folder whose annotation file lists nothing: 0 samples, and mmengine
     would run an epoch of zero iterations without complaint."""

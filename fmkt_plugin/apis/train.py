@@ -20,6 +20,7 @@ from mmengine.config import DictAction
 
 from .annotations import check_detection_annotations
 from .config import build_runner_config, check_dataset_not_empty
+from .image_lists import check_image_lists, check_images_exist
 
 __all__ = ['parse_args', 'build_runner', 'main']
 
@@ -91,6 +92,7 @@ def build_runner(argv: Optional[List[str]] = None):
     # COCO-format annotation files: errors naming file, annotation and field now, not numpy's
     # once the dataloader is built (or a score against empty ground truth after training)
     check_detection_annotations(cfg, ('train', 'val'))
+    check_image_lists(cfg, ('train', 'val'))  # a bad label: file and line, not int()'s error
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     if args.resume not in (None, 'auto'):
         # mmengine resumes with strict=False: a checkpoint of another model (KD's under an FM-KT
@@ -143,6 +145,7 @@ def main(argv: Optional[List[str]] = None):
     """Train as ``tools/train.py`` does; returns the runner after training."""
     runner = build_runner(argv)
     check_dataset_not_empty(runner, 'train')  # an empty dataset would "train" 0 iterations
+    check_images_exist(runner, 'val')  # found at the first validation, after an epoch
     # one process of a run holds the lock (the ranks of a distributed run share the work dir)
     with work_dir_lock(runner.work_dir) if runner.rank == 0 else contextlib.nullcontext():
         runner.train()
