@@ -577,7 +577,8 @@ def test_slurm_launcher_on_cpu_needs_fix():
 # replaces last_checkpoint atomically. A real mmengine Runner on a one-parameter model; the
 # second epoch's save fails inside runner.save_checkpoint (a hook raising in
 # before_save_checkpoint, as a crash or a full disk would).
-def _checkpoint_hook_run(work_dir: str, fail_at_epoch=None, hooks=()):
+def _checkpoint_hook_run(work_dir: str, fail_at_epoch=None, hooks=(), max_epochs=3,
+                         resume=False):
     from mmengine.hooks import Hook
     from mmengine.model import BaseModel
     from mmengine.runner import Runner
@@ -600,13 +601,14 @@ def _checkpoint_hook_run(work_dir: str, fail_at_epoch=None, hooks=()):
                                          collate_fn=lambda b: dict(inputs=b))
     runner = Runner(
         model=OneWeight(), work_dir=work_dir, train_dataloader=loader,
-        train_cfg=dict(by_epoch=True, max_epochs=3),
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs), resume=resume,
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1,
                                            max_keep_ckpts=1)),
         custom_hooks=[FailingSave(), *hooks], default_scope='mmengine')
     if fail_at_epoch is None:
         runner.train()
+        return runner
     else:
         with pytest.raises(OSError, match='disk full'):
             runner.train()
@@ -618,8 +620,23 @@ def test_checkpoint_hook_keeps_the_last_checkpoint_when_a_save_fails(tmp_path):
     kept = sorted(p.name for p in work.iterdir() if p.suffix == '.pth')
     assert kept == ['epoch_2.pth']  # upstream deleted it before the failed save: []
     last = (work / 'last_checkpoint').read_text()
-    assert last == str(work / 'epoch_2.pth') and os.path.isfile(last)
-    assert torch.load(last, map_location='cpu')['meta']['epoch'] == 2
+    assert last == 'epoch_2.pth'  # relative to the work dir: a moved work dir still resumes
+    assert torch.load(work / last, map_location='cpu')['meta']['epoch'] == 2
+
+
+def test_a_moved_work_dir_resumes_from_its_own_last_checkpoint(tmp_path):
+    """Upstream wrote the absolute path into last_checkpoint: a work dir moved elsewhere resumed
+    from the old place, or found nothing there."""
+    import shutil
+
+    import mmengine.runner.runner as mm_runner
+    first, moved = tmp_path / 'first', tmp_path / 'moved'
+    _checkpoint_hook_run(str(first))  # 3 epochs
+    shutil.move(str(first), str(moved))
+    assert mm_runner.find_latest_checkpoint(str(moved)) == str(moved / 'epoch_3.pth')
+    runner = _checkpoint_hook_run(str(moved), max_epochs=4, resume=True)
+    assert (runner.epoch, runner.iter) == (4, 8)  # resumed at epoch 3 (iter 6): one more epoch
+    assert (moved / 'last_checkpoint').read_text() == 'epoch_4.pth'
 
 
 def test_checkpoint_hook_replaces_last_checkpoint_atomically(tmp_path):

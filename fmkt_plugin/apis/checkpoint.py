@@ -12,7 +12,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..utils.checkpoint import checkpoint_state_dict, load_checkpoint
+from ..utils.checkpoint import checkpoint_state_dict, load_checkpoint, resolve_last_checkpoint
 
 __all__ = ['load_checkpoint_file', 'check_resume_checkpoint', 'check_checkpoint_fits',
            'latest_checkpoint']
@@ -60,12 +60,9 @@ def latest_checkpoint(work_dir: str) -> Optional[str]:
     Raises:
         ValueError: ``last_checkpoint`` is empty (mmengine would try to load ``''``).
     """
-    record = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(record):
-        return None
-    with open(record) as f:
-        path = f.read().strip()
-    if not path:
+    path = resolve_last_checkpoint(work_dir)
+    if path == '':
+        record = osp.join(work_dir, 'last_checkpoint')
         raise ValueError(f'--resume: {record} is empty; it should name the checkpoint to resume '
                          'from (or remove it to start a new run)')
     return path

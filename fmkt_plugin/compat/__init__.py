@@ -326,6 +326,11 @@ def _fix_mmengine_slurm_on_cpu() -> None:
 # bookkeeping as upstream has it (the ids to keep are updated first, so the saved message hub
 # holds them), save the new checkpoint, replace ``last_checkpoint`` atomically, and only then
 # delete the outdated checkpoint.
+# Upstream also writes the checkpoint's absolute path into ``last_checkpoint``, so a work dir that
+# was moved or copied (to another disk, another node) resumed from the old place, or not at all.
+# We write a local path relative to the work dir, and ``find_latest_checkpoint`` (where
+# ``Runner.resume`` looks it up) reads a relative path against the work dir; absolute paths and
+# URLs written before are read as they are.
 # ---------------------------------------------------------------------------------------------
 def _save_checkpoint_with_step(self, runner, step, meta) -> None:
     """``CheckpointHook._save_checkpoint_with_step``: save first, then delete the outdated."""
@@ -357,7 +362,10 @@ def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         **self.args)
     if not is_main_process():
         return
-    atomic_write(osp.join(runner.work_dir, 'last_checkpoint'), str(self.last_ckpt))
+    last = str(self.last_ckpt)
+    if '://' not in last:
+        last = osp.relpath(osp.abspath(last), osp.abspath(runner.work_dir))
+    atomic_write(osp.join(runner.work_dir, 'last_checkpoint'), last)
     if outdated is not None and outdated != self.last_ckpt:
         if self.file_backend.isfile(outdated):
             self.file_backend.remove(outdated)
@@ -365,13 +373,21 @@ def _save_checkpoint_with_step(self, runner, step, meta) -> None:
             self.file_backend.rmtree(outdated)
 
 
+def _find_latest_checkpoint(path: str):
+    """mmengine's ``find_latest_checkpoint``, with a relative entry read against ``path``."""
+    from ..utils.checkpoint import resolve_last_checkpoint
+    return resolve_last_checkpoint(path)
+
+
 def _fix_mmengine_checkpoint_hook_order() -> None:
+    import mmengine.runner.runner as mm_runner
     from mmengine.hooks import CheckpointHook
 
     if getattr(CheckpointHook._save_checkpoint_with_step, '__fmkt_fix__', False):
         return
     _save_checkpoint_with_step.__fmkt_fix__ = True
     CheckpointHook._save_checkpoint_with_step = _save_checkpoint_with_step
+    mm_runner.find_latest_checkpoint = _find_latest_checkpoint
     _APPLIED.append('mmengine-checkpoint-hook-save-before-delete')
 
 

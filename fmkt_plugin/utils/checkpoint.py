@@ -14,8 +14,22 @@ import torch
 
 from ..compat.checkpoint_refusal import as_refusal
 
-__all__ = ['load_checkpoint', 'checkpoint_load_error', 'checkpoint_state_dict',
-           'check_finite_weights']
+__all__ = ['load_checkpoint', 'resolve_last_checkpoint', 'checkpoint_load_error',
+           'checkpoint_state_dict', 'check_finite_weights']
+
+
+def resolve_last_checkpoint(work_dir: str) -> Optional[str]:
+    """What ``<work_dir>/last_checkpoint`` names: ``None`` without the file, ``''`` when it is
+    empty, a local path relative to ``work_dir`` joined to it (fmkt writes it relative, so a moved
+    work dir still resumes; compat Fix 7), an absolute path or a URL as written."""
+    record = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(record):
+        return None
+    with open(record) as f:
+        path = f.read().strip()
+    if path and '://' not in path and not osp.isabs(path):
+        path = osp.join(work_dir, path)
+    return path
 
 
 def load_checkpoint(path: str,
