@@ -244,3 +244,22 @@ def test_a_decompressed_fashion_mnist_file_changed_in_place_is_replaced(tmp_path
                       'decompressed'):
         prepare_fashion_mnist(str(tmp_path))
     assert provenance.file_sha256(labels) == IDX_SHA256['t10k-labels-idx1-ubyte']
+
+
+def test_a_moved_cache_is_still_used(tmp_path):
+    """Records held absolute paths: a cache moved elsewhere missed every entry and retrained the
+    teachers. Paths inside the cache are stored relative to the record's folder."""
+    import shutil
+    cache = tmp_path / 'cache'
+    base = store.entry_path(str(cache), 'runs', 'kd-s0', 'k')
+    os.makedirs(osp.dirname(base))
+    torch.save({}, base + '.pth')
+    store.save_record(base + '.json', dict(top1=1.0, ckpt=base + '.pth',
+                                           export=dict(config=base + '.pth'), data='/elsewhere'))
+    with open(base + '.json') as f:
+        assert json.load(f)['ckpt'] == 'kd-s0-k.pth'
+    shutil.move(str(cache), str(tmp_path / 'moved'))
+    moved = str(tmp_path / 'moved' / 'runs' / 'kd-s0-k')
+    record = store.load_record(moved + '.json', needs=('ckpt', ))
+    assert record == dict(top1=1.0, ckpt=moved + '.pth', export=dict(config=moved + '.pth'),
+                          data='/elsewhere', cached=True)

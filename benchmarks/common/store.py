@@ -40,6 +40,54 @@ def _drop(path: str, why: str) -> None:
     os.remove(path)
 
 
+#: the record's field listing its paths stored relative to the record's folder
+_RELATIVE = '_relative_paths'
+
+
+def _cache_root(record_path: str) -> str:
+    """``<cache_dir>``, two levels above a record (``<cache_dir>/<group>/<name>.json``): the paths
+    inside it are stored relative, so that the cache can move."""
+    return osp.dirname(osp.dirname(osp.abspath(record_path)))
+
+
+def _walk(record: dict, prefix: str = ''):
+    for key, value in record.items():
+        if isinstance(value, dict):
+            yield from _walk(value, f'{prefix}{key}.')
+        else:
+            yield f'{prefix}{key}', value
+
+
+def _set(record: dict, dotted: str, value) -> None:
+    *parents, leaf = dotted.split('.')
+    for key in parents:
+        record = record[key]
+    record[leaf] = value
+
+
+def _relative(record: dict, record_path: str) -> dict:
+    """A copy of ``record`` whose absolute paths inside the cache are relative to the record's
+    folder, with the keys listed under ``_relative_paths``."""
+    import copy
+    out, folder, root = copy.deepcopy(record), osp.dirname(osp.abspath(record_path)), \
+        _cache_root(record_path) + os.sep
+    keys = [k for k, v in _walk(record) if isinstance(v, str) and osp.isabs(v)
+            and v.startswith(root)]
+    for key in keys:
+        _set(out, key, osp.relpath(dict(_walk(record))[key], folder))
+    if keys:
+        out[_RELATIVE] = keys
+    return out
+
+
+def _absolute(record: dict, record_path: str) -> dict:
+    folder = osp.dirname(osp.abspath(record_path))
+    values = dict(_walk(record))
+    for key in record.pop(_RELATIVE, []):
+        _set(record, key, osp.normpath(osp.join(folder, values[key])))
+    return record
+
+
 def load_record(path: str, needs: Sequence[str] = ()) -> Optional[dict]:
     """The record stored at ``path`` with ``cached=True``, or None when there is none or a file
     it names under one of ``needs`` (e.g. its checkpoint) is gone. A damaged record, or a
@@ -51,6 +99,7 @@ def load_record(path: str, needs: Sequence[str] = ()) -> Optional[dict]:
         return None
     if not record:
         return None
+    record = _absolute(record, path)
     for key in needs:
         file = record.get(key) or ''
         if osp.isfile(file) and not intact(file):
@@ -62,6 +111,7 @@ def load_record(path: str, needs: Sequence[str] = ()) -> Optional[dict]:
 
 
 def save_record(path: str, record: dict) -> dict:
-    """Store ``record`` at ``path`` (atomically) and return it with ``cached=False``."""
-    write_json(path, {k: v for k, v in record.items() if k != 'cached'})
+    """Store ``record`` at ``path`` (atomically) and return it with ``cached=False``. Paths inside
+    the cache are stored relative to the record's folder, so a moved cache is still used."""
+    write_json(path, _relative({k: v for k, v in record.items() if k != 'cached'}, path))
     return dict(record, cached=False)
