@@ -69,14 +69,14 @@ def _relative(record: dict, record_path: str) -> dict:
     """A copy of ``record`` whose absolute paths inside the cache are relative to the record's
     folder, with the keys listed under ``_relative_paths``."""
     import copy
-    out, folder, root = copy.deepcopy(record), osp.dirname(osp.abspath(record_path)), \
-        _cache_root(record_path) + os.sep
-    keys = [k for k, v in _walk(record) if isinstance(v, str) and osp.isabs(v)
-            and v.startswith(root)]
-    for key in keys:
-        _set(out, key, osp.relpath(dict(_walk(record))[key], folder))
-    if keys:
-        out[_RELATIVE] = keys
+    folder, root = osp.dirname(osp.abspath(record_path)), _cache_root(record_path) + os.sep
+    paths = {k: v for k, v in _walk(record)
+             if isinstance(v, str) and osp.isabs(v) and v.startswith(root)}
+    out = copy.deepcopy(record)
+    for key, value in paths.items():
+        _set(out, key, osp.relpath(value, folder))
+    if paths:
+        out[_RELATIVE] = list(paths)
     return out
 
 
