@@ -87,13 +87,31 @@ def _load_cache(path: str, what: str, mmap: bool = False) -> Tensor:
     return value
 
 
+def _load_maps(path: str, num_images: int, cache_file: str) -> Tuple[Tensor, Tensor]:
+    """The cached maps ``(2, R, C, H, W)`` and the image rows ``(R,)`` they are of."""
+    value = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+    if isinstance(value, dict) and 'rows' in value:
+        maps, rows = value['maps'], value['rows']
+    else:  # the full layout: every image's row
+        maps = _load_cache(path, 'maps', mmap=True)
+        rows = torch.arange(maps.shape[1] if maps.dim() == 5 else 0)
+    if not (isinstance(maps, Tensor) and maps.dim() == 5 and maps.shape[0] == 2
+            and maps.shape[1] == len(rows) and (len(rows) == 0 or (
+                int(rows.min()) >= 0 and int(rows.max()) < num_images))):
+        raise ValueError(f'CachedLogitsTeacher: {path} must hold (2, R, C, H, W) maps of R '
+                         f'image rows among the N={num_images} images of {cache_file}, got '
+                         f'{tuple(maps.shape) if isinstance(maps, Tensor) else type(maps)}')
+    return maps, rows.long()
+
+
 @RAZOR_MODELS.register_module(force=True)
 class CachedLogitsTeacher(BaseModel):
     """Frozen teacher served from precomputed outputs.
 
     The cache holds the teacher's eval-mode logits for every training image in both horizontal
     flip states, ``(2, num_images, num_classes)`` (index 0: original, 1: flipped), and
-    optionally its last-stage maps, ``(2, num_images, C, H, W)`` (stored in fp16 and read
+    optionally its last-stage maps of the training images, ``dict(maps=(2, R, C, H, W),
+    rows=(R,))`` (or a full ``(2, num_images, C, H, W)`` tensor; stored in fp16 and read
     memory-mapped: a 60k-image cache of a 128-channel 7x7 map is 1.5 GB). The batch's
     ``data_samples`` carry ``sample_idx`` (row in the cache) and ``flip`` in their metainfo.
     Recorders of ``head.fc`` get the logits, recorders of ``backbone.stages.<num_stages - 1>``
@@ -112,12 +130,11 @@ class CachedLogitsTeacher(BaseModel):
         self.maps_file = maps_file
         self.maps: Optional[Tensor] = None
         if maps_file:
-            maps = _load_cache(maps_file, 'maps', mmap=True)
-            if maps.dim() != 5 or maps.shape[1] != logits.shape[1]:
-                raise ValueError(f'CachedLogitsTeacher: {maps_file} must hold (2, N, C, H, W) '
-                                 f'maps for the N={logits.shape[1]} images of {cache_file}, got '
-                                 f'{tuple(maps.shape)}')
+            maps, rows = _load_maps(maps_file, logits.shape[1], cache_file)
             self.maps = maps  # not a buffer: moving the module must not copy 1.5 GB
+            # image row -> position in the maps file (-1: not cached)
+            self._map_pos = torch.full((logits.shape[1], ), -1, dtype=torch.long)
+            self._map_pos[rows] = torch.arange(len(rows))
             self.backbone = _CachedBackbone(num_stages)
 
     def _rows(self, data_samples: Sequence, device) -> Tuple[Tensor, Tensor]:
@@ -135,7 +152,11 @@ class CachedLogitsTeacher(BaseModel):
         if self.maps is None:
             raise ValueError('CachedLogitsTeacher: no maps_file was given')
         flip, idx = self._rows(data_samples, 'cpu')
-        return self.maps[flip, idx].float()
+        pos = self._map_pos[idx]
+        if bool((pos < 0).any()):
+            raise ValueError(f'CachedLogitsTeacher: {self.maps_file} holds no maps of images '
+                             f'{idx[pos < 0].tolist()}')
+        return self.maps[flip, pos].float()
 
     def forward(self, inputs: Tensor, data_samples: Optional[list] = None,
                 mode: str = 'tensor'):

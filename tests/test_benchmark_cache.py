@@ -1,6 +1,7 @@
 """The benchmark's caches: the teacher's last-stage maps (so that no method runs a live
 teacher) and the kept models of flow runs (so that a later profile adds the N analysis or a
 later stage without training again)."""
+import os
 import os.path as osp
 
 import pytest
@@ -48,7 +49,9 @@ def test_cached_maps_equal_the_live_teachers_within_fp16(fmnist_root, tmp_path):
     rows = list(range(0, 700, 5))
     split, teacher, logits, maps = _teacher_caches(fmnist_root, tmp_path, rows)
     cached = CachedLogitsTeacher(logits, maps_file=maps)
-    assert cached.maps.dtype == torch.float16 and cached.maps.shape[:2] == (2, len(split))
+    # only the rows trained on are kept (a subset's file was all-NaN rows of every image)
+    assert cached.maps.dtype == torch.float16 and cached.maps.shape[:2] == (2, len(rows))
+    assert os.path.getsize(maps) < 2 * len(rows) * 128 * 7 * 7 * 2 * 1.01
     assert not cached.state_dict()  # nothing to load: it counts as a trained teacher
     seen = []
     cached.backbone.stages[3].register_forward_hook(lambda m, i, o: seen.append(o))
@@ -66,6 +69,8 @@ def test_cached_maps_equal_the_live_teachers_within_fp16(fmnist_root, tmp_path):
     assert float(live.abs().max()) > 0.5
     torch.testing.assert_close(seen[0], live, rtol=MAPS_RTOL, atol=MAPS_RTOL * 1e-2)
     assert not torch.equal(seen[0], live.flip(-1))  # the flipped rows are the flipped images'
+    with pytest.raises(ValueError, match=r'holds no maps of images \[1\]'):
+        cached.lookup_maps([DataSample(metainfo=dict(sample_idx=1, flip=False))])
 
 
 def test_no_method_runs_a_live_teacher(fmnist_root, tmp_path):
