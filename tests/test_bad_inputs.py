@@ -155,6 +155,21 @@ def test_resume_from_another_models_checkpoint_is_named(tiny_imagenet, teacher_c
         train.build_runner([fmkt, '--work-dir', str(tmp_path / 'fmkt'), '--resume', ckpt])
 
 
+def test_logit_distillation_between_heads_of_other_classes_is_named(tiny_imagenet, teacher_ckpts,
+                                                                   tmp_path):
+    """KD with a 4-class student and a 1000-class teacher failed at the first step with a bare
+    size mismatch inside the loss."""
+    from helpers import tiny_cls_options, write_child_config
+    options = tiny_cls_options(tiny_imagenet)
+    options['model.teacher_ckpt'] = teacher_ckpts['resnet34_8xb32_in1k']
+    options['model.architecture.head.num_classes'] = 4
+    cfg = write_child_config(tmp_path, config_path('baselines/kd_resnet34_resnet18_in1k.py'),
+                             options)
+    with pytest.raises(ValueError, match=r"model\.architecture\.head\.num_classes=4, but the "
+                       r"teacher's head has 1000 classes"):
+        load_tool('train').build_runner([cfg, '--work-dir', str(tmp_path / 'w')])
+
+
 def test_truncated_teacher_checkpoint_is_named(teacher_ckpts, tmp_path):
     data = open(teacher_ckpts['resnet34_8xb32_in1k'], 'rb').read()
     broken = tmp_path / 'truncated.pth'

@@ -94,12 +94,31 @@ def build_runner(argv: Optional[List[str]] = None):
     check_detection_annotations(cfg, ('train', 'val'))
     check_image_lists(cfg, ('train', 'val'))  # a bad label: file and line, not int()'s error
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    check_logit_classes(runner.model)
     if args.resume not in (None, 'auto'):
         # mmengine resumes with strict=False: a checkpoint of another model (KD's under an FM-KT
         # config) failed on the optimizer's parameter groups. Keys and shapes first, named.
         from .checkpoint import check_checkpoint_fits
         check_checkpoint_fits(runner.model, args.resume, args.config, field='--resume')
     return runner
+
+
+def check_logit_classes(model) -> None:
+    """Refuse a student and a teacher whose classifier heads differ in ``num_classes`` when the
+    distiller records the teacher's head (logit distillation): the KD loss failed at the first
+    step with a bare size mismatch."""
+    model = getattr(model, 'module', model)
+    distiller, teacher = getattr(model, 'distiller', None), getattr(model, 'teacher', None)
+    student = getattr(model, 'architecture', None)
+    recorders = getattr(getattr(distiller, 'teacher_recorders', None), 'recorders', {})
+    if not any(str(getattr(r, 'source', '')).startswith('head') for r in recorders.values()):
+        return
+    classes = [getattr(getattr(m, 'head', None), 'num_classes', None) for m in (student, teacher)]
+    if None not in classes and classes[0] != classes[1]:
+        raise ValueError(
+            f'model.architecture.head.num_classes={classes[0]}, but the teacher\'s head has '
+            f'{classes[1]} classes: logit distillation compares the two heads, so both must '
+            'have the same classes (set num_classes, or use a teacher trained on these classes)')
 
 
 #: what mmengine's CheckpointHook writes into a work dir
