@@ -136,9 +136,10 @@ def _teacher_maps(job: dict, meta: dict, model=None) -> None:
     """Cache the teacher's last-stage maps of the training images when a planned method reads
     them (``job['maps']``) and they are not cached yet; ``meta`` gets their file."""
     maps = meta['ckpt'][:-len('.pth')] + '.maps.pt'
-    if not job.get('maps') or intact(maps):
-        if intact(maps):
-            meta['maps'] = maps
+    cached = intact(maps)
+    if cached:
+        meta['maps'] = maps
+    if cached or not job.get('maps'):
         return
     data, train, _ = _loaders(job, job['seed'])
     if model is None:

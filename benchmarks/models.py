@@ -92,9 +92,10 @@ def _load_maps(path: str, num_images: int, cache_file: str) -> Tuple[Tensor, Ten
     value = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
     if isinstance(value, dict) and 'rows' in value:
         maps, rows = value['maps'], value['rows']
-    else:  # the full layout: every image's row
-        maps = _load_cache(path, 'maps', mmap=True)
-        rows = torch.arange(maps.shape[1] if maps.dim() == 5 else 0)
+    else:  # the full layout (a tensor, or a dict of one): every image's row
+        maps = value.get('maps') if isinstance(value, dict) else value
+        rows = torch.arange(maps.shape[1] if isinstance(maps, Tensor) and maps.dim() == 5
+                            else 0)
     if not (isinstance(maps, Tensor) and maps.dim() == 5 and maps.shape[0] == 2
             and maps.shape[1] == len(rows) and (len(rows) == 0 or (
                 int(rows.min()) >= 0 and int(rows.max()) < num_images))):

@@ -32,9 +32,8 @@ import os.path as osp
 import time
 from typing import List, Optional
 
-from fmkt_plugin.utils.validation import check_int
-
 from .assembly import base_meta, split_records, write_benchmark, write_tune
+from .common.cli import check_int_arg
 from .common.device import AMP_DTYPES, device_name
 from .common.eta import Progress, SpeedBook
 from .common.files import write_text
@@ -95,24 +94,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def _check_int(parser: argparse.ArgumentParser, value: int, field: str, why: str = '',
-               **bounds) -> None:
-    try:
-        check_int(value, field, **bounds)
-    except ValueError as err:
-        parser.error(f'{err}{why}')
-
-
 def _check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse numbers that would run something else than asked, before any work starts."""
     for field in ('epochs', 'jobs', 'threads'):
         value = getattr(args, field)
         if value is not None:
-            _check_int(parser, value, f'--{field}', min_value=1)
+            check_int_arg(parser, value, f'--{field}', min_value=1)
     for seed in args.seeds or ():
-        _check_int(parser, seed, '--seeds', ' (a seed seeds numpy, which takes [0, 2**32 - 1])',
+        check_int_arg(parser, seed, '--seeds', ' (a seed seeds numpy, which takes [0, 2**32 - 1])',
                    min_value=0, max_value=2**32 - 1)
-    _check_int(parser, args.holdout, '--holdout',
+    check_int_arg(parser, args.holdout, '--holdout',
                f' (the held-out images are taken from the {NUM_TRAIN} images of the '
                'Fashion-MNIST training split, so it must be smaller than that; 0: no holdout)',
                min_value=0, max_value=NUM_TRAIN - 1)

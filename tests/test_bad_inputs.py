@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from helpers import REPO, config_path, load_tool
+from helpers import REPO, config_path, load_tool, tiny_cls_options, write_child_config
 
 from fmkt_plugin.registry import MODELS
 
@@ -140,7 +140,6 @@ def test_a_text_file_as_teacher_checkpoint_is_named(tmp_path):
 def test_resume_from_another_models_checkpoint_is_named(tiny_imagenet, teacher_ckpts, tmp_path):
     """A KD checkpoint under the FM-KT config failed inside mmengine on the optimizer's parameter
     groups; now the missing keys (the flow head's) are named first."""
-    from helpers import tiny_cls_options, write_child_config
     options = tiny_cls_options(tiny_imagenet)
     options['model.teacher_ckpt'] = teacher_ckpts['resnet34_8xb32_in1k']
     kd = write_child_config(tmp_path, config_path('baselines/kd_resnet34_resnet18_in1k.py'),
@@ -159,7 +158,6 @@ def test_logit_distillation_between_heads_of_other_classes_is_named(tiny_imagene
                                                                    tmp_path):
     """KD with a 4-class student and a 1000-class teacher failed at the first step with a bare
     size mismatch inside the loss."""
-    from helpers import tiny_cls_options, write_child_config
     options = tiny_cls_options(tiny_imagenet)
     options['model.teacher_ckpt'] = teacher_ckpts['resnet34_8xb32_in1k']
     options['model.architecture.head.num_classes'] = 4
@@ -398,7 +396,6 @@ def _imagenet_copy(tiny_imagenet, tmp_path):
 
 
 def _fmkt_child(root, teacher_ckpts, tmp_path):
-    from helpers import tiny_cls_options, write_child_config
     options = tiny_cls_options(str(root))
     options['model.teacher_ckpt'] = teacher_ckpts['resnet34_8xb32_in1k']
     return write_child_config(tmp_path, config_path('fmkt/resnet34_res18_in1k.py'), options)
@@ -437,7 +434,6 @@ def test_empty_dataset_folder_stops_training_with_its_name(tiny_imagenet, tmp_pa
     would run an epoch of zero iterations without complaint."""
     import shutil
 
-    from helpers import tiny_cls_options, write_child_config
     root = tmp_path / 'empty_imagenet'
     shutil.copytree(tiny_imagenet, root)
     (root / 'meta' / 'train.txt').write_text('')
@@ -595,7 +591,7 @@ def test_detection_benchmark_flags_are_checked_before_any_work(flag, tmp_path, c
     with pytest.raises(SystemExit) as info:
         main(['--profile', 'smoke', '--out', str(out), flag, '0'])
     assert info.value.code == 2
-    assert re.search(rf'argument {flag}: 0 must be at least 1', capsys.readouterr().err)
+    assert re.search(rf'{flag} must be an int >= 1, got 0', capsys.readouterr().err)
     assert not out.exists()
 
 

@@ -102,10 +102,10 @@ def load_record(path: str, needs: Sequence[str] = ()) -> Optional[dict]:
     record = _absolute(record, path)
     for key in needs:
         file = record.get(key) or ''
-        if osp.isfile(file) and not intact(file):
-            _drop(file, f'(the {key} of {path}) is truncated')
-            return None
         if not osp.isfile(file):
+            return None
+        if not intact(file):
+            _drop(file, f'(the {key} of {path}) is truncated')
             return None
     return dict(record, cached=True)
 

@@ -26,6 +26,7 @@ import time
 from dataclasses import asdict
 from typing import Dict, List
 
+from ..common.cli import check_int_arg
 from ..common.device import device_name, effective_amp, select_device
 from ..common.eta import Progress, SpeedBook, fmt_time
 from ..common.executor import execute
@@ -93,17 +94,6 @@ def _describe(job: dict, record: dict) -> str:
             f'train {record["train_time_s"]:.0f} s')
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1 (argparse names the flag in its error)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'{value} must be at least 1')
-    return value
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='FM-KT (FPN) detection benchmark',
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -120,17 +110,21 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='torch threads per run (default: cores / jobs)')
     parser.add_argument('--seeds', type=int, nargs='+', default=None)
     parser.add_argument('--methods', nargs='+', default=None, choices=METHODS)
-    parser.add_argument('--iters', type=positive_int, default=None,
-                        help='student training iterations')
-    parser.add_argument('--teacher-iters', type=positive_int, default=None)
-    parser.add_argument('--train-scenes', type=positive_int, default=None)
+    parser.add_argument('--iters', type=int, default=None, help='student training iterations')
+    parser.add_argument('--teacher-iters', type=int, default=None)
+    parser.add_argument('--train-scenes', type=int, default=None)
     parser.add_argument('--lr', type=float, default=None, help='override the optimizer lr')
     parser.add_argument('--ema-momentum', type=float, default=None,
                         help="override FM-KT's FlowEMAHook momentum")
     parser.add_argument('--tag', default='', help='suffix of the output folder name')
     parser.add_argument('--amp', default='none', choices=['none', 'fp16', 'bf16'],
                         help='mixed precision of the training runs on CUDA (ignored on the CPU)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for field in ('iters', 'teacher_iters', 'train_scenes'):  # before any work starts
+        if getattr(args, field) is not None:
+            check_int_arg(parser, getattr(args, field), f'--{field.replace("_", "-")}',
+                          min_value=1)
+    return args
 
 
 def main(argv=None) -> dict:

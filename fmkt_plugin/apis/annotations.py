@@ -22,7 +22,7 @@ import warnings
 from numbers import Real
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-__all__ = ['check_coco_file', 'check_detection_annotations']
+__all__ = ['check_coco_file', 'check_detection_annotations', 'dataset_configs', 'local_ann_file']
 
 _SHOWN = 5  # problems listed in one message
 
@@ -198,17 +198,17 @@ def _coco_dataset_class(dataset_cfg: dict, default_scope: Optional[str]):
     return cls
 
 
-def _datasets(dataset_cfg, field: str) -> Iterator[Tuple[dict, str]]:
+def dataset_configs(dataset_cfg, field: str) -> Iterator[Tuple[dict, str]]:
     """The dataset config and those inside wrappers (``RepeatDataset``, ``ConcatDataset``...)."""
     if not isinstance(dataset_cfg, dict):
         return
     yield dataset_cfg, field
-    yield from _datasets(dataset_cfg.get('dataset'), f'{field}.dataset')
+    yield from dataset_configs(dataset_cfg.get('dataset'), f'{field}.dataset')
     for index, inner in enumerate(dataset_cfg.get('datasets') or []):
-        yield from _datasets(inner, f'{field}.datasets[{index}]')
+        yield from dataset_configs(inner, f'{field}.datasets[{index}]')
 
 
-def _local_path(ann_file, data_root) -> Optional[str]:
+def local_ann_file(ann_file, data_root) -> Optional[str]:
     """The file mmengine's ``BaseDataset`` reads (``data_root`` joined), or None if remote."""
     if not isinstance(ann_file, str) or not ann_file or '://' in ann_file:
         return None
@@ -241,11 +241,12 @@ def check_detection_annotations(cfg, splits: Sequence[str] = ('train', 'val')) -
             continue
         training = split == 'train'
         classes = None
-        for dataset_cfg, field in _datasets(loader.get('dataset'), f'{split}_dataloader.dataset'):
+        for dataset_cfg, field in dataset_configs(loader.get('dataset'),
+                                                  f'{split}_dataloader.dataset'):
             cls = _coco_dataset_class(dataset_cfg, default_scope)
             if cls is None:
                 continue
-            path = _local_path(dataset_cfg.get('ann_file'), dataset_cfg.get('data_root'))
+            path = local_ann_file(dataset_cfg.get('ann_file'), dataset_cfg.get('data_root'))
             metainfo = dataset_cfg.get('metainfo') or {}
             classes = metainfo.get('classes') or cls.METAINFO.get('classes')
             if path is not None and (path, training) not in checked:
@@ -259,7 +260,7 @@ def check_detection_annotations(cfg, splits: Sequence[str] = ('train', 'val')) -
             if not isinstance(metric, dict) or not str(metric.get('type', '')).endswith(
                     'CocoMetric'):
                 continue
-            path = _local_path(metric.get('ann_file'), None)
+            path = local_ann_file(metric.get('ann_file'), None)
             field = f'{split}_evaluator' + (f'[{index}]' if many else '') + '.ann_file'
             if path is not None and (path, False) not in checked:
                 checked.add((path, False))

@@ -7,42 +7,28 @@ starts, so a missing validation image was found after the first epoch had traine
 run before the runner is built (the lists) and before training starts (the images).
 """
 import os.path as osp
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import Optional, Sequence
+
+from .annotations import dataset_configs, local_ann_file
 
 __all__ = ['check_image_lists', 'check_images_exist']
 
 _SHOWN = 5
 
 
-def _datasets(cfg, split: str) -> Iterator[Tuple[dict, str]]:
-    """The dataset configs of ``<split>_dataloader`` (wrappers unwrapped) with their field."""
-    loader = cfg.get(f'{split}_dataloader') or {}
-    todo = [(loader.get('dataset'), f'{split}_dataloader.dataset')]
-    while todo:
-        dataset, field = todo.pop()
-        if not isinstance(dataset, dict):
-            continue
-        if isinstance(dataset.get('dataset'), dict):  # RepeatDataset, ClassBalancedDataset, ...
-            todo.append((dataset['dataset'], f'{field}.dataset'))
-        for i, inner in enumerate(dataset.get('datasets') or []):  # ConcatDataset
-            todo.append((inner, f'{field}.datasets[{i}]'))
-        yield dataset, field
-
-
 def _list_file(dataset: dict) -> Optional[str]:
-    ann = dataset.get('ann_file')
-    if not isinstance(ann, str) or not ann.endswith('.txt') or '://' in ann:
-        return None
-    root = dataset.get('data_root') or ''
-    path = ann if osp.isabs(ann) or not root else osp.join(root, ann)
-    return path if osp.isfile(path) else None
+    """The local ImageNet-style ``.txt`` list a dataset config reads, if any."""
+    path = local_ann_file(dataset.get('ann_file'), dataset.get('data_root'))
+    return path if path and path.endswith('.txt') and osp.isfile(path) else None
 
 
 def check_image_lists(cfg, splits: Sequence[str] = ('train', 'val')) -> None:
     """Raise ``ValueError`` naming the file and lines of an image list whose label is not a
     non-negative integer."""
     for split in splits:
-        for dataset, field in _datasets(cfg, split):
+        loader = cfg.get(f'{split}_dataloader') or {}
+        for dataset, field in dataset_configs(loader.get('dataset'),
+                                              f'{split}_dataloader.dataset'):
             path = _list_file(dataset)
             if path is None:
                 continue
