@@ -8,7 +8,14 @@ import re
 import numpy as np
 import pytest
 import torch
-from helpers import REPO, config_path, load_tool, tiny_cls_options, write_child_config
+from helpers import (
+    REPO,
+    assert_trained_stably,
+    config_path,
+    load_tool,
+    tiny_cls_options,
+    write_child_config,
+)
 
 from fmkt_plugin.registry import MODELS
 
@@ -147,7 +154,7 @@ def test_resume_from_another_models_checkpoint_is_named(tiny_imagenet, teacher_c
     fmkt = write_child_config(tmp_path, config_path('fmkt/resnet34_res18_in1k.py'), options,
                               name='fmkt.py')
     train = load_tool('train')
-    train.main([kd, '--work-dir', str(tmp_path / 'kd')])
+    assert_trained_stably(train.main([kd, '--work-dir', str(tmp_path / 'kd')]))
     ckpt = str(tmp_path / 'kd' / 'epoch_1.pth')
     with pytest.raises(ValueError, match=r'--resume: .*epoch_1\.pth.*missing: '
                        r'architecture\.head\.flow'):
