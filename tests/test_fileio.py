@@ -1,4 +1,5 @@
 """fmkt_plugin.utils.fileio: writes that never leave a partial file under the final name."""
+import errno
 import json
 import os
 import signal
@@ -114,3 +115,66 @@ def test_atomic_save_gives_the_same_bytes_for_the_same_object(tmp_path):
     atomic_save(state, tmp_path / 'b.pth')
     assert first == (tmp_path / 'b.pth').read_bytes()
     assert torch.equal(torch.load(tmp_path / 'b.pth', weights_only=True)['w'], state['w'])
+
+
+class _FullDisk:
+    """A binary file on a disk that fills after ``room`` bytes (what ``/dev/full`` does at 0)."""
+
+    def __init__(self, f, room):
+        self._f, self._room = f, room
+
+    def write(self, data):
+        if len(data) > self._room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._room -= len(data)
+        return self._f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+
+@pytest.mark.parametrize('writer', ['torch', 'json', 'benchmark'])
+def test_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch, writer):
+    """torch's zip writer reports a failed write as ``unexpected pos 704 vs 598``; the user gets
+    "No space left on device" with the target's path, the old file intact, no temporary left."""
+    from benchmarks.common.files import save_tensor
+    target = tmp_path / ('t.json' if writer == 'json' else 't.pth')
+    target.write_bytes(b'old')
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(fileio.os, 'fdopen', lambda *a, **k: _FullDisk(real_fdopen(*a, **k), 300))
+    write = {'torch': lambda: atomic_save({'w': torch.randn(1000)}, target),
+             'json': lambda: atomic_write_json(target, list(range(1000))),
+             'benchmark': lambda: save_tensor(str(target), torch.randn(1000))}[writer]
+    with pytest.raises(OSError, match='No space left on device') as info:
+        write()
+    assert info.value.errno == errno.ENOSPC and str(target) in str(info.value)
+    assert target.read_bytes() == b'old'
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_file_size_limit_during_torch_save_is_named(tmp_path):
+    """A real failing write (RLIMIT_FSIZE with SIGXFSZ ignored gives EFBIG) inside torch.save
+    reaches the user as the OS error with the path, not as torch's ``unexpected pos``."""
+    path = tmp_path / 'big.pth'
+    code = (
+        'import importlib.util, resource, signal, sys, torch\n'
+        'spec = importlib.util.spec_from_file_location("fileio", sys.argv[2])\n'
+        'fileio = importlib.util.module_from_spec(spec)\n'
+        'spec.loader.exec_module(fileio)\n'
+        'hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]\n'
+        'resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 12, hard))\n'
+        'signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n'
+        'fileio.atomic_save({"w": torch.zeros(1 << 16)}, sys.argv[1])\n')
+    out = subprocess.run([sys.executable, '-c', code, str(path), fileio.__file__], timeout=120,
+                         capture_output=True, text=True)
+    assert out.returncode == 1
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith('OSError: [Errno 27]') and f'could not write {path}' in last, last
+    assert 'unexpected pos' not in last
+    assert list(tmp_path.iterdir()) == []

@@ -9,6 +9,7 @@ the format by extension (``mmengine.Config.dump``) work unchanged. Each write fi
 temporary files that killed writers left in its folder (those whose process is gone).
 """
 import contextlib
+import errno
 import json
 import os
 import os.path as osp
@@ -108,11 +109,45 @@ def atomic_path(path: PathLike) -> Iterator[str]:
             raise FileNotFoundError(f'atomic write of {path}: the writer did not create {tmp}')
         _fsync_file(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if osp.lexists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            # Python names the temporary file (or nothing); the user needs the target and folder.
+            raise OSError(exc.errno, f'{os.strerror(exc.errno)}: could not write {path} '
+                          f'(free space in {folder}; the previous file, if any, is unchanged)'
+                          ) from exc
         raise
     _fsync_dir(folder)
+
+
+#: errors that mean the file system is full (EDQUOT: the user's quota is)
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class _RecordingWriter:
+    """A binary file for :func:`torch.save` that keeps the OSError of a failed write.
+
+    torch's zip writer turns a failed write of a Python file into a bare ``RuntimeError``
+    (``[enforce fail at inline_container.cc] unexpected pos ...``), which says neither that the
+    disk is full nor which file; :func:`atomic_save` re-raises the recorded error instead.
+    """
+
+    def __init__(self, f: IO) -> None:
+        self._f = f
+        self.error: Optional[OSError] = None
+
+    def write(self, data) -> int:
+        try:
+            n = self._f.write(data)
+            self._f.flush()  # a full disk shows at this write, not at a later close
+            return n
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self._f.flush()
 
 
 @contextlib.contextmanager
@@ -167,7 +202,13 @@ def atomic_save(obj: Any,
     if saver is None:
         import torch
         with atomic_open(path, 'wb') as f:
-            torch.save(obj, f)
+            writer = _RecordingWriter(f)
+            try:
+                torch.save(obj, writer)
+            except RuntimeError as exc:
+                if writer.error is None:
+                    raise
+                raise writer.error from exc
         return
     with atomic_path(path) as tmp:
         saver(obj, tmp)
