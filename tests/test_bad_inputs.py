@@ -436,6 +436,41 @@ def test_a_missing_validation_image_stops_training_before_it_starts(tiny_imagene
     assert not list(work.rglob('*.pth'))
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize('batch_size, match', [
+    (1, 'train_dataloader.batch_size is 1 per GPU: set it to 2 or more'),
+    (7, 'train_dataloader.batch_size is 7 per GPU, so this is the short last batch of an epoch '
+        r'.*set train_dataloader.drop_last=True'),
+])
+def test_a_batch_of_one_at_a_batchnorm_layer_is_named(batch_size, match, tiny_imagenet,
+                                                      teacher_ckpts, tmp_path):
+    """torch said only "Expected more than 1 value per channel when training" from inside the
+    backbone. 8 training images: a batch of 1, or 7 then a last batch of 1."""
+    options = tiny_cls_options(str(tiny_imagenet), batch_size=batch_size)
+    options['model.teacher_ckpt'] = teacher_ckpts['resnet34_8xb32_in1k']
+    cfg = write_child_config(tmp_path, config_path('fmkt/resnet34_res18_in1k.py'), options)
+    work = tmp_path / 'w'
+    with pytest.raises(ValueError, match=r'architecture\.backbone\.\S+ \(BatchNorm2d\) got one '
+                       r'value per channel in training \(input \(1, \d+, 1, 1\)\).*' + match):
+        load_tool('train').main([cfg, '--work-dir', str(work)])
+    assert not list(work.rglob('*.pth'))
+
+
+def test_batchnorm_guard_leaves_trainable_cases_alone():
+    """A batch of one on 2x2 maps trains (BatchNorm averages over pixels), and a BatchNorm layer
+    in eval mode (a frozen backbone, the teacher) takes any batch."""
+    from fmkt_plugin.apis.batchnorm_guard import guard_batchnorm_batches
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4),
+                              torch.nn.Flatten(), torch.nn.BatchNorm1d(4 * 4))
+    assert guard_batchnorm_batches(net, batch_size=1) == 2
+    net(torch.randn(2, 3, 2, 2))
+    net[3].eval()
+    net(torch.randn(1, 3, 2, 2))  # the 2x2 maps train; the pooled layer is frozen
+    net[3].train()
+    with pytest.raises(ValueError, match=r'^3 \(BatchNorm1d\) got one value per channel'):
+        net(torch.randn(1, 3, 2, 2))
+
+
 def test_empty_dataset_folder_stops_training_with_its_name(tiny_imagenet, tmp_path):
     """An ImageNet-layout folder whose annotation file lists nothing: 0 samples, and mmengine
     would run an epoch of zero iterations without complaint."""

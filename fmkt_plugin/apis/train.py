@@ -19,6 +19,7 @@ from typing import Iterator, List, Optional
 from mmengine.config import DictAction
 
 from .annotations import check_detection_annotations
+from .batchnorm_guard import guard_batchnorm_batches
 from .config import build_runner_config, check_dataset_not_empty
 from .image_lists import check_image_lists, check_images_exist
 
@@ -95,6 +96,8 @@ def build_runner(argv: Optional[List[str]] = None):
     check_image_lists(cfg, ('train', 'val'))  # a bad label: file and line, not int()'s error
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     check_logit_classes(runner.model)
+    # torch's "Expected more than 1 value per channel" names neither layer nor setting
+    guard_batchnorm_batches(runner.model, (runner.cfg.get('train_dataloader') or {}).get('batch_size'))
     if args.resume not in (None, 'auto'):
         # mmengine resumes with strict=False: a checkpoint of another model (KD's under an FM-KT
         # config) failed on the optimizer's parameter groups. Keys and shapes first, named.
