@@ -57,6 +57,7 @@ fmkt_mmcv_ext_hook.register()
 from fixtures import write_coco_detection, write_imagenet_folder  # noqa: E402
 from fixtures.smoke import (  # noqa: E402
     DET_TEACHERS,
+    divergence,
     random_checkpoint,
     tiny_cls_options,
     tiny_det_options,
@@ -97,6 +98,7 @@ def part_classification(work: str, size: dict) -> dict:
     runner = load_tool('train').main([cfg, '--work-dir', osp.join(work, 'train')] +
                                      ['--amp'] * bool(size['amp']))
     wrapper = type(runner.optim_wrapper).__name__
+    unstable = divergence(runner.message_hub.log_scalars['train/loss'].data[0])
     ckpt = osp.join(work, 'train', 'epoch_1.pth')
     test = load_tool('test').main
     distill = test([cfg, ckpt, '--work-dir', osp.join(work, 'test')])
@@ -105,9 +107,9 @@ def part_classification(work: str, size: dict) -> dict:
     student = test([exported['config'], exported['checkpoint'], '--work-dir',
                     osp.join(work, 'test_student')])
     same = distill['accuracy/top1'] == student['accuracy/top1']
-    return dict(ok=same, optim_wrapper=wrapper, top1_distill=distill['accuracy/top1'],
-                top1_exported=student['accuracy/top1'],
-                note='' if same else 'the exported student scores differently')
+    return dict(ok=same and unstable is None, optim_wrapper=wrapper,
+                top1_distill=distill['accuracy/top1'], top1_exported=student['accuracy/top1'],
+                note=unstable or ('' if same else 'the exported student scores differently'))
 
 
 def part_detection_fmnist(work: str, size: dict) -> dict:
@@ -131,8 +133,6 @@ def part_detection_fmnist(work: str, size: dict) -> dict:
 
 
 def part_faster_rcnn(work: str, size: dict) -> dict:
-    import math
-
     from fmkt_plugin.compat.mmcv_ops import mmcv_has_cuda_kernels
     coco = write_coco_detection(osp.join(work, 'coco'), num_images={'train': 4, 'val': 2})
     teacher = random_checkpoint(DET_TEACHERS['faster-rcnn'], osp.join(work, 'teacher.pth'))
@@ -143,8 +143,9 @@ def part_faster_rcnn(work: str, size: dict) -> dict:
                                      ['--amp'] * bool(size['amp']))
     losses = [float(v) for v in runner.message_hub.log_scalars['train/loss'].data[0]]
     mAP = runner.message_hub.log_scalars.get('val/coco/bbox_mAP')
-    ok = runner.iter == 2 and all(math.isfinite(v) for v in losses) and mAP is not None
-    return dict(ok=ok, iters=runner.iter, losses=losses,
+    unstable = divergence(losses)
+    ok = runner.iter == 2 and unstable is None and mAP is not None
+    return dict(ok=ok, iters=runner.iter, losses=losses, note=unstable or '',
                 mAP=None if mAP is None else float(mAP.current()),
                 mmcv_cuda_kernels=mmcv_has_cuda_kernels(),
                 optim_wrapper=type(runner.optim_wrapper).__name__)

@@ -8,7 +8,10 @@ from typing import Dict
 
 import torch
 from fixtures.smoke import (  # noqa: F401  (re-exported for the tests)
+    GROWTH_LIMIT,
     SCALE_LR,
+    divergence,
+    logged_train_rows,
     nest,
     runtime_options,
     tiny_cls_options,
@@ -119,30 +122,42 @@ def all_finite(values) -> bool:
     return len(values) > 0 and all(math.isfinite(v) for v in values)
 
 
-#: the divergence rule of the end-to-end tests: a run fails when a logged loss is not finite, or
-#: when its total loss rises above GROWTH_LIMIT x its first iteration's value. A run at a learning
-#: rate fit for its batch stays near its first loss over a few iterations (a tenfold margin); the
-#: exploding runs this catches went 14.8 -> 155.7 -> 740.2 -> 42,695.9 in 4 iterations.
-GROWTH_LIMIT = 10.0
-
-
 def assert_trained_stably(runner, keys=()) -> None:
     """The run did not diverge: ``train/loss`` (and every key of ``keys``) finite at every logged
     iteration, ``train/loss`` never above :data:`GROWTH_LIMIT` x its first value, and, for a
     config with ``auto_scale_lr``, a learning rate no larger than the config's scaled to the
     run's batch (``lr x batch / base_batch_size``, the small-run options' rule)."""
-    total = scalar_history(runner, 'train/loss')
-    assert all_finite(total), f'train/loss is not finite: {total}'
-    assert max(total) <= GROWTH_LIMIT * total[0], (
-        f'train/loss grew more than {GROWTH_LIMIT:g}x from its first iteration: {total}')
+    problem = divergence(scalar_history(runner, 'train/loss'))
+    assert problem is None, problem
     for key in keys:
         values = scalar_history(runner, key)
         assert all_finite(values), f'{key} is not finite: {values}'
-    base = (runner.cfg.get('auto_scale_lr') or {}).get('base_batch_size')
+    _assert_lr_fits_the_batch(runner.cfg, runner.world_size,
+                              max(scalar_history(runner, 'train/lr')))
+
+
+def _assert_lr_fits_the_batch(cfg, world_size: int, used: float) -> None:
+    base = (cfg.get('auto_scale_lr') or {}).get('base_batch_size')
     if base:
-        batch = runner.world_size * runner.cfg.train_dataloader.batch_size
-        limit = runner.cfg.optim_wrapper.optimizer.lr * batch / base
-        used = max(scalar_history(runner, 'train/lr'))
+        batch = world_size * cfg.train_dataloader.batch_size
+        limit = cfg.optim_wrapper.optimizer.lr * batch / base
         assert used <= limit * (1 + 1e-6), (
             f'trained at lr {used:g}, the config\'s lr is meant for a batch of {base}: at a batch '
             f'of {batch} use at most {limit:g} (auto_scale_lr.enable=True)')
+
+
+def assert_log_trained_stably(work_dir: str, world_size: int = 1) -> None:
+    """:func:`assert_trained_stably` for a run in another process (``tools/train.py``,
+    ``dist_train.sh``, ``mim train``): the same rule on the losses and learning rates that
+    mmengine logged into ``work_dir``, against the config it dumped there (cfg-options
+    included)."""
+    import glob
+
+    from mmengine.config import Config
+    rows = logged_train_rows(work_dir)
+    problem = divergence([r['loss'] for r in rows])
+    assert problem is None, f'{work_dir}: {problem}'
+    dumped = sorted(glob.glob(osp.join(glob.escape(work_dir), '*', 'vis_data', 'config.py')))
+    assert dumped, f'{work_dir}: no config dumped by the run'
+    _assert_lr_fits_the_batch(Config.fromfile(dumped[-1]), world_size,
+                              max(r['lr'] for r in rows))

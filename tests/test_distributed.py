@@ -9,7 +9,13 @@ import sys
 import pytest
 import torch
 from fixtures import write_imagenet_folder
-from helpers import REPO, config_path, tiny_cls_options, write_child_config
+from helpers import (
+    REPO,
+    assert_log_trained_stably,
+    config_path,
+    tiny_cls_options,
+    write_child_config,
+)
 
 TESTS = osp.dirname(osp.abspath(__file__))
 BATCH = 8  # total batch: 1 process x 8, or 2 processes x 4
@@ -46,7 +52,6 @@ def _config(tmp_path, data_root, teacher_ckpt, batch_size, probe_dir, name):
         'model.architecture.head.flow.test_num_steps': 2,
         # BN with frozen statistics: batch statistics of 4 are not those of 8.
         'model.architecture.backbone.norm_eval': True,
-        'optim_wrapper.optimizer.lr': 0.02,  # 0.2 (ImageNet, batch 512) diverges on 16 images
         'randomness': dict(seed=0, deterministic=True),
         'custom_imports': dict(imports=['fmkt_plugin', 'run_probe'], allow_failed_imports=False),
         'custom_hooks': [dict(type='EpochSeedHook'),
@@ -104,6 +109,7 @@ def test_ddp_two_processes_match_one_process(teacher_ckpts, tmp_path):
     for world_size, (proc, _, _) in runs.items():
         out, _ = proc.communicate(timeout=600)
         assert proc.returncode == 0, f'{world_size} process(es) failed:\n{out[-4000:]}'
+        assert_log_trained_stably(runs[world_size][2], world_size=world_size)
 
     (single, ), (rank0, rank1) = _records(runs[1][1], 1), _records(runs[2][1], 2)
     iters = 16 // BATCH * EPOCHS

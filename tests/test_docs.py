@@ -8,7 +8,7 @@ import re
 import shlex
 
 import pytest
-from helpers import REPO, load_tool
+from helpers import REPO, assert_trained_stably, load_tool
 
 README = osp.join(REPO, 'README.md')
 DOCS = osp.join(REPO, 'docs')
@@ -419,6 +419,7 @@ def test_readme_commands_run_on_tiny_data(tiny_imagenet, tiny_coco, det_teacher,
             trained.add(work_dir)
             runner = load_tool('train').main(argv)
             assert runner.epoch == 1 and osp.isfile(osp.join(work_dir, 'epoch_1.pth'))
+            assert_trained_stably(runner)
         elif tool == 'test':
             metrics = load_tool('test').main(argv)
             assert metrics and all(v == v for v in metrics.values() if isinstance(v, float))
@@ -450,7 +451,8 @@ def test_tensorboard_backend_of_the_visualisation_guide_writes_event_files(tiny_
     opts['model.allow_random_teacher'] = True
     cfg = write_child_config(tmp_path, osp.join(REPO, tokens[2]), opts)
     work = str(tmp_path / 'work')
-    load_tool('train').main([cfg, '--work-dir', work, '--cfg-options'] + options)
+    assert_trained_stably(load_tool('train').main([cfg, '--work-dir', work, '--cfg-options'] +
+                                                  options))
     events = glob.glob(osp.join(work, '*', 'vis_data', 'events.out.tfevents.*'))
     assert len(events) == 1, os.listdir(work)
     acc = EventAccumulator(events[0])

@@ -4,7 +4,13 @@ import os.path as osp
 
 import pytest
 import torch
-from helpers import config_path, load_tool, tiny_cls_options, write_child_config
+from helpers import (
+    assert_trained_stably,
+    config_path,
+    load_tool,
+    tiny_cls_options,
+    write_child_config,
+)
 
 
 def _train(tmp_path, tiny_imagenet, teacher_ckpts, extra=None):
@@ -14,6 +20,7 @@ def _train(tmp_path, tiny_imagenet, teacher_ckpts, extra=None):
     cfg = write_child_config(tmp_path, config_path('fmkt/resnet34_res18_in1k.py'), options)
     work = str(tmp_path / 'work')
     runner = load_tool('train').main([cfg, '--work-dir', work, '--no-validate'])
+    assert_trained_stably(runner)
     return cfg, osp.join(work, 'epoch_1.pth'), runner
 
 
@@ -133,6 +140,7 @@ def test_theta_aux_config_exports_its_kd_head_as_a_plain_student(tiny_imagenet, 
                              options)
     work = str(tmp_path / 'work')
     runner = load_tool('train').main([cfg, '--work-dir', work, '--no-validate'])
+    assert_trained_stably(runner, keys=('train/distill.loss_plain_kd', ))
     history = runner.message_hub.get_scalar('train/distill.loss_plain_kd').data[0]
     assert len(history) > 0 and all(v > 0 for v in history)
     result = load_tool('convert_fmkt_ckpt_to_student').main(

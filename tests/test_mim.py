@@ -13,6 +13,7 @@ import zipfile
 
 import pytest
 import yaml
+from helpers import assert_log_trained_stably
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 #: config folders with configs of their own (``_base_`` holds parts, not models)
@@ -194,6 +195,7 @@ def test_mim_train_runs_a_packaged_config_for_one_iteration(installed, tiny_imag
     the package's .mim/tools/train.py: one iteration (8 images, batch 8) on a tiny ImageNet."""
     pytest.importorskip('mim')
     options = ['train_cfg.max_epochs=1', 'default_hooks.logger.interval=1',
+               'auto_scale_lr.enable=True',
                'model.allow_random_teacher=True', 'model.teacher_ckpt=None']
     for split, folder, ann in (('train', 'train', 'meta/train.txt'),
                                ('val', 'val', 'meta/val.txt'), ('test', 'val', 'meta/val.txt')):
@@ -213,6 +215,7 @@ def test_mim_train_runs_a_packaged_config_for_one_iteration(installed, tiny_imag
     assert osp.join('.mim', 'configs', 'fmkt', 'resnet34_res18_in1k.py') in text
     assert re.search(r'Epoch\(train\) \[1\]\[1/1\]', text), text[-2000:]
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))
+    assert_log_trained_stably(work)
 
 
 @pytest.mark.slow

@@ -10,7 +10,13 @@ import time
 import pytest
 import torch
 from fixtures import write_imagenet_folder
-from helpers import REPO, config_path, tiny_cls_options, write_child_config
+from helpers import (
+    REPO,
+    assert_log_trained_stably,
+    config_path,
+    tiny_cls_options,
+    write_child_config,
+)
 from mmengine.config import Config
 
 TESTS = osp.dirname(osp.abspath(__file__))
@@ -74,7 +80,6 @@ def test_sigkill_mid_epoch_then_resume_is_bit_exact(teacher_ckpts, tmp_path):
     options.update({
         'model.teacher_ckpt': teacher_ckpts['resnet34_8xb32_in1k'],
         'model.architecture.head.flow.num_steps': (1, 2, 4),
-        'optim_wrapper.optimizer.lr': 0.01,  # the ImageNet rate (0.2) diverges on 16 images
         'train_cfg.val_interval': 1,
         'default_hooks.checkpoint.interval': 1,
         'randomness': dict(seed=0, deterministic=True),
@@ -109,6 +114,8 @@ def test_sigkill_mid_epoch_then_resume_is_bit_exact(teacher_ckpts, tmp_path):
     resumed = _train(cfg, resumed_dir, '--resume')
     _finish(clean, 'uninterrupted run')
     _finish(resumed, 'resumed run')
+    assert_log_trained_stably(clean_dir)
+    assert_log_trained_stably(resumed_dir)  # both logs: the killed run's and the resumed one's
 
     for epoch in (2, EPOCHS):
         name = f'epoch_{epoch}.pth'

@@ -3,7 +3,14 @@ import os.path as osp
 import subprocess
 
 import pytest
-from helpers import REPO, config_path, load_tool, tiny_cls_options, write_child_config
+from helpers import (
+    REPO,
+    assert_trained_stably,
+    config_path,
+    load_tool,
+    tiny_cls_options,
+    write_child_config,
+)
 
 
 @pytest.fixture(scope='module')
@@ -60,11 +67,13 @@ def test_resume_auto_continues_and_test_tool_evaluates(tiny_imagenet, teacher_ck
     train = load_tool('train')
     first = train.main([cfg, '--work-dir', work])
     assert first.epoch == 1 and first.iter == 4
+    assert_trained_stably(first)
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))
 
     second = train.main([cfg, '--work-dir', work, '--resume',
                          '--cfg-options', 'train_cfg.max_epochs=2', 'train_cfg.val_interval=2'])
     assert second.epoch == 2 and second.iter == 8, 'did not continue from the checkpoint'
+    assert_trained_stably(second)
 
     metrics = load_tool('test').main([cfg, osp.join(work, 'epoch_2.pth'), '--work-dir', work,
                                       '--out', str(tmp_path / 'metrics.json')])

@@ -97,7 +97,8 @@ def build_runner(argv: Optional[List[str]] = None):
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     check_logit_classes(runner.model)
     # torch's "Expected more than 1 value per channel" names neither layer nor setting
-    guard_batchnorm_batches(runner.model, (runner.cfg.get('train_dataloader') or {}).get('batch_size'))
+    loader = runner.cfg.get('train_dataloader') or {}
+    guard_batchnorm_batches(runner.model, loader.get('batch_size'))
     if args.resume not in (None, 'auto'):
         # mmengine resumes with strict=False: a checkpoint of another model (KD's under an FM-KT
         # config) failed on the optimizer's parameter groups. Keys and shapes first, named.
