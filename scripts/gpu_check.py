@@ -133,7 +133,7 @@ def part_detection_fmnist(work: str, size: dict) -> dict:
 
 
 def part_faster_rcnn(work: str, size: dict) -> dict:
-    from fmkt_plugin.compat.mmcv_ops import mmcv_has_cuda_kernels
+    from fmkt_plugin.compat.mmcv_fixes import mmcv_has_cuda_kernels
     coco = write_coco_detection(osp.join(work, 'coco'), num_images={'train': 4, 'val': 2})
     teacher = random_checkpoint(DET_TEACHERS['faster-rcnn'], osp.join(work, 'teacher.pth'))
     cfg = write_child_config(
@@ -176,7 +176,7 @@ def part_focal_loss(work: str, size: dict, device: str) -> dict:
     from mmengine.optim import OptimWrapper
     from mmengine.structures import InstanceData
 
-    from fmkt_plugin.compat.mmcv_ops import mmcv_is_lite
+    from fmkt_plugin.compat.mmcv_fixes import mmcv_is_lite
     (w, h), batch = size['focal']['image'], 2
     timing = dict(repeats=size['focal']['repeats'], warmup=size['focal']['warmup'], device=device)
     torch.manual_seed(0)

@@ -5,8 +5,8 @@ import os
 import pytest
 import torch
 
-from fmkt_plugin.compat.checkpoint_refusal import CheckpointRefused
 from fmkt_plugin.utils.checkpoint import load_checkpoint
+from fmkt_plugin.utils.checkpoint_refusal import CheckpointRefused
 
 
 class _Exploit:

@@ -1,5 +1,6 @@
 """Each fix in fmkt_plugin.compat: it is needed (fails without) and it works (passes with)."""
 import os
+import os.path as osp
 import pickle
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from fmkt_plugin import compat
-from fmkt_plugin.compat import mmcv_ops
+from fmkt_plugin.compat import mmcv_fixes
 
 
 def _run(code: str) -> subprocess.CompletedProcess:
@@ -28,8 +29,8 @@ def test_fixes_are_applied_on_import():
         'mmengine-checkpoint-hook-save-before-delete', 'mmengine-local-checkpoint-refusal',
         'mmengine-fmkt-plugin-base-configs', 'mmengine-same-second-runners',
         'mmrazor-strict-teacher-load'} | (
-            {'mmcv-lite-ext'} if mmcv_ops.mmcv_is_lite() else
-            set() if mmcv_ops.mmcv_has_cuda_kernels() else {'mmcv-ops-cuda-route'})
+            {'mmcv-lite-ext'} if mmcv_fixes.mmcv_is_lite() else
+            set() if mmcv_fixes.mmcv_has_cuda_kernels() else {'mmcv-ops-cuda-route'})
 
 
 def test_mmrazor_models_import_fails_without_fix_and_works_with_it():
@@ -106,7 +107,7 @@ def test_refused_local_checkpoint_is_named_with_the_fix(tmp_path):
     load with weights_only=False. With it: the file and what was refused, and no advice."""
     from mmengine.runner.checkpoint import _load_checkpoint
 
-    from fmkt_plugin.compat.checkpoint_refusal import CheckpointRefused
+    from fmkt_plugin.utils.checkpoint_refusal import CheckpointRefused
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': {}, 'payload': _Exploit()}, path)
     plain = _run(f'''
@@ -310,7 +311,7 @@ def test_mmpretrain_with_transformers5_needs_fix(tmp_path):
 def test_mmpretrain_fix_applies_only_to_a_broken_transformers():
     # here: no transformers, or one mmpretrain can import (then nothing is changed)
     applied = 'mmpretrain-multimodal-transformers5' in compat.applied_fixes()
-    assert applied == compat._transformers_import_broken()
+    assert applied == compat.mmpretrain_fixes.transformers_import_broken()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -773,3 +774,27 @@ def test_runners_of_the_same_second_log_apart_with_fix():
     assert fixed['second_writes_under_its_work_dir']
     first, second = fixed['names']
     assert second == first + '_2'  # the first runner keeps mmengine's name
+
+
+def test_every_fix_names_its_versions_and_a_test_that_exists():
+    """Each fix's docstring says which upstream versions it is for and which test fails without
+    it; the named tests exist (a renamed test would leave the docstring pointing nowhere)."""
+    import ast
+    import re
+
+    from helpers import REPO
+    assert len(compat.FIXES) == len({name for name, _ in compat.FIXES}) == 14
+    for name, fix in compat.FIXES:
+        doc = fix.__doc__ or ''
+        assert re.match(r'Fix \d+b?: ', doc), name
+        assert 'Versions: ' in doc, name
+        named = re.findall(r'Fails without it \((tests/\w+\.py)\):\n((?:\s+test_\w+\n)+)', doc)
+        assert named, name
+        for path, tests in named:
+            with open(osp.join(REPO, path)) as f:
+                defined = {n.name for n in ast.walk(ast.parse(f.read()))
+                           if isinstance(n, ast.FunctionDef)}
+            for test in tests.split():
+                assert test in defined, f'{name}: {path} has no {test}'
+    with open(compat.__file__) as f:
+        assert len(f.read().splitlines()) < 80

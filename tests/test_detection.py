@@ -377,21 +377,21 @@ def test_detection_config_trains_and_evaluates_through_the_cuda_routes(config, t
                                                                       det_teacher_ckpt,
                                                                       tmp_path):
     """A train step and an evaluation with every mmcv op sent down the routes that stand in
-    for mmcv's CUDA kernels (fmkt_plugin.compat.mmcv_ops): an op these configs reach without a
+    for mmcv's CUDA kernels (fmkt_plugin.compat.mmcv_fixes): an op these configs reach without a
     route would stop the run with an error naming it. (RetinaNet's FocalLoss takes the mmcv op
     on CUDA tensors only; that route is tested in tests/test_mmcv_ops_route.py.)"""
     from mmcv import _ext
 
-    from fmkt_plugin.compat import mmcv_ops
+    from fmkt_plugin.compat import mmcv_fixes
     family = _family(config)
     cfg = write_child_config(tmp_path, osp.join(REPO, 'configs', config),
                              tiny_det_options(tiny_coco, family, det_teacher_ckpt(family)))
     runner = load_tool('train').build_runner([cfg, '--work-dir', str(tmp_path / 'work')])
-    routed = mmcv_ops.RoutedExt(_ext)
+    routed = mmcv_fixes.RoutedExt(_ext)
     with pytest.MonkeyPatch.context() as mp:
-        for module in mmcv_ops.op_modules():
+        for module in mmcv_fixes.op_modules():
             mp.setattr(module, 'ext_module', routed)
-        with mmcv_ops.force_routes([]) as calls:
+        with mmcv_fixes.force_routes([]) as calls:
             runner.train()
     assert runner.iter == 2
     assert_trained_stably(runner)

@@ -16,15 +16,15 @@ from fixtures import mmcv_ops_cases
 
 import fmkt_plugin  # noqa: F401  (applies the compat fixes)
 from fmkt_plugin import compat
-from fmkt_plugin.compat import mmcv_ext, mmcv_ops
+from fmkt_plugin.compat import mmcv_ext, mmcv_fixes
 
-LITE = mmcv_ops.mmcv_is_lite()
+LITE = mmcv_fixes.mmcv_is_lite()
 REFERENCE = mmcv_ops_cases.load_reference()
 
 
 def _stand_ins():
     import mmcv.ops  # noqa: F401  (mmcv.ops.nms is the function; the modules are in sys.modules)
-    return [isinstance(sys.modules[f'mmcv.ops.{name}'].ext_module, mmcv_ops.RoutedExt)
+    return [isinstance(sys.modules[f'mmcv.ops.{name}'].ext_module, mmcv_fixes.RoutedExt)
             for name in ('nms', 'roi_align', 'focal_loss')]
 
 
@@ -32,11 +32,11 @@ _AT_IMPORT = _stand_ins()  # before any test's fixture has touched the modules
 
 
 def test_route_is_in_place_exactly_when_a_compiled_mmcv_has_no_cuda_kernels():
-    routed = not LITE and not mmcv_ops.mmcv_has_cuda_kernels()
+    routed = not LITE and not mmcv_fixes.mmcv_has_cuda_kernels()
     assert ('mmcv-ops-cuda-route' in compat.applied_fixes()) == routed
     assert ('mmcv-lite-ext' in compat.applied_fixes()) == LITE
     assert _AT_IMPORT == [routed] * 3
-    assert mmcv_ops.install() == routed  # idempotent: the modules keep the one stand-in
+    assert mmcv_fixes.install() == routed  # idempotent: the modules keep the one stand-in
 
 
 @pytest.fixture(autouse=True)
@@ -45,9 +45,9 @@ def routed(monkeypatch):
     leaves mmcv as it is, and the routes are tested all the same). With mmcv-lite it wraps the
     provider, whose ops are the routes: force_routes() then only logs the calls."""
     from mmcv import _ext
-    for module in mmcv_ops.op_modules():
+    for module in mmcv_fixes.op_modules():
         if module.ext_module is _ext:
-            monkeypatch.setattr(module, 'ext_module', mmcv_ops.RoutedExt(_ext))
+            monkeypatch.setattr(module, 'ext_module', mmcv_fixes.RoutedExt(_ext))
 
 
 def test_the_recording_covers_every_case_and_comes_from_a_compiled_mmcv():
@@ -71,7 +71,7 @@ def test_routes_give_what_the_compiled_cpu_kernels_gave(key, run):
     if not LITE:  # a compiled mmcv is here: it still gives what was recorded
         _assert_same(key, run(), expected)
     calls = []
-    with mmcv_ops.force_routes(calls):
+    with mmcv_fixes.force_routes(calls):
         got = run()
     assert calls == _expected_op_calls(key) or (key.startswith('nms/n0') and calls == [])
     _assert_same(key, got, expected)
@@ -91,7 +91,7 @@ def _assert_same(key, got, expected):
 def test_roi_align_route_refuses_max_pooling_by_name():
     from mmcv.ops import roi_align
     feats, rois, _ = mmcv_ops_cases.roi_inputs()
-    with mmcv_ops.force_routes(), pytest.raises(NotImplementedError, match="'roi_align' with "
+    with mmcv_fixes.force_routes(), pytest.raises(NotImplementedError, match="'roi_align' with "
                                                 "pool_mode.*FMKT_MMCV=full bash scripts/"):
         roi_align(feats, rois, (7, 5), 0.25, 0, 'max', True)
 
@@ -117,7 +117,7 @@ def test_focal_loss_route_matches_mmdet_pure_torch_focal_loss(reduction, dtype, 
 
     x = logits.clone().requires_grad_()
     calls = []
-    with mmcv_ops.force_routes(calls):
+    with mmcv_fixes.force_routes(calls):
         loss = sigmoid_focal_loss(x, target, 2.0, 0.25, None, reduction)
         loss.sum().backward()
     assert calls == ['sigmoid_focal_loss_forward', 'sigmoid_focal_loss_backward']
@@ -137,7 +137,7 @@ def test_focal_loss_route_gradient_is_the_derivative_of_its_loss_with_class_weig
     target = target.clamp(max=4)  # mmcv indexes the class weight by target: no background here
     weight = torch.tensor([0.5, 1.0, 2.0, 1.5, 0.25], dtype=torch.float64)
     x = logits.clone().requires_grad_()
-    with mmcv_ops.force_routes():
+    with mmcv_fixes.force_routes():
         assert torch.autograd.gradcheck(
             lambda v: sigmoid_focal_loss(v, target, 1.5, 0.3, weight, 'sum'), (x,))
         loss = sigmoid_focal_loss(x, target, 1.5, 0.3, weight, 'none')
@@ -157,7 +157,7 @@ def test_an_op_without_route_fails_at_once_naming_the_op_and_the_switch():
             bbox_overlaps(b, b)
         return
     bbox_overlaps(b, b)  # CPU, not forced: mmcv's own kernel
-    with mmcv_ops.force_routes(), pytest.raises(
+    with mmcv_fixes.force_routes(), pytest.raises(
             RuntimeError, match=r"mmcv op 'bbox_overlaps' .* built without CUDA kernels"
             r".*FMKT_MMCV=full FMKT_MMCV_CUDA=1 bash scripts/bootstrap.sh"):
         bbox_overlaps(b, b)

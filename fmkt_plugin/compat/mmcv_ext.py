@@ -20,7 +20,7 @@ version queries. Every other name answers ``hasattr`` (so ``import mmcv.ops`` wo
 function that refuses when called, naming the op and the way to the compiled mmcv. A compiled
 ``mmcv._ext`` (an mmcv built from source or installed by mim) is found first and used unchanged.
 
-The same routes serve Fix 9 (``mmcv_ops.py``): a compiled mmcv without CUDA kernels, called on
+The same routes serve Fix 9 (``mmcv_fixes.py``): a compiled mmcv without CUDA kernels, called on
 CUDA tensors.
 
 This file runs inside ``import mmcv.ops``, before mmcv, mmdet or the plugin are importable:

@@ -4,7 +4,7 @@ Every load unpickles with ``weights_only=True`` (a checkpoint may hold tensors, 
 containers, numbers and the metadata mmengine writes, nothing that runs code), and every failure
 names the field the file came from (``teacher_ckpt``, ``--resume``, ``checkpoint``) and the file.
 A file the restricted unpickler refuses gets the refusal every loader gives
-(:func:`fmkt_plugin.compat.checkpoint_refusal.refusal_message`).
+(:func:`fmkt_plugin.utils.checkpoint_refusal.refusal_message`).
 """
 import os.path as osp
 import pickle
@@ -12,7 +12,7 @@ from typing import Dict, Optional
 
 import torch
 
-from ..compat.checkpoint_refusal import as_refusal
+from .checkpoint_refusal import as_refusal
 
 __all__ = ['load_checkpoint', 'resolve_last_checkpoint', 'checkpoint_load_error',
            'checkpoint_state_dict', 'check_finite_weights']

@@ -1,16 +1,11 @@
 """One refusal for every checkpoint that the restricted unpickler turns down.
 
-mmengine 0.10.x reports a refused local checkpoint with torch's bare error.
-Upstream: on torch >= 2.6 mmengine's ``load_from_local`` (behind ``teacher_ckpt``, ``load_from``,
-``--resume`` and ``work_dir/last_checkpoint``, ``init_cfg=dict(type='Pretrained')``, the
-converter) calls ``torch.load`` with the default ``weights_only=True``. A file holding anything
-but tensors and the allow-listed metadata (Fix 2) raises torch's ``UnpicklingError``, which
-does not name the file and advises re-running with ``weights_only=False``, i.e. switching the
-protection off. The local loader is wrapped so that a refusal is a :class:`CheckpointRefused`
-(an ``UnpicklingError``) whose message is :func:`refusal_message`: the file, what was refused,
-and why. Remote loads (Fix 5) and the project's own loaders use the same message.
+torch's ``UnpicklingError`` for a ``weights_only=True`` load does not name the file and advises
+re-running with ``weights_only=False``, i.e. switching the protection off. Every loader of the
+plugin, and mmengine's local and remote loaders through the compat fixes (2b and 5), raise a
+:class:`CheckpointRefused` instead (an ``UnpicklingError``), whose message is
+:func:`refusal_message`: the file, what was refused, and why.
 """
-import os.path as osp
 import pickle
 import re
 
@@ -81,32 +76,3 @@ def as_refusal(source: str, err: BaseException) -> CheckpointRefused:
     if isinstance(err, CheckpointRefused):
         return err
     return CheckpointRefused(refusal_message(source, err))
-
-
-def _wrap_local_loader(upstream):
-    """mmengine's ``load_from_local`` raising :class:`CheckpointRefused` on a refusal."""
-
-    def load_from_local(filename: str, map_location=None):
-        try:
-            return upstream(filename, map_location)
-        except pickle.UnpicklingError as err:
-            # from None: torch's text (advice to load with weights_only=False) is not shown
-            raise as_refusal(osp.expanduser(str(filename)), err) from None
-
-    load_from_local.__fmkt_fix__ = True
-    load_from_local.__doc__ = upstream.__doc__
-    return load_from_local
-
-
-def fix_mmengine_local_checkpoint_refusal() -> bool:
-    """Wrap mmengine's local checkpoint loader (idempotent). Returns whether it was applied."""
-    import mmengine.runner.checkpoint as mm_checkpoint
-
-    upstream = mm_checkpoint.CheckpointLoader._schemes.get('')
-    if upstream is None or getattr(upstream, '__fmkt_fix__', False):
-        return False
-    wrapped = _wrap_local_loader(upstream)
-    mm_checkpoint.CheckpointLoader.register_scheme('', wrapped, force=True)
-    # load_from_openmmlab calls the module's function directly, not through the registry
-    mm_checkpoint.load_from_local = wrapped
-    return True

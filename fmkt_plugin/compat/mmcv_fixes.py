@@ -1,8 +1,9 @@
-"""Fix 9: mmcv built without CUDA kernels, used on a GPU.
+"""Fixes for mmcv 2.1.0: Fix 12 (mmcv-lite's missing ``mmcv._ext``, answered by
+``mmcv_ext.py``) and Fix 9 (a compiled mmcv without CUDA kernels, used on a GPU).
 
-Upstream problem: mmcv 2.1.0 has no wheels for current torch, so it is built from source, and a
-build made on a machine without a GPU (or with ``FORCE_CUDA=0``) has CPU kernels only. Its ops
-dispatch by device inside the compiled ``mmcv._ext`` module; a CUDA tensor then stops with
+Fix 9's upstream problem: mmcv 2.1.0 has no wheels for current torch, so it is built from source,
+and a build made on a machine without a GPU (or with ``FORCE_CUDA=0``) has CPU kernels only. Its
+ops dispatch by device inside the compiled ``mmcv._ext`` module; a CUDA tensor then stops with
 "implementation for device cuda:0 not found" in the first iteration. mmdet 3.3 reaches three such
 ops in the shipped detection configs: ``nms`` (every detector's test path and Faster R-CNN's RPN,
 through ``batched_nms``), ``roi_align_forward/backward`` (Faster R-CNN's RoI extractor) and
@@ -28,7 +29,8 @@ import torch
 from .mmcv_ext import ROUTED_OPS
 
 __all__ = ['RoutedExt', 'ROUTED_OPS', 'install', 'force_routes', 'mmcv_has_cuda_kernels',
-           'mmcv_is_lite', 'op_modules']
+           'mmcv_is_lite', 'op_modules', 'fix_mmcv_lite_ext',
+           'fix_mmcv_ops_without_cuda_kernels']
 
 _FORCE: List[Optional[list]] = []  # stack of force_routes() contexts (each an optional call log)
 BUILD_HINT = ('rebuild mmcv with its CUDA kernels: FMKT_MMCV=full FMKT_MMCV_CUDA=1 bash '
@@ -141,3 +143,41 @@ def op_modules() -> List[types.ModuleType]:
     return [module for name, module in list(sys.modules.items())
             if name.startswith('mmcv.ops.') and module is not None
             and hasattr(module, 'ext_module')]
+
+
+def fix_mmcv_lite_ext() -> bool:
+    """Fix 12: mmcv-lite has no compiled ``mmcv._ext``, so ``import mmcv.ops`` fails.
+
+    Upstream: mmcv 2.1.0 has no wheels for current torch, and the pure-python mmcv-lite 2.1.0
+    ships no ``mmcv._ext``: ``import mmcv.ops`` (so ``import mmdet.models``) fails with "No
+    module named 'mmcv._ext'". The provider (``mmcv_ext.py``) answers it where no compiled module
+    exists. The plugin's install registers its finder at interpreter start
+    (``fmkt_mmcv_ext_hook.pth``); this registers it where that did not run (a checkout on
+    ``PYTHONPATH``, ``python -S``).
+
+    Versions: mmcv-lite 2.1.0, any torch.
+    Fails without it (tests/test_mmcv_ops_route.py):
+        test_without_the_hook_mmcv_lite_has_no_ops
+    Returns whether mmcv-lite's ``_ext`` is the provider.
+    """
+    try:
+        import fmkt_mmcv_ext_hook
+    except ImportError:  # the plugin's package without its install (nothing to answer from)
+        return False
+    fmkt_mmcv_ext_hook.register()
+    try:
+        return mmcv_is_lite()
+    except ImportError:  # no mmcv at all, or FMKT_MMCV_EXT=0 with mmcv-lite
+        return False
+
+
+def fix_mmcv_ops_without_cuda_kernels() -> bool:
+    """Fix 9: mmcv built without CUDA kernels stops on the first CUDA tensor ("implementation
+    for device cuda:0 not found"); the problem and the routes are this module's docstring.
+
+    Versions: mmcv 2.1.0 compiled without CUDA (``FORCE_CUDA=0`` or no GPU at build time).
+    Fails without it (tests/test_mmcv_ops_route.py):
+        test_an_op_without_route_fails_at_once_naming_the_op_and_the_switch
+    Returns whether the routed stand-in is in place.
+    """
+    return install()

@@ -1,0 +1,83 @@
+"""Fixes for mmrazor 1.0.0 (its last release, April 2023) on current PyTorch.
+
+Fix 1 lets ``import mmrazor.models`` work on torch >= 2.0; Fix 13 makes its single-teacher
+distillers load ``teacher_ckpt`` strictly. Each fix is applied once by
+:func:`fmkt_plugin.compat.apply_all`.
+"""
+import sys
+import types
+
+__all__ = ['fix_mmrazor_quantization_import', 'fix_mmrazor_strict_teacher_load']
+
+
+_QUANT_MODULE = 'mmrazor.structures.quantization'
+
+
+class _QuantizationUnavailable:
+    """Stand-in for mmrazor's quantization structures (not supported on torch 2.x)."""
+
+    def __init__(self, *args, **kwargs):
+        raise RuntimeError(
+            'mmrazor quantization is not available with fmkt_plugin on torch>=2.0 '
+            '(mmrazor 1.0.0 builds torch.ao backend configs that no longer exist; '
+            'upstream issue open-mmlab/mmrazor#632). Distillation is unaffected.')
+
+
+def fix_mmrazor_quantization_import() -> bool:
+    """Fix 1: mmrazor 1.0.0 does not import on torch >= 2.0.
+
+    Upstream: open-mmlab/mmrazor issue #632. ``mmrazor.structures.quantization`` builds torch.ao
+    quantization backend configs at import time with APIs that changed in torch 2.x, and
+    ``mmrazor.models`` imports it unconditionally (through the quantizers), so
+    ``import mmrazor.models`` fails. The fix was only made on mmrazor's unreleased main branch.
+    Distillation never touches quantization, so we register a stand-in for that one module
+    exposing the two names the rest of mmrazor imports from it. Using quantization then fails with
+    a clear message instead of at import time.
+
+    Versions: mmrazor 1.0.0 on torch >= 2.0.
+    Fails without it (tests/test_compat.py):
+        test_mmrazor_models_import_fails_without_fix_and_works_with_it
+    Returns whether it was applied now.
+    """
+    if _QUANT_MODULE in sys.modules:
+        return False
+    stub = types.ModuleType(_QUANT_MODULE)
+    stub.__doc__ = 'fmkt_plugin stand-in: quantization disabled on torch 2.x (mmrazor#632).'
+    stub.BackendConfigs = {}
+    stub.QConfigHandler = _QuantizationUnavailable
+    stub.QSchemeHandler = _QuantizationUnavailable
+    stub.__all__ = ['BackendConfigs', 'QConfigHandler', 'QSchemeHandler']
+    stub.__fmkt_stub__ = True
+    sys.modules[_QUANT_MODULE] = stub
+    return True
+
+
+def fix_mmrazor_strict_teacher_load() -> bool:
+    """Fix 13: mmrazor 1.0.0 loads ``teacher_ckpt`` non-strictly.
+
+    Upstream: ``SingleTeacherDistill.__init__`` (and through it ``FpnTeacherDistill``) calls
+    mmengine's ``load_checkpoint(self.teacher, teacher_ckpt)`` with its default ``strict=False``: a
+    checkpoint of another architecture only logs "missing keys" and the student is distilled from a
+    partly random teacher. The shipped KD/DKD/DIST/PKD baselines (and users' MMRazor configs) use
+    these classes. The name ``load_checkpoint`` in that one mmrazor module becomes fmkt's strict
+    teacher loader (``models/algorithms/checks.py``: the restricted unpickler, errors that name the
+    file and the missing and unexpected keys, non-finite weights refused); every other caller of
+    mmengine's ``load_checkpoint`` is untouched.
+
+    Versions: mmrazor 1.0.0.
+    Fails without it (tests/test_bad_inputs.py):
+        test_baseline_teacher_checkpoint_of_another_architecture_is_an_error
+    Returns whether it was applied now.
+    """
+    from mmrazor.models.algorithms.distill.configurable import single_teacher_distill as module
+
+    if getattr(module.load_checkpoint, '__fmkt_fix__', False):
+        return False
+
+    def load_checkpoint(model, filename, *args, **kwargs) -> None:
+        from ..models.algorithms.checks import load_teacher_checkpoint
+        load_teacher_checkpoint(model, filename)
+
+    load_checkpoint.__fmkt_fix__ = True
+    module.load_checkpoint = load_checkpoint
+    return True
