@@ -199,8 +199,8 @@ def _deployed_student(deploy: str, model: torch.nn.Module, pair: str) -> torch.n
     """The plain student (``LinearClsHead``) a method deploys (``Method.deploy``): the trained
     backbone with the folded flow head (``fold``), the plain head ``theta_fc`` trained
     alongside the flow head (``theta``), or RDR's branches folded (``rdr``)."""
-    from fmkt_plugin.apis.rdr_export import rdr_plain_student_state
     from fmkt_plugin.models.heads import fold_flow_head, plain_student_state
+    from fmkt_plugin.models.reparam import rdr_plain_student_state
     student = getattr(model, 'student', model)
     plain = build_model(method_cfg('student', pair))
     if deploy == 'rdr':

@@ -1,5 +1,5 @@
 """Folding RDR checkpoints: from the module and from a checkpoint's state dict; the fold is
-model code, reached by the exporter through the API module."""
+model code, which the exporter reaches by asking the algorithm (``deployable_student_state``)."""
 import ast
 import os.path as osp
 import pathlib
@@ -8,7 +8,6 @@ import pytest
 import torch
 from helpers import build_random_teacher_model
 
-from fmkt_plugin.apis import rdr_export
 from fmkt_plugin.models.reparam import fold_rdr_state, rdr_plain_student_state
 from fmkt_plugin.registry import MODELS
 
@@ -31,19 +30,22 @@ def test_state_dict_fold_matches_module_fold():
     assert 'backbone.layer4.1.bn2.running_var' in from_state
 
 
-def test_fold_is_a_no_op_for_other_configs_and_checks_its_input():
+def test_each_algorithm_says_what_its_deployed_student_holds_and_the_fold_checks_its_input():
     state = {'backbone.conv1.weight': torch.zeros(1)}
-    assert fold_rdr_state({'type': 'SingleTeacherDistill'}, state) is state
     cfg = {'type': 'RDRDistill', 'rep': {'conv': 'backbone.x', 'norm': 'backbone.y'}}
+    for name in ('FMKTDistill', 'FMKTFpnDistill', 'OFMKT', 'DiffKDDistill'):
+        assert MODELS.get(name).deployable_student_state(cfg, state) is state, name
+    assert [n for n in ('FMKTDistill', 'FMKTFpnDistill', 'OFMKT', 'DiffKDDistill', 'RDRDistill')
+            if MODELS.get(n).export_needs_flow] == ['FMKTDistill', 'FMKTFpnDistill', 'OFMKT']
     with pytest.raises(ValueError, match='no "backbone.x.branches.'):
-        fold_rdr_state(cfg, state)
+        MODELS.get('RDRDistill').deployable_student_state(cfg, state)
     with pytest.raises(ValueError, match='not an RDR student'):
         rdr_plain_student_state(torch.nn.Conv2d(1, 1, 1))
 
 
 def test_models_never_import_apis():
     """The layering: ``fmkt_plugin.models`` (RDR's fold included) imports nothing from
-    ``fmkt_plugin.apis``; the API module only re-exports the fold."""
+    ``fmkt_plugin.apis``."""
     models = pathlib.Path(REPO, 'fmkt_plugin', 'models')
     offenders = []
     for path in models.rglob('*.py'):
@@ -60,5 +62,3 @@ def test_models_never_import_apis():
                 offenders += [f'{osp.relpath(path, REPO)}: import {a.name}' for a in node.names
                               if a.name.startswith('fmkt_plugin.apis')]
     assert offenders == []
-    assert rdr_export.fold_rdr_state is fold_rdr_state
-    assert rdr_export.rdr_plain_student_state is rdr_plain_student_state

@@ -2,21 +2,18 @@
 import copy
 import os
 import os.path as osp
-from typing import Dict, Optional, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
 import torch
 from mmengine.config import Config, ConfigDict
 
-from ..models.heads import fold_flow_head, plain_student_state
 from ..utils.checkpoint import load_checkpoint
 from ..utils.fileio import atomic_save
 from .config import load_config
-from .rdr_export import fold_rdr_state
 
 __all__ = ['export_student', 'StudentExport']
 
 _PREFIX = 'architecture.'
-_FLOW_HEAD = 'FlowMatchingClsHead'
 
 
 class StudentExport(dict):
@@ -44,13 +41,24 @@ def _has_flow_weights(state: Dict[str, torch.Tensor]) -> bool:
     return any('.flow.' in k or '.flows.' in k for k in state)
 
 
-def _theta_head(head: ConfigDict) -> ConfigDict:
-    return ConfigDict(
-        type='LinearClsHead',
-        num_classes=head['num_classes'],
-        in_channels=head['in_channels'],
-        loss=head.get('loss', dict(type='CrossEntropyLoss', loss_weight=1.0)),
-        topk=head.get('topk', (1, )))
+def _algorithm(model_cfg: Mapping, scope: Optional[str]):
+    """The registered class of the config's algorithm, looked up as the runner builds it (the
+    config's default scope), then in MMRazor's; None where neither knows the name: the
+    exporter then deploys the student's weights as they are."""
+    from mmengine.registry import DefaultScope
+
+    from ..registry import MODELS
+    for where in dict.fromkeys((scope, 'mmrazor')):
+        if where is None:
+            continue
+        with DefaultScope.overwrite_default_scope(where):
+            try:
+                found = MODELS.get(model_cfg.get('type'))
+            except (KeyError, TypeError):
+                found = None
+        if found is not None:
+            return found
+    return None
 
 
 def _build_student(student_cfg: ConfigDict, scope: str, state: Dict[str, torch.Tensor],
@@ -104,42 +112,32 @@ def export_student(config: str,
         student_cfg = get_config(student_cfg['cfg_path']).model
         student_cfg.setdefault('_scope_', 'mmpretrain')
     state, meta = _student_state(checkpoint)
-    # RDR: the re-parameterisable branches fold into the plain conv + BN (no-op otherwise)
-    state = fold_rdr_state(model_cfg, state)
-
-    head = student_cfg.get('head', {})
-    has_flow_head = head.get('type') == _FLOW_HEAD
-    is_fmkt = model_cfg.get('type') in ('FMKTDistill', 'FMKTFpnDistill', 'OFMKT')
-    if is_fmkt and not _has_flow_weights(state):
+    scope = student_cfg.get('_scope_', cfg.get('default_scope', 'mmpretrain'))
+    # the algorithm says what its deployed student holds (RDR folds its branches) and whether
+    # a checkpoint of it must hold flow weights
+    algorithm = _algorithm(model_cfg, cfg.get('default_scope'))
+    state = getattr(algorithm, 'deployable_student_state', lambda _, s: s)(model_cfg, state)
+    if getattr(algorithm, 'export_needs_flow', False) and not _has_flow_weights(state):
         raise ValueError(f'{checkpoint}: no FM-KT flow weights for the FM-KT config {config}; '
                          'was it written by another config?')
-    scope = student_cfg.get('_scope_', cfg.get('default_scope', 'mmpretrain'))
     model = _build_student(student_cfg, scope, state, checkpoint, config)
-    mode = 'flow'
+    # the student's head says how it deploys without its flow (FM-KT^Theta)
+    theta_export = getattr(getattr(model, 'head', None), 'theta_export', None)
+    mode = 'flow' if theta_export is not None or _has_flow_weights(state) else 'plain'
     if theta:
-        if not has_flow_head:
-            raise ValueError(f'--theta: {config} has no {_FLOW_HEAD} (model.architecture.head)')
-        flow_head = model.head
-        if getattr(flow_head.flow.meta_encoder, 'affine', False):
-            # exact: the ensemble of an affine flow is one linear layer
-            state = plain_student_state(model, *fold_flow_head(flow_head))
-            mode = 'theta-fold'
-        elif flow_head.theta_fc is not None:
-            fc = flow_head.theta_fc.fc
-            state = plain_student_state(model, fc.weight.detach(), fc.bias.detach())
-            mode = 'theta'
-        else:
-            raise ValueError(f'--theta: the flow head of {config} can neither be folded (its '
-                             f'meta_encoder {type(flow_head.flow.meta_encoder).__name__} is not '
-                             'affine; use meta_encoder=dict(type="LinearMetaEncoder")) nor has '
-                             'a trained theta_fc (model.architecture.head.theta=True)')
-        student_cfg['head'] = _theta_head(head)
-        if student_cfg.get('neck') is None:
-            # a flow on the feature map pools each step; the plain head needs pooled features
-            student_cfg['neck'] = ConfigDict(type='GlobalAveragePooling')
-        model = _build_student(student_cfg, scope, state, checkpoint, config)
-    elif not has_flow_head and not _has_flow_weights(state):
-        mode = 'plain'
+        if theta_export is None:
+            raise ValueError(f'--theta: the student head of {config} '
+                             f'({type(getattr(model, "head", None)).__name__}, '
+                             'model.architecture.head) has no theta export; a flow head has')
+        try:
+            plain = theta_export(model, student_cfg['head'])
+        except ValueError as err:
+            raise ValueError(f'--theta: {config}: {err}') from None
+        student_cfg['head'] = ConfigDict(plain['head'])
+        if plain.get('neck') and student_cfg.get('neck') is None:
+            student_cfg['neck'] = ConfigDict(plain['neck'])
+        model = _build_student(student_cfg, scope, plain['state'], checkpoint, config)
+        mode = plain['mode']
 
     out_cfg = Config(cfg.to_dict() if hasattr(cfg, 'to_dict') else cfg._cfg_dict.to_dict())
     out_cfg.model = student_cfg

@@ -25,6 +25,9 @@ class DiffKDDistill(FMKTDistill):
         **kwargs: the arguments of ``SingleTeacherDistill`` (and ``teacher_ckpt``).
     """
 
+    export_needs_flow = False  # the student is deployed as it is: no flow
+
+
     def __init__(self, *args, require_flow: bool = False, **kwargs) -> None:
         super().__init__(*args, require_flow=require_flow, **kwargs)
         if not self.diffkd_losses():

@@ -1,5 +1,5 @@
 """FM-KT with a pretrained teacher, as an MMRazor algorithm."""
-from typing import Dict, Optional, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
 import torch
 from mmrazor.models.algorithms import SingleTeacherDistill
@@ -41,6 +41,23 @@ class FMKTDistill(SingleTeacherDistill):
         check_inputs: check every batch before the forward pass. Defaults to True.
         **kwargs: the arguments of ``SingleTeacherDistill``.
     """
+
+    #: the exporter refuses a checkpoint of this algorithm that holds no flow weights (it was
+    #: written by another config)
+    export_needs_flow = True
+
+    @classmethod
+    def deployable_student_state(cls, model_cfg: Mapping,
+                                 state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """The student's weights as the deployed student holds them (asked by the exporter,
+        which has the config and a checkpoint, not a built model): as trained, flow included.
+
+        Args:
+            model_cfg: the ``model`` section of the config.
+            state: the student's state dict (keys without ``architecture.``).
+        """
+        return state
+
 
     def __init__(self, *args, teacher_ckpt: Optional[str] = None, require_flow: bool = True,
                  allow_random_teacher: bool = False, check_inputs: bool = True,

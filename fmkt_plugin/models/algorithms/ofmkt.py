@@ -1,5 +1,5 @@
 """OFM-KT: online FM-KT, no pretrained teacher."""
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +32,23 @@ class OFMKT(BaseAlgorithm):
             labels; see ``BatchChecker``). Defaults to True.
         **kwargs: the arguments of MMRazor's ``BaseAlgorithm`` (``data_preprocessor``, ...).
     """
+
+    #: the exporter refuses a checkpoint of this algorithm that holds no flow weights (it was
+    #: written by another config)
+    export_needs_flow = True
+
+    @classmethod
+    def deployable_student_state(cls, model_cfg: Mapping,
+                                 state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """The student's weights as the deployed student holds them (asked by the exporter,
+        which has the config and a checkpoint, not a built model): as trained, flow included.
+
+        Args:
+            model_cfg: the ``model`` section of the config.
+            state: the student's state dict (keys without ``architecture.``).
+        """
+        return state
+
 
     def __init__(self,
                  architecture: Union[dict, torch.nn.Module],

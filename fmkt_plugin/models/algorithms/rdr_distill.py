@@ -1,13 +1,13 @@
 """RDR (our reading) as an MMRazor algorithm: branches grafted onto a student conv."""
 import copy
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Mapping, Optional, Union
 
 import torch
 from torch import nn
 
 from ...registry import MODELS, register_model
 from ..losses.rdr_loss import RDRLoss
-from ..reparam import RepConvBranches, rdr_plain_student_state
+from ..reparam import RepConvBranches, fold_rdr_state, rdr_plain_student_state
 from .fmkt_distill import FMKTDistill
 
 __all__ = ['RDRDistill']
@@ -52,6 +52,16 @@ class RDRDistill(FMKTDistill):
             zero_init_extra=True)``; names are module names in the student.
         **kwargs: the arguments of ``SingleTeacherDistill``.
     """
+
+    export_needs_flow = False
+
+    @classmethod
+    def deployable_student_state(cls, model_cfg: Mapping,
+                                 state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """The plain student's weights: the branches of ``model_cfg.rep`` folded into its conv
+        (:func:`~fmkt_plugin.models.reparam.fold_rdr_state`)."""
+        return fold_rdr_state(model_cfg, state)
+
 
     def __init__(self, architecture: Union[dict, nn.Module], rep: dict, *args,
                  require_flow: bool = False, **kwargs) -> None:

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from ...registry import register_model
 from ...utils.validation import check_int, check_loss_settings, check_number
 from ..connectors import build_flow
+from .fold import fold_flow_head, plain_student_state
 from .step_classifier import StepClassifier
 
 __all__ = ['FlowMatchingClsHead']
@@ -171,3 +172,38 @@ class FlowMatchingClsHead(ClsHead):
             acc = Accuracy.calculate(ensemble, target, topk=self.topk)
             losses.update({f'accuracy_top-{k}': a for k, a in zip(self.topk, acc)})
         return losses
+
+    def theta_export(self, student: nn.Module, head_cfg: dict) -> dict:
+        """The FM-KT^Theta student: ``student`` (whose head this is) with a plain linear head.
+
+        With an affine meta-encoder the flow folds into that linear head and gives the N-step
+        ensemble's logits exactly (mode ``'theta-fold'``); otherwise the head carries the
+        trained ``theta_fc`` weights (mode ``'theta'``).
+
+        Args:
+            student: the student classifier holding this head.
+            head_cfg: this head's config (``num_classes``, ``in_channels``, ``loss``, ``topk``).
+
+        Returns:
+            dict with ``state`` (the plain student's state dict), ``head`` (its
+            ``LinearClsHead`` config), ``neck`` (the neck it needs where the student has none:
+            the flow may act on the feature map and pool each step, the linear head takes pooled
+            features) and ``mode``.
+        """
+        if getattr(self.flow.meta_encoder, 'affine', False):
+            state, mode = plain_student_state(student, *fold_flow_head(self)), 'theta-fold'
+        elif self.theta_fc is not None:
+            fc = self.theta_fc.fc
+            state = plain_student_state(student, fc.weight.detach(), fc.bias.detach())
+            mode = 'theta'
+        else:
+            raise ValueError(
+                'the flow head can neither be folded (its meta_encoder '
+                f'{type(self.flow.meta_encoder).__name__} is not affine; use '
+                'meta_encoder=dict(type="LinearMetaEncoder")) nor has a trained theta_fc '
+                '(model.architecture.head.theta=True)')
+        head = dict(type='LinearClsHead', num_classes=head_cfg['num_classes'],
+                    in_channels=head_cfg['in_channels'],
+                    loss=head_cfg.get('loss', dict(type='CrossEntropyLoss', loss_weight=1.0)),
+                    topk=head_cfg.get('topk', (1, )))
+        return dict(state=state, head=head, neck=dict(type='GlobalAveragePooling'), mode=mode)

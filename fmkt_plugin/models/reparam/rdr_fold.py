@@ -2,7 +2,7 @@
 
 Both forms live here, below the APIs: from a built student (:func:`rdr_plain_student_state`,
 used by :class:`RDRDistill`) and from a checkpoint's state dict (:func:`fold_rdr_state`, used by
-the exporter through ``fmkt_plugin.apis.rdr_export``).
+the exporter through ``RDRDistill.deployable_student_state``).
 """
 import math
 from typing import Dict, Mapping, Optional
@@ -62,7 +62,8 @@ def fold_rdr_state(model_cfg: Mapping, state: Dict[str, Tensor],
                    eps: float = 1e-5) -> Dict[str, Tensor]:
     """Fold the RDR branches of a checkpoint's student state dict (no model needed).
 
-    A no-op unless ``model_cfg`` is an ``RDRDistill`` config. ``state`` holds the student's
+    ``model_cfg`` is an ``RDRDistill`` config (``RDRDistill.deployable_student_state``, which
+    the exporter asks, calls this). ``state`` holds the student's
     weights (keys without the ``architecture.`` prefix); the branches of ``model_cfg.rep.conv``
     (``<conv>.branches.<i>.{conv,bn}.*``) become ``<conv>.weight`` and ``<rep.norm>.*``.
 
@@ -72,10 +73,8 @@ def fold_rdr_state(model_cfg: Mapping, state: Dict[str, Tensor],
         eps: BatchNorm eps of the branches (the student's norm eps; 1e-5 for mmpretrain).
 
     Returns:
-        The plain student's state dict (a new dict), or ``state`` itself for other configs.
+        The plain student's state dict (a new dict).
     """
-    if model_cfg.get('type') not in ('RDRDistill', 'mmrazor.RDRDistill'):
-        return state
     rep: Optional[Mapping] = model_cfg.get('rep')
     if not rep or 'conv' not in rep or 'norm' not in rep:
         raise ValueError('rdr export: model.rep needs conv and norm module names')
