@@ -200,7 +200,7 @@ def _deployed_student(deploy: str, model: torch.nn.Module, pair: str) -> torch.n
     backbone with the folded flow head (``fold``), the plain head ``theta_fc`` trained
     alongside the flow head (``theta``), or RDR's branches folded (``rdr``)."""
     from fmkt_plugin.models.heads import fold_flow_head, plain_student_state
-    from fmkt_plugin.models.reparam import rdr_plain_student_state
+    from fmkt_plugin.rivals.rdr import rdr_plain_student_state
     student = getattr(model, 'student', model)
     plain = build_model(method_cfg('student', pair))
     if deploy == 'rdr':

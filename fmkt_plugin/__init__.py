@@ -7,7 +7,7 @@ from . import compat
 
 compat.apply_all()
 
-from . import engine, models  # noqa: E402,F401  (registers components)
+from . import engine, models, rivals  # noqa: E402,F401  (registers components)
 from .version import __version__  # noqa: E402
 
-__all__ = ['compat', 'engine', 'models', '__version__']
+__all__ = ['compat', 'engine', 'models', 'rivals', '__version__']

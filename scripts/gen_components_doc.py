@@ -22,7 +22,7 @@ PACKAGE = 'fmkt_plugin'
 
 #: section titles and order of the known sub-packages; any other sub-package gets a section too
 GROUPS = {
-    'models.schedules': 'Interpolant and diffusion schedules',
+    'models.schedules': 'Interpolant schedules',
     'models.solvers': 'Solvers',
     'models.meta_encoders': 'Meta-encoders (velocity models)',
     'models.connectors': 'Connectors (flows and projectors)',
@@ -30,8 +30,8 @@ GROUPS = {
     'models.necks': 'Necks',
     'models.losses': 'Losses',
     'models.algorithms': 'Algorithms',
-    'models.denoisers': 'Denoisers (DiffKD)',
-    'models.reparam': 'Re-parameterisable branches (RDR)',
+    'rivals.diffkd': 'Rival: DiffKD (schedule, sampler, denoisers, connector, loss, algorithm)',
+    'rivals.rdr': 'Rival: RDR (branches, loss, algorithm)',
     'engine': 'Hooks',
 }
 _SECTION = re.compile(r'^(Args|Arguments|Returns|Raises|Attributes|Example|Examples|Note|Notes|'
@@ -74,7 +74,7 @@ def _group(cls: type) -> str:
         key = '.'.join(parts[:depth])
         if key in GROUPS:
             return key
-    return '.'.join(parts[:2]) if parts[:1] == ['models'] else parts[0]
+    return '.'.join(parts[:2]) if parts[:1] in (['models'], ['rivals']) else parts[0]
 
 
 def _rst_to_md(text: str) -> str:

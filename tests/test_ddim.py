@@ -2,8 +2,7 @@
 import pytest
 import torch
 
-from fmkt_plugin.models.schedules import DDIMSchedule
-from fmkt_plugin.models.solvers import DDIMSolver
+from fmkt_plugin.rivals.diffkd import DDIMSchedule, DDIMSolver
 
 
 def test_schedule_values():

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from fmkt_plugin.models.denoisers import DiffKDDenoiser, LinearAutoEncoder, NoiseAdapter
 from fmkt_plugin.registry import MODELS
+from fmkt_plugin.rivals.diffkd import DiffKDDenoiser, LinearAutoEncoder, NoiseAdapter
 
 
 def test_denoiser_shapes_and_time_dependence():

@@ -15,9 +15,8 @@ from helpers import build_random_teacher_model, config_path
 from torch import nn
 
 from fmkt_plugin.apis.config import load_config
-from fmkt_plugin.models.connectors import DiffKDConnector
-from fmkt_plugin.models.losses import DiffKDLoss
 from fmkt_plugin.registry import MODELS
+from fmkt_plugin.rivals.diffkd import DiffKDConnector, DiffKDLoss
 
 GRID = [400, 300, 200, 100, 0]  # the authors' 5 steps: the less noisy half of a 10-step grid
 

@@ -10,9 +10,8 @@ from helpers import build_random_teacher_model, config_path, random_teacher_conf
 from torch import nn
 
 from fmkt_plugin.apis.config import load_config
-from fmkt_plugin.models.losses import RDRLoss
-from fmkt_plugin.models.reparam import RepConvBranches, rdr_plain_student_state
 from fmkt_plugin.registry import MODELS
+from fmkt_plugin.rivals.rdr import RDRLoss, RepConvBranches, rdr_plain_student_state
 
 
 def _randomise(rep: RepConvBranches) -> None:

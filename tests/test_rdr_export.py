@@ -1,15 +1,13 @@
 """Folding RDR checkpoints: from the module and from a checkpoint's state dict; the fold is
 model code, which the exporter reaches by asking the algorithm (``deployable_student_state``)."""
-import ast
 import os.path as osp
-import pathlib
 
 import pytest
 import torch
 from helpers import build_random_teacher_model
 
-from fmkt_plugin.models.reparam import fold_rdr_state, rdr_plain_student_state
 from fmkt_plugin.registry import MODELS
+from fmkt_plugin.rivals.rdr import fold_rdr_state, rdr_plain_student_state
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -41,24 +39,3 @@ def test_each_algorithm_says_what_its_deployed_student_holds_and_the_fold_checks
         MODELS.get('RDRDistill').deployable_student_state(cfg, state)
     with pytest.raises(ValueError, match='not an RDR student'):
         rdr_plain_student_state(torch.nn.Conv2d(1, 1, 1))
-
-
-def test_models_never_import_apis():
-    """The layering: ``fmkt_plugin.models`` (RDR's fold included) imports nothing from
-    ``fmkt_plugin.apis``."""
-    models = pathlib.Path(REPO, 'fmkt_plugin', 'models')
-    offenders = []
-    for path in models.rglob('*.py'):
-        depth = len(path.relative_to(REPO).parts) - 1  # package depth of the module
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                name = node.module or ''
-                if node.level:  # resolve the relative import against the module's package
-                    package = path.relative_to(REPO).parts[:depth - node.level + 1]
-                    name = '.'.join(package + ((name, ) if name else ()))
-                if name == 'fmkt_plugin.apis' or name.startswith('fmkt_plugin.apis.'):
-                    offenders.append(f'{osp.relpath(path, REPO)}: from {name} import ...')
-            elif isinstance(node, ast.Import):
-                offenders += [f'{osp.relpath(path, REPO)}: import {a.name}' for a in node.names
-                              if a.name.startswith('fmkt_plugin.apis')]
-    assert offenders == []

@@ -61,8 +61,8 @@ def test_rival_trains_and_validates(method, tiny_imagenet, teacher_ckpts, tmp_pa
         # the checkpoint's student folds into the plain ResNet-18 with the same outputs
         from mmengine.runner.checkpoint import _load_checkpoint
 
-        from fmkt_plugin.models.reparam import fold_rdr_state
         from fmkt_plugin.registry import MODELS
+        from fmkt_plugin.rivals.rdr import fold_rdr_state
         ckpt = sorted(glob.glob(osp.join(str(tmp_path / 'work'), 'epoch_*.pth')))[-1]
         state = _load_checkpoint(ckpt, map_location='cpu')['state_dict']
         student_state = {k[len('architecture.'):]: v for k, v in state.items()

@@ -43,7 +43,7 @@ def build_overhead_models() -> Dict[str, torch.nn.Module]:
     from mmrazor.registry import MODELS
 
     import fmkt_plugin  # noqa: F401
-    from fmkt_plugin.models.reparam import rdr_plain_student_state
+    from fmkt_plugin.rivals.rdr import rdr_plain_student_state
     quiet_logs()
     kd_cfg = _load(KD_CONFIG)
     torch.manual_seed(0)

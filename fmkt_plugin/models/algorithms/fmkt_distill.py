@@ -1,115 +1,47 @@
 """FM-KT with a pretrained teacher, as an MMRazor algorithm."""
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Dict
 
 import torch
-from mmrazor.models.algorithms import SingleTeacherDistill
 
 from ...registry import register_model
 from ..connectors import find_flows
-from .checks import BatchChecker, check_finite_losses, has_pretrained_init, load_teacher_checkpoint
+from .checked_distill import CheckedTeacherDistill
 
 __all__ = ['FMKTDistill']
 
 
 @register_model()
-class FMKTDistill(SingleTeacherDistill):
+class FMKTDistill(CheckedTeacherDistill):
     """Single-teacher distillation whose student carries FM-KT flow modules.
 
     It behaves like MMRazor's ``SingleTeacherDistill`` (a ``ConfigurableDistiller`` records
-    the student's per-step predictions and the teacher's targets and ``FMKTLoss`` scores them),
-    and adds what FM-KT training needs to be safe:
-
-    - the student must contain at least one FM-KT flow (a ``FlowMatchingConnector`` inside a
-      flow head or neck), checked at build time;
-    - the teacher checkpoint is loaded strictly: a checkpoint of another architecture is an
-      error, not a warning;
-    - no teacher checkpoint is an error, not a silently random teacher, unless the teacher
-      loads its own weights (a ``Pretrained`` ``init_cfg``, or ``teacher=dict(...,
-      pretrained=True)``), has no weights at all (e.g. cached logits), or
-      ``allow_random_teacher=True`` says it is meant (tests, timing runs);
-    - every batch is checked before the data preprocessor (see :class:`BatchChecker`): a
-      NaN/inf input is refused before it can reach the BatchNorm statistics, in training and
-      in evaluation, and a wrong channel count or a label outside the classes is named;
-    - a NaN/inf loss stops training with a message before the optimizer steps.
+    the student's per-step predictions and the teacher's targets and ``FMKTLoss`` scores them)
+    with the checks of :class:`CheckedTeacherDistill` (strict teacher checkpoint, no silently
+    random teacher, every batch checked, a NaN/inf loss stopped before the optimizer steps),
+    and adds FM-KT's own: the student must contain at least one FM-KT flow (a
+    ``FlowMatchingConnector`` inside a flow head or neck), checked at build time, and the
+    exporter refuses a checkpoint without flow weights.
 
     Validation and test evaluate the student, i.e. the implicit ensemble of its flow head.
 
     Args:
-        teacher_ckpt: teacher checkpoint path or URL (loaded strictly).
         require_flow: whether the student must contain a flow. Defaults to True.
-        allow_random_teacher: accept a teacher without trained weights. Defaults to False.
-        check_inputs: check every batch before the forward pass. Defaults to True.
-        **kwargs: the arguments of ``SingleTeacherDistill``.
+        **kwargs: the arguments of :class:`CheckedTeacherDistill` (``teacher_ckpt``,
+            ``allow_random_teacher``, ``check_inputs``) and of ``SingleTeacherDistill``.
     """
 
-    #: the exporter refuses a checkpoint of this algorithm that holds no flow weights (it was
-    #: written by another config)
     export_needs_flow = True
 
-    @classmethod
-    def deployable_student_state(cls, model_cfg: Mapping,
-                                 state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-        """The student's weights as the deployed student holds them (asked by the exporter,
-        which has the config and a checkpoint, not a built model): as trained, flow included.
+    def __init__(self, *args, require_flow: bool = True, **kwargs) -> None:
+        self.require_flow = require_flow
+        super().__init__(*args, **kwargs)
 
-        Args:
-            model_cfg: the ``model`` section of the config.
-            state: the student's state dict (keys without ``architecture.``).
-        """
-        return state
-
-
-    def __init__(self, *args, teacher_ckpt: Optional[str] = None, require_flow: bool = True,
-                 allow_random_teacher: bool = False, check_inputs: bool = True,
-                 **kwargs) -> None:
-        teacher_cfg = kwargs.get('teacher')
-        super().__init__(*args, teacher_ckpt=None, **kwargs)
-        if teacher_ckpt:
-            load_teacher_checkpoint(self.teacher, teacher_ckpt)
-            self.teacher._is_init = True  # keep init_weights() from overwriting it
-        self.teacher_ckpt = teacher_ckpt
-        if require_flow and not self.flow_modules():
+    def check_student(self) -> None:
+        if self.require_flow and not self.flow_modules():
             raise ValueError(
                 'model.architecture: FMKTDistill needs a student with an FM-KT flow '
                 '(e.g. head=dict(type="FlowMatchingClsHead") or a FlowMatchingNeck/FlowFPN)')
-        if not teacher_ckpt and not allow_random_teacher and not self._teacher_has_weights(
-                teacher_cfg):
-            raise ValueError(
-                f'model.teacher_ckpt: {teacher_ckpt!r} gives the teacher no trained weights, so '
-                'the student would be distilled from a random teacher. Set teacher_ckpt to a '
-                'checkpoint, give the teacher a Pretrained init_cfg, or set '
-                'allow_random_teacher=True if a random teacher is meant')
-        self.check_inputs = check_inputs
-        if check_inputs:
-            self.data_preprocessor.register_forward_pre_hook(
-                BatchChecker(self.student), with_kwargs=True)
-
-    def _teacher_has_weights(self, teacher_cfg) -> bool:
-        """Whether the teacher gets trained weights without ``teacher_ckpt`` (or has none)."""
-        if isinstance(teacher_cfg, dict) and teacher_cfg.get('pretrained'):
-            return True  # built by mmengine's get_model(cfg_path, pretrained=True)
-        if has_pretrained_init(self.teacher):
-            return True
-        # nothing to load (e.g. a teacher serving cached logits from a non-persistent buffer)
-        return not self.teacher.state_dict()
 
     def flow_modules(self) -> Dict[str, torch.nn.Module]:
         """The student's flow connectors, by module name."""
         return find_flows(self.student)
-
-    @staticmethod
-    def add_loss_parts(losses: Dict[str, torch.Tensor],
-                       modules: Dict[str, torch.nn.Module]) -> Dict[str, torch.Tensor]:
-        """Add the ``parts()`` of each named distillation loss as log-only entries
-        ``distill.<name without "loss_">_<part>`` (no "loss" in the key: mmengine logs them
-        but does not sum them into the total); returns ``losses``."""
-        for name, module in modules.items():
-            stem = name[len('loss_'):] if name.startswith('loss_') else name
-            for part, value in module.parts().items():
-                losses[f'distill.{stem}_{part}'] = value
-        return losses
-
-    def parse_losses(self, losses: Dict) -> Tuple[torch.Tensor, Dict]:
-        loss, log_vars = super().parse_losses(losses)
-        check_finite_losses(log_vars, loss)
-        return loss, log_vars

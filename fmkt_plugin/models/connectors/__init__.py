@@ -1,5 +1,4 @@
-"""MMRazor connectors of FM-KT (and of DiffKD)."""
-from .diffkd_connector import DiffKDConnector, DiffKDOutput
+"""MMRazor connectors of FM-KT."""
 from .flow_matching_connector import (
     ESTIMATES,
     MAX_STEPS,
@@ -14,6 +13,5 @@ from .teacher_projector import TeacherProjector
 
 __all__ = [
     'FlowMatchingConnector', 'FlowResult', 'TeacherProjector', 'ESTIMATES', 'MAX_STEPS',
-    'build_flow', 'find_flows', 'flow_num_steps', 'StepCountPolicy', 'DiffKDConnector',
-    'DiffKDOutput'
+    'build_flow', 'find_flows', 'flow_num_steps', 'StepCountPolicy'
 ]

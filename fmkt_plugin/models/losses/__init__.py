@@ -1,6 +1,4 @@
 """Losses of FM-KT."""
-from .diffkd_loss import DiffKDLoss
 from .fmkt_loss import FMKTLoss, MSEMetric
-from .rdr_loss import RDRLoss
 
-__all__ = ['FMKTLoss', 'MSEMetric', 'DiffKDLoss', 'RDRLoss']
+__all__ = ['FMKTLoss', 'MSEMetric']

@@ -1,12 +1,11 @@
 """Interpolant schedules (alpha, sigma and their derivatives)."""
 from .base import SCHEDULE_ALIASES, InterpolantSchedule
 from .build import build_schedule
-from .ddim import DDIMSchedule, NoiseCoefficients
 from .rectified_flow import RectifiedFlowSchedule
 from .ve import VESchedule
 from .vp import VPSchedule
 
 __all__ = [
     'InterpolantSchedule', 'RectifiedFlowSchedule', 'VPSchedule', 'VESchedule',
-    'build_schedule', 'SCHEDULE_ALIASES', 'DDIMSchedule', 'NoiseCoefficients'
+    'build_schedule', 'SCHEDULE_ALIASES'
 ]

@@ -1,5 +1,4 @@
-"""ODE solvers for the student-to-teacher flow (pure integrators over a time grid) and the DDIM
-sampler of DiffKD."""
+"""ODE solvers for the student-to-teacher flow (pure integrators over a time grid)."""
 from .base import (
                    GridVelocity,
                    ODESolver,
@@ -8,9 +7,8 @@ from .base import (
                    uniform_time_grid,
                    uniform_times,
 )
-from .ddim import DDIMSolver, DDIMSolverOutput
 from .euler import EulerSolver
 from .heun import HeunSolver
 
 __all__ = ['ODESolver', 'Trajectory', 'VelocityModel', 'GridVelocity', 'uniform_time_grid',
-           'uniform_times', 'EulerSolver', 'HeunSolver', 'DDIMSolver', 'DDIMSolverOutput']
+           'uniform_times', 'EulerSolver', 'HeunSolver']

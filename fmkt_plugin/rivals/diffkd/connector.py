@@ -6,13 +6,15 @@ import torch.nn.functional as F
 from mmrazor.models.architectures.connectors.base_connector import BaseConnector
 from torch import Tensor, nn
 
+from ...models.builder import build_component
 from ...registry import register_model
 from ...utils.validation import check_int, check_number
-from ..builder import build_component
-from ..denoisers import DiffKDDenoiser, LinearAutoEncoder, NoiseAdapter
-from ..denoisers.checks import check_kernel_size
-from ..schedules.ddim import DDIMSchedule
-from ..solvers.ddim import DDIMSolver
+from .checks import check_kernel_size
+from .denoiser import DiffKDDenoiser
+from .linear_autoencoder import LinearAutoEncoder
+from .noise_adapter import NoiseAdapter
+from .schedule import DDIMSchedule
+from .solver import DDIMSolver
 
 __all__ = ['DiffKDConnector', 'DiffKDOutput']
 

@@ -5,7 +5,7 @@ import torch
 from torch import Tensor
 
 from ...registry import register_model
-from ..schedules.ddim import DDIMSchedule
+from .schedule import DDIMSchedule
 
 __all__ = ['DDIMSolver', 'DDIMSolverOutput']
 

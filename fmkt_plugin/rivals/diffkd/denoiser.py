@@ -4,9 +4,9 @@ from typing import Union
 import torch
 from torch import Tensor, nn
 
+from ...models.meta_encoders.time_embedding import SinusoidalTimeEmbedding
 from ...registry import register_model
 from ...utils.validation import check_int
-from ..meta_encoders.time_embedding import SinusoidalTimeEmbedding
 from .bottleneck import ResidualBottleneck
 from .checks import check_kernel_size
 

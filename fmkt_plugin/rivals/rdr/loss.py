@@ -5,11 +5,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...models.builder import build_component
+from ...models.losses.fmkt_loss import MSEMetric
+from ...models.schedules import build_schedule
 from ...registry import register_model
 from ...utils.validation import check_loss_settings, check_number
-from ..builder import build_component
-from ..schedules import build_schedule
-from .fmkt_loss import MSEMetric
 
 __all__ = ['RDRLoss', 'SAMPLINGS', 'GUIDE_ACTIVATIONS']
 

@@ -3,11 +3,11 @@ from typing import Dict, Optional, Union
 
 from torch import Tensor, nn
 
+from ...models.builder import build_component
+from ...models.losses.fmkt_loss import MSEMetric
 from ...registry import register_model
 from ...utils.validation import check_loss_settings, check_number
-from ..builder import build_component
-from ..connectors.diffkd_connector import DiffKDConnector
-from .fmkt_loss import MSEMetric
+from .connector import DiffKDConnector
 
 __all__ = ['DiffKDLoss']
 

@@ -5,10 +5,11 @@ from typing import Dict, List, Mapping, Optional, Union
 import torch
 from torch import nn
 
+from ...models.algorithms.checked_distill import CheckedTeacherDistill
 from ...registry import MODELS, register_model
-from ..losses.rdr_loss import RDRLoss
-from ..reparam import RepConvBranches, fold_rdr_state, rdr_plain_student_state
-from .fmkt_distill import FMKTDistill
+from .fold import fold_rdr_state, rdr_plain_student_state
+from .loss import RDRLoss
+from .rep_conv_branches import RepConvBranches
 
 __all__ = ['RDRDistill']
 
@@ -26,7 +27,7 @@ def _set(root: nn.Module, name: str, module: nn.Module) -> None:
 
 
 @register_model()
-class RDRDistill(FMKTDistill):
+class RDRDistill(CheckedTeacherDistill):
     """Single-teacher distillation with RDR's re-parameterisable branches (our reading).
 
     RDR (Yao et al., AAAI 2024, "Progressively Knowledge Distillation via Re-parameterizing
@@ -36,35 +37,33 @@ class RDRDistill(FMKTDistill):
     linear conv + BN branches; the BN is replaced by an identity. The partial sums are the
     student features that :class:`RDRLoss` moves towards the teacher step by step (record
     ``'<rep.conv>.partials'``). After training the branches fold into one conv, so the
-    exported student is the plain student (:mod:`fmkt_plugin.models.reparam.rdr_fold`).
+    exported student is the plain student (:mod:`fmkt_plugin.rivals.rdr.fold`).
 
     If ``rep.residual`` names the residual block around the conv (e.g. a ResNet
     ``BasicBlock`` without downsample), its input is added to the partial sums, so they are
     the block's pre-activation outputs.
 
-    Everything else is :class:`FMKTDistill` (strict teacher checkpoint, finite-loss guard),
-    without the flow requirement. The parts of every :class:`RDRLoss` are logged as
+    Everything else is ``CheckedTeacherDistill`` (strict teacher checkpoint, finite-loss
+    guard). The parts of every :class:`RDRLoss` are logged as
     ``distill.<name>_{path,guide}`` (log only).
 
     Args:
         architecture: the student config (or module).
         rep: ``dict(conv=..., norm=..., kernel_sizes=(3, 1, 3, 1), residual=None,
             zero_init_extra=True)``; names are module names in the student.
-        **kwargs: the arguments of ``SingleTeacherDistill``.
+        **kwargs: the arguments of ``CheckedTeacherDistill`` and ``SingleTeacherDistill``.
     """
-
-    export_needs_flow = False
 
     @classmethod
     def deployable_student_state(cls, model_cfg: Mapping,
                                  state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         """The plain student's weights: the branches of ``model_cfg.rep`` folded into its conv
-        (:func:`~fmkt_plugin.models.reparam.fold_rdr_state`)."""
+        (:func:`~fmkt_plugin.rivals.rdr.fold_rdr_state`)."""
         return fold_rdr_state(model_cfg, state)
 
 
     def __init__(self, architecture: Union[dict, nn.Module], rep: dict, *args,
-                 require_flow: bool = False, **kwargs) -> None:
+                 **kwargs) -> None:
         if isinstance(architecture, dict):
             architecture = MODELS.build(copy.deepcopy(architecture))
         if not isinstance(rep, dict) or 'conv' not in rep or 'norm' not in rep:
@@ -75,7 +74,7 @@ class RDRDistill(FMKTDistill):
             raise ValueError(f'model.rep: unknown keys {sorted(unknown)}')
         self.rep_cfg = dict(rep)
         self._graft(architecture, rep)
-        super().__init__(*args, architecture=architecture, require_flow=require_flow, **kwargs)
+        super().__init__(*args, architecture=architecture, **kwargs)
 
     @staticmethod
     def _graft(student: nn.Module, rep: dict) -> None:
@@ -118,13 +117,12 @@ class RDRDistill(FMKTDistill):
                 if isinstance(m, RepConvBranches)}
 
     def fold_student_state(self) -> Dict[str, torch.Tensor]:
-        """State dict of the plain student with the branches folded (see ``rdr_fold``)."""
+        """State dict of the plain student with the branches folded (see ``fold.py``)."""
         return rdr_plain_student_state(self.student)
 
     def rdr_losses(self) -> Dict[str, RDRLoss]:
         """The distiller's RDR losses, by name."""
-        return {name: m for name, m in self.distiller.distill_losses.items()
-                if isinstance(m, RDRLoss)}
+        return self.distill_losses_of(RDRLoss)
 
     def loss(self, batch_inputs: torch.Tensor,
              data_samples: Optional[List] = None) -> Dict[str, torch.Tensor]:

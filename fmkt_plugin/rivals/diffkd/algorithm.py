@@ -3,41 +3,36 @@ from typing import Dict, List, Optional
 
 import torch
 
+from ...models.algorithms.checked_distill import CheckedTeacherDistill
 from ...registry import register_model
-from ..losses.diffkd_loss import DiffKDLoss
-from .fmkt_distill import FMKTDistill
+from .loss import DiffKDLoss
 
 __all__ = ['DiffKDDistill']
 
 
 @register_model()
-class DiffKDDistill(FMKTDistill):
+class DiffKDDistill(CheckedTeacherDistill):
     """Single-teacher distillation with DiffKD losses in the ``ConfigurableDistiller``.
 
     The distiller records the student and teacher features and a :class:`DiffKDLoss` (holding
     the :class:`DiffKDConnector`) denoises the student feature and scores it; other losses
     (e.g. KD on the logits) sit next to it as usual. This class adds, over MMRazor's
     ``SingleTeacherDistill``: a build-time check that the distiller has a ``DiffKDLoss``, the
-    strict teacher checkpoint and finite-loss guard of :class:`FMKTDistill`, and log-only
+    checks of ``CheckedTeacherDistill`` (strict teacher checkpoint, finite-loss guard), and log-only
     entries ``distill.<name>_{kd,diffusion,ae,gamma}`` with the parts of each DiffKD loss.
 
     Args:
-        **kwargs: the arguments of ``SingleTeacherDistill`` (and ``teacher_ckpt``).
+        **kwargs: the arguments of ``CheckedTeacherDistill`` and ``SingleTeacherDistill``.
     """
 
-    export_needs_flow = False  # the student is deployed as it is: no flow
-
-
-    def __init__(self, *args, require_flow: bool = False, **kwargs) -> None:
-        super().__init__(*args, require_flow=require_flow, **kwargs)
+    def check_student(self) -> None:
         if not self.diffkd_losses():
             raise ValueError('model.distiller.distill_losses: DiffKDDistill needs a DiffKDLoss '
                              '(e.g. loss_diffkd=dict(type="DiffKDLoss", connector=...))')
 
     def diffkd_losses(self) -> Dict[str, DiffKDLoss]:
         """The distiller's DiffKD losses, by name."""
-        return {name: m for name, m in self.distiller.distill_losses.items()
-                if isinstance(m, DiffKDLoss)}
+        return self.distill_losses_of(DiffKDLoss)
 
     def loss(self, batch_inputs: torch.Tensor,
              data_samples: Optional[List] = None) -> Dict[str, torch.Tensor]:
