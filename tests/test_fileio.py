@@ -78,10 +78,10 @@ def test_atomic_save_torch_round_trip(tmp_path):
             pass
 
 
-def test_killed_writer_leaves_previous_file(tmp_path):
-    """A process killed mid-write (file-size limit) leaves the old complete file in place."""
-    path = tmp_path / 'big.bin'
-    path.write_bytes(b'old')
+def _write_past_a_4k_file_limit(path, on_sigxfsz: str, write: str):
+    """Run ``write`` in a child process whose files may not grow past 4 KiB (RLIMIT_FSIZE);
+    ``on_sigxfsz``: SIG_DFL kills the child, SIG_IGN makes the write fail with EFBIG. The child
+    loads the module file alone (no package import), so it starts in a fraction of a second."""
     code = (
         'import importlib.util, resource, signal, sys\n'
         'spec = importlib.util.spec_from_file_location("fileio", sys.argv[2])\n'
@@ -89,11 +89,18 @@ def test_killed_writer_leaves_previous_file(tmp_path):
         'spec.loader.exec_module(fileio)\n'
         'hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]\n'
         'resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 12, hard))\n'
-        'signal.signal(signal.SIGXFSZ, signal.SIG_DFL)\n'
-        'fileio.atomic_write(sys.argv[1], b"x" * (1 << 16))\n')
-    # the module file alone: no package import, so the child starts in a fraction of a second
-    out = subprocess.run([sys.executable, '-c', code, str(path), fileio.__file__], timeout=60,
-                         capture_output=True, text=True)
+        f'signal.signal(signal.SIGXFSZ, signal.{on_sigxfsz})\n'
+        f'{write}\n')
+    return subprocess.run([sys.executable, '-c', code, str(path), fileio.__file__], timeout=120,
+                          capture_output=True, text=True)
+
+
+def test_killed_writer_leaves_previous_file(tmp_path):
+    """A process killed mid-write (file-size limit) leaves the old complete file in place."""
+    path = tmp_path / 'big.bin'
+    path.write_bytes(b'old')
+    out = _write_past_a_4k_file_limit(path, 'SIG_DFL', 'fileio.atomic_write(sys.argv[1], '
+                                      'b"x" * (1 << 16))')
     assert out.returncode == -signal.SIGXFSZ, out.stderr[-2000:]
     assert path.read_bytes() == b'old'
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != path.name]
@@ -162,17 +169,8 @@ def test_file_size_limit_during_torch_save_is_named(tmp_path):
     """A real failing write (RLIMIT_FSIZE with SIGXFSZ ignored gives EFBIG) inside torch.save
     reaches the user as the OS error with the path, not as torch's ``unexpected pos``."""
     path = tmp_path / 'big.pth'
-    code = (
-        'import importlib.util, resource, signal, sys, torch\n'
-        'spec = importlib.util.spec_from_file_location("fileio", sys.argv[2])\n'
-        'fileio = importlib.util.module_from_spec(spec)\n'
-        'spec.loader.exec_module(fileio)\n'
-        'hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]\n'
-        'resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 12, hard))\n'
-        'signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n'
-        'fileio.atomic_save({"w": torch.zeros(1 << 16)}, sys.argv[1])\n')
-    out = subprocess.run([sys.executable, '-c', code, str(path), fileio.__file__], timeout=120,
-                         capture_output=True, text=True)
+    out = _write_past_a_4k_file_limit(path, 'SIG_IGN', 'import torch; fileio.atomic_save('
+                                      '{"w": torch.zeros(1 << 16)}, sys.argv[1])')
     assert out.returncode == 1
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith('OSError: [Errno 27]') and f'could not write {path}' in last, last

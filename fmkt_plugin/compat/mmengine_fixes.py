@@ -12,6 +12,7 @@ import os.path as osp
 import pickle
 
 from ..utils.checkpoint_refusal import as_refusal
+from .patching import is_ours, replace_once
 
 __all__ = ['MMENGINE_CHECKPOINT_SAFE_GLOBALS', 'fix_mmengine_checkpoint_weights_only',
            'fix_mmengine_local_checkpoint_refusal', 'fix_mmengine_atomic_checkpoint_write',
@@ -161,11 +162,7 @@ def fix_mmengine_atomic_checkpoint_write() -> bool:
     """
     from mmengine.fileio.backends import LocalBackend
 
-    if getattr(LocalBackend.put, '__fmkt_fix__', False):
-        return False
-    _atomic_local_put.__fmkt_fix__ = True
-    LocalBackend.put = _atomic_local_put
-    return True
+    return replace_once((LocalBackend, ), 'put', _atomic_local_put)
 
 
 def _accelerator_available() -> bool:
@@ -199,9 +196,9 @@ def fix_mmengine_ddp_on_cpu() -> bool:
     import mmengine.dist.utils as dist_utils
     from mmengine.model.wrappers import MMDistributedDataParallel
 
-    if getattr(dist_utils._init_dist_pytorch, '__fmkt_fix__', False):
-        return False
     upstream_init = dist_utils._init_dist_pytorch
+    if is_ours(upstream_init):
+        return False
 
     def _init_dist_pytorch(backend, init_backend='torch', **kwargs) -> None:
         if _accelerator_available() or init_backend != 'torch':
@@ -209,9 +206,7 @@ def fix_mmengine_ddp_on_cpu() -> bool:
         import torch.distributed as torch_dist
         torch_dist.init_process_group(backend=_cpu_backend(backend), **kwargs)
 
-    _init_dist_pytorch.__fmkt_fix__ = True
-    dist_utils._init_dist_pytorch = _init_dist_pytorch
-
+    replace_once((dist_utils, ), '_init_dist_pytorch', _init_dist_pytorch)
     upstream_ddp_init = MMDistributedDataParallel.__init__
 
     def __init__(self, module, *args, **kwargs) -> None:
@@ -278,13 +273,7 @@ def fix_mmengine_remote_checkpoint_weights_only() -> bool:
     import mmengine.utils.dl_utils as dl_utils
     import mmengine.utils.dl_utils.hub as dl_hub
 
-    if getattr(mm_checkpoint.load_url, '__fmkt_fix__', False):
-        return False
-    _safe_load_url.__fmkt_fix__ = True
-    for module in (mm_checkpoint, dl_utils, dl_hub):
-        if hasattr(module, 'load_url'):
-            module.load_url = _safe_load_url
-    return True
+    return replace_once((mm_checkpoint, dl_utils, dl_hub), 'load_url', _safe_load_url)
 
 
 def _cpu_backend(backend: str) -> str:
@@ -316,9 +305,9 @@ def fix_mmengine_slurm_on_cpu() -> bool:
     """
     import mmengine.dist.utils as dist_utils
 
-    if getattr(dist_utils._init_dist_slurm, '__fmkt_fix__', False):
-        return False
     upstream = dist_utils._init_dist_slurm
+    if is_ours(upstream):
+        return False
 
     def _init_dist_slurm(backend, port=None, init_backend='torch', **kwargs) -> None:
         if _accelerator_available() or init_backend != 'torch':
@@ -341,9 +330,7 @@ def fix_mmengine_slurm_on_cpu() -> bool:
         os.environ['RANK'] = str(proc_id)
         torch_dist.init_process_group(backend=_cpu_backend(backend), **kwargs)
 
-    _init_dist_slurm.__fmkt_fix__ = True
-    dist_utils._init_dist_slurm = _init_dist_slurm
-    return True
+    return replace_once((dist_utils, ), '_init_dist_slurm', _init_dist_slurm)
 
 
 def _save_checkpoint_with_step(self, runner, step, meta) -> None:
@@ -419,12 +406,10 @@ def fix_mmengine_checkpoint_hook_order() -> bool:
     import mmengine.runner.runner as mm_runner
     from mmengine.hooks import CheckpointHook
 
-    if getattr(CheckpointHook._save_checkpoint_with_step, '__fmkt_fix__', False):
+    if not replace_once((CheckpointHook, ), '_save_checkpoint_with_step',
+                        _save_checkpoint_with_step):
         return False
-    _save_checkpoint_with_step.__fmkt_fix__ = True
-    CheckpointHook._save_checkpoint_with_step = _save_checkpoint_with_step
-    mm_runner.find_latest_checkpoint = _find_latest_checkpoint
-    return True
+    return replace_once((mm_runner, ), 'find_latest_checkpoint', _find_latest_checkpoint)
 
 
 _PACKAGE = 'fmkt_plugin'

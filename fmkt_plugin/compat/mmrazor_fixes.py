@@ -7,6 +7,8 @@ distillers load ``teacher_ckpt`` strictly. Each fix is applied once by
 import sys
 import types
 
+from .patching import replace_once
+
 __all__ = ['fix_mmrazor_quantization_import', 'fix_mmrazor_strict_teacher_load']
 
 
@@ -71,13 +73,8 @@ def fix_mmrazor_strict_teacher_load() -> bool:
     """
     from mmrazor.models.algorithms.distill.configurable import single_teacher_distill as module
 
-    if getattr(module.load_checkpoint, '__fmkt_fix__', False):
-        return False
-
     def load_checkpoint(model, filename, *args, **kwargs) -> None:
         from ..models.algorithms.checks import load_teacher_checkpoint
         load_teacher_checkpoint(model, filename)
 
-    load_checkpoint.__fmkt_fix__ = True
-    module.load_checkpoint = load_checkpoint
-    return True
+    return replace_once((module, ), 'load_checkpoint', load_checkpoint)
