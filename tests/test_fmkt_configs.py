@@ -87,3 +87,39 @@ def test_cifar_baseline_trains_and_validates(config, tiny_imagenet, tiny_cifar, 
     distill = [k for k in runner.message_hub.log_scalars if k.startswith('train/distill.loss')]
     assert distill
     assert_trained_stably(runner, distill)
+
+
+def _bases(path):
+    """The local base files of a config (``package::`` bases left out)."""
+    import ast
+    tree = ast.parse(open(path).read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, 'id', '') == '_base_'
+                                                for t in node.targets):
+            value = ast.literal_eval(node.value)
+            names = [value] if isinstance(value, str) else list(value)
+            return [osp.normpath(osp.join(osp.dirname(path), n)) for n in names if '::' not in n]
+    return []
+
+
+def _files_to(path, needle):
+    """How many files of ``configs/_base_`` a reader opens, from ``path``, to reach the one
+    that writes ``needle`` (a shipped config a variant inherits is not counted: it is read
+    anyway); None when no base writes it."""
+    if needle in open(path).read():
+        return 0
+    depths = []
+    for base in _bases(path):
+        depth = _files_to(base, needle)
+        if depth is not None:
+            depths.append(depth + (f'{osp.sep}_base_{osp.sep}' in base))
+    return min(depths) if depths else None
+
+
+@pytest.mark.parametrize('config', CLS_CONFIGS, ids=osp.basename)
+def test_a_reader_opens_at_most_two_base_files_to_see_the_flow_head(config):
+    for needle in ("type='FlowMatchingClsHead'", "type='FlowMatchingConnector'"):
+        depth = _files_to(config, needle)
+        assert depth is None or depth <= 2, f'{needle}: {depth} base files deep'
+    if 'theta' not in osp.basename(config) and '_feat_' not in osp.basename(config):
+        assert _files_to(config, "type='FlowMatchingConnector'") is not None

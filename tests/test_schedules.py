@@ -5,7 +5,6 @@ import torch
 from mmrazor.registry import MODELS
 
 from fmkt_plugin.models.schedules import (
-    SCHEDULE_ALIASES,
     InterpolantSchedule,
     RectifiedFlowSchedule,
     VESchedule,
@@ -13,6 +12,7 @@ from fmkt_plugin.models.schedules import (
     build_schedule,
 )
 from fmkt_plugin.models.schedules.base import ScheduleOutput
+from fmkt_plugin.models.short_names import SHORT_NAMES
 from fmkt_plugin.models.solvers import EulerSolver, uniform_time_grid
 
 SCHEDULES = [RectifiedFlowSchedule(), VPSchedule(), VESchedule(), VESchedule(s_min=0.1, s_max=5.0)]
@@ -179,7 +179,7 @@ def test_new_schedule_is_one_class():
         out = _Solved(_oracle(sch, z_s, z_t), z_s, sch, 64)
         torch.testing.assert_close(out.transported, z_t, atol=0.1, rtol=0)
     finally:
-        SCHEDULE_ALIASES.pop('test-quadratic', None)
+        SHORT_NAMES['schedule'].pop('test-quadratic', None)
 
 
 def test_ve_start_ignores_teacher_term():

@@ -3,7 +3,7 @@ _base_ = [
     'mmpretrain::_base_/datasets/cifar100_bs16.py',
     '../_base_/schedules/fmkt_cifar_240e.py',
     'mmpretrain::_base_/default_runtime.py',
-    '../_base_/methods/fmkt_logit_flow.py',
+    '../_base_/heads/flow_cls_head.py',
 ]
 custom_imports = dict(imports=['fmkt_plugin'], allow_failed_imports=False)
 

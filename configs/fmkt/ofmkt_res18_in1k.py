@@ -5,7 +5,7 @@ _base_ = [
     '../_base_/schedules/fmkt_in1k_100e.py',
     'mmpretrain::_base_/default_runtime.py',
     '../_base_/students/resnet18_in1k.py',
-    '../_base_/methods/fmkt_logit_flow.py',
+    '../_base_/heads/flow_cls_head.py',
 ]
 custom_imports = dict(imports=['fmkt_plugin'], allow_failed_imports=False)
 train_dataloader = dict(batch_size=64)  # x 8 GPUs = 512

@@ -11,21 +11,23 @@ import inspect
 from typing import Any, Mapping, Optional, Union
 
 from ..registry import MODELS
+from .short_names import short_names
 
 __all__ = ['resolve_type', 'build_component']
 
 
 def resolve_type(type_name: Union[str, type],
                  field: str,
-                 aliases: Optional[Mapping[str, type]] = None,
+                 kind: Optional[str] = None,
                  base: Optional[type] = None) -> type:
-    """Look a class up by short alias or registry name.
+    """Look a class up by short name or registry name.
 
     Args:
-        type_name: a class, a short alias (see ``aliases``) or a name registered in MMRazor's
-            ``MODELS`` (``'scope.Name'`` is accepted).
+        type_name: a class, a short name of ``kind`` (:mod:`.short_names`) or a name
+            registered in MMRazor's ``MODELS`` (``'scope.Name'`` is accepted).
         field: config field name used in error messages, e.g. ``'meta_encoder.type'``.
-        aliases: short names mapped to classes, checked before the registry.
+        kind: the kind of short names the field takes (``'schedule'``, ``'meta_encoder'``,
+            ``'metric'``); checked before the registry.
         base: if given, the resolved class must be a subclass of it.
 
     Returns:
@@ -34,7 +36,7 @@ def resolve_type(type_name: Union[str, type],
     Raises:
         ValueError: if the name is unknown or the class has the wrong base.
     """
-    aliases = aliases or {}
+    aliases = short_names(kind) if kind else {}
     if isinstance(type_name, type):
         cls = type_name
     elif isinstance(type_name, str):
@@ -58,7 +60,7 @@ def resolve_type(type_name: Union[str, type],
 
 def build_component(cfg: Any,
                     field: str,
-                    aliases: Optional[Mapping[str, type]] = None,
+                    kind: Optional[str] = None,
                     base: Optional[type] = None,
                     **defaults: Any) -> Any:
     """Build an object from an instance, a short name or a ``dict(type=..., **kwargs)``.
@@ -66,7 +68,7 @@ def build_component(cfg: Any,
     Args:
         cfg: an instance of ``base`` (returned as is), a type name, or a config dict.
         field: config field name used in error messages.
-        aliases: short names mapped to classes.
+        kind: the kind of short names the field takes (see :func:`resolve_type`).
         base: required base class.
         **defaults: keyword arguments used when the config does not set them.
 
@@ -86,7 +88,7 @@ def build_component(cfg: Any,
     cfg.pop('_scope_', None)
     if 'type' not in cfg:
         raise ValueError(f'{field}: config has no "type" key: {cfg!r}')
-    cls = resolve_type(cfg.pop('type'), f'{field}.type', aliases, base)
+    cls = resolve_type(cfg.pop('type'), f'{field}.type', kind, base)
     for key, value in defaults.items():
         cfg.setdefault(key, value)
     try:

@@ -1,13 +1,25 @@
-# The FlowMatchingClsHead of logit-level FM-KT (the flow of ../methods/fmkt_logit_flow.py on the
-# student's pooled feature, a linear step head, the mean of the N step logits as the prediction,
-# CE on that mean). A config swaps the student's head for it by merging:
+# The FlowMatchingClsHead of logit-level FM-KT and its flow, in one file.
+# `flow`: rectified flow, a one-block MLP meta-encoder, N = 8 serial Euler steps in training and
+# at test. Switch the schedule with
+# --cfg-options model.architecture.head.flow.schedule.type=VPSchedule (or VESchedule), the
+# inference steps with ...head.flow.test_num_steps=4, and the teacher estimate with
+# ...head.flow.estimate=displacement (the FM-KT authors' form, z_s - v for rectified flow).
+# `flow_cls_head`: that flow on the student's pooled feature, a linear step head, the mean of the
+# N step logits as the prediction, CE on that mean. A config swaps the student's head for it by
+# merging:
 #     model = dict(architecture=dict(head={{_base_.flow_cls_head}}))
 # No _delete_: num_classes and in_channels stay those of the student's LinearClsHead.
-_base_ = ['../methods/fmkt_logit_flow.py']
+flow = dict(
+    type='FlowMatchingConnector',
+    schedule=dict(type='RectifiedFlowSchedule'),
+    meta_encoder=dict(type='MLPMetaEncoder', num_blocks=1),
+    num_steps=8,
+    test_num_steps=8,
+    estimate='interpolant')
 
 flow_cls_head = dict(
     type='FlowMatchingClsHead',
-    flow={{_base_.flow}},
+    flow=flow,
     ce_weight=1.0,
     loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
     topk=(1, 5))

@@ -1,7 +1,7 @@
 # Logit-level FM-KT: a flow head on the student's pooled feature (MLP meta-encoder, rectified
 # flow, N = 8 serial Euler steps in training and at test), every step's logits scored with DIST
 # against the teacher's logits; the student predicts with the mean of the 8 step logits.
-# The head is in ../heads/flow_cls_head.py (`flow_cls_head`), its flow in fmkt_logit_flow.py.
+# The head and its flow are in ../heads/flow_cls_head.py (`flow_cls_head`, `flow`).
 _base_ = ['../heads/flow_cls_head.py']
 distiller = dict(
     type='ConfigurableDistiller',

@@ -10,7 +10,7 @@ from ...registry import register_model
 from ...utils.device import host_to_device
 from ...utils.validation import check_int
 from ..builder import build_component
-from ..meta_encoders import META_ENCODER_ALIASES, BaseMetaEncoder
+from ..meta_encoders import BaseMetaEncoder
 from ..schedules import build_schedule
 from ..solvers import EulerSolver, ODESolver, Trajectory, uniform_times
 from .compile import COMPILE_KEYS, COMPILE_SCOPES, CompiledWrappers, EncoderThrough, compile_args
@@ -114,7 +114,7 @@ class FlowMatchingConnector(StepCountPolicy, CompiledWrappers, BaseConnector):
             raise ValueError(f'FlowMatchingConnector: meta_encoder.in_channels '
                              f'({encoder_cfg["in_channels"]}) != in_channels ({in_channels})')
         self.meta_encoder = build_component(
-            encoder_cfg, 'meta_encoder', aliases=META_ENCODER_ALIASES, base=BaseMetaEncoder,
+            encoder_cfg, 'meta_encoder', kind='meta_encoder', base=BaseMetaEncoder,
             in_channels=self.in_channels)
         if self.meta_encoder.in_channels != in_channels:
             raise ValueError(f'FlowMatchingConnector: meta_encoder.in_channels '

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from ...registry import register_model
 from ...utils.validation import check_loss_settings, check_number
 from ..builder import build_component
+from ..short_names import add_short_name
 
 __all__ = ['FMKTLoss', 'MSEMetric']
 
@@ -30,7 +31,7 @@ class MSEMetric(nn.Module):
         return self.loss_weight * F.mse_loss(preds_S, preds_T.detach())
 
 
-_METRIC_ALIASES = {'mse': MSEMetric, 'msemetric': MSEMetric}
+add_short_name('metric', 'mse', MSEMetric)
 
 
 
@@ -77,7 +78,7 @@ class FMKTLoss(nn.Module):
                                         owner='FMKTLoss')
         self.dirac_ratio = check_number(dirac_ratio, 'dirac_ratio', min_value=0, max_value=1,
                                         owner='FMKTLoss')
-        self.metric = build_component(metric, 'metric', aliases=_METRIC_ALIASES, base=nn.Module)
+        self.metric = build_component(metric, 'metric', kind='metric', base=nn.Module)
         _check_is_metric(self.metric)
         # the metric's own weights and temperature (KL tau, DIST loss_weight, ...)
         check_loss_settings(self.metric, 'metric', owner='FMKTLoss')

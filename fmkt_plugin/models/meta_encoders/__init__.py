@@ -1,5 +1,5 @@
 """Velocity models v(x, t) ("meta-encoders")."""
-from .base import META_ENCODER_ALIASES, BaseMetaEncoder, LayerNorm2d
+from .base import BaseMetaEncoder, LayerNorm2d
 from .conv import ConvMetaEncoder
 from .linear import LinearMetaEncoder
 from .mlp import MLPMetaEncoder
@@ -8,5 +8,5 @@ from .transformer import TransformerMetaEncoder
 
 __all__ = [
     'BaseMetaEncoder', 'SinusoidalTimeEmbedding', 'LinearMetaEncoder', 'MLPMetaEncoder',
-    'ConvMetaEncoder', 'TransformerMetaEncoder', 'META_ENCODER_ALIASES', 'LayerNorm2d'
+    'ConvMetaEncoder', 'TransformerMetaEncoder', 'LayerNorm2d'
 ]

@@ -1,6 +1,6 @@
 """Base class of the velocity models (meta-encoders)."""
 from abc import abstractmethod
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -8,12 +8,10 @@ from torch import Tensor, nn
 
 from ...utils.device import host_to_device
 from ...utils.validation import check_int
+from ..short_names import add_short_name
 from .time_embedding import SinusoidalTimeEmbedding
 
-__all__ = ['BaseMetaEncoder', 'META_ENCODER_ALIASES', 'LayerNorm2d', 'pointwise']
-
-#: short config names (``'mlp'``, ``'conv'``, ``'transformer'``) -> class, filled by subclassing.
-META_ENCODER_ALIASES: Dict[str, type] = {}
+__all__ = ['BaseMetaEncoder', 'LayerNorm2d', 'pointwise']
 
 
 def pointwise(conv: nn.Conv2d, x: Tensor) -> Tensor:
@@ -60,7 +58,7 @@ class BaseMetaEncoder(nn.Module):
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
         if cls.short_name:
-            META_ENCODER_ALIASES[cls.short_name] = cls
+            add_short_name('meta_encoder', cls.short_name, cls)
 
     def __init__(self, in_channels: int, time_embed_dim: int = 128,
                  zero_init_out: bool = True) -> None:

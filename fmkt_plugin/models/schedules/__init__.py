@@ -1,5 +1,5 @@
 """Interpolant schedules (alpha, sigma and their derivatives)."""
-from .base import SCHEDULE_ALIASES, InterpolantSchedule
+from .base import InterpolantSchedule
 from .build import build_schedule
 from .rectified_flow import RectifiedFlowSchedule
 from .ve import VESchedule
@@ -7,5 +7,5 @@ from .vp import VPSchedule
 
 __all__ = [
     'InterpolantSchedule', 'RectifiedFlowSchedule', 'VPSchedule', 'VESchedule',
-    'build_schedule', 'SCHEDULE_ALIASES'
+    'build_schedule'
 ]

@@ -1,16 +1,15 @@
 """Interpolant schedule: the path between the student and teacher representations."""
 from abc import ABCMeta, abstractmethod
-from typing import Dict, NamedTuple, Union
+from typing import NamedTuple, Union
 
 import torch
 from torch import Tensor
 
-__all__ = ['InterpolantSchedule', 'ScheduleOutput', 'SCHEDULE_ALIASES', 'TimeLike']
+from ..short_names import add_short_name
+
+__all__ = ['InterpolantSchedule', 'ScheduleOutput', 'TimeLike']
 
 TimeLike = Union[float, Tensor]
-
-#: short config names (``'rectified'``, ``'vp'``, ...) -> schedule class, filled by subclassing.
-SCHEDULE_ALIASES: Dict[str, type] = {}
 
 
 class ScheduleOutput(NamedTuple):
@@ -52,7 +51,7 @@ class InterpolantSchedule(metaclass=ABCMeta):
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
         if cls.short_name:
-            SCHEDULE_ALIASES[cls.short_name] = cls
+            add_short_name('schedule', cls.short_name, cls)
 
     @abstractmethod
     def coefficients(self, t: Tensor) -> ScheduleOutput:

@@ -2,7 +2,7 @@
 from typing import Any, Optional
 
 from ..builder import build_component
-from .base import SCHEDULE_ALIASES, InterpolantSchedule
+from .base import InterpolantSchedule
 
 __all__ = ['build_schedule']
 
@@ -20,4 +20,4 @@ def build_schedule(cfg: Optional[Any] = None, field: str = 'schedule') -> Interp
     """
     if cfg is None:
         cfg = 'rectified'
-    return build_component(cfg, field, aliases=SCHEDULE_ALIASES, base=InterpolantSchedule)
+    return build_component(cfg, field, kind='schedule', base=InterpolantSchedule)

@@ -4,7 +4,6 @@ from typing import Dict, Optional, Union
 from torch import Tensor, nn
 
 from ...models.builder import build_component
-from ...models.losses.fmkt_loss import MSEMetric
 from ...registry import register_model
 from ...utils.validation import check_loss_settings, check_number
 from .connector import DiffKDConnector
@@ -50,7 +49,7 @@ class DiffKDLoss(nn.Module):
             connector = dict(connector)
             connector.setdefault('type', DiffKDConnector)
         self.connector = build_component(connector, 'connector', base=DiffKDConnector)
-        self.metric = build_component(metric, 'metric', aliases={'mse': MSEMetric},
+        self.metric = build_component(metric, 'metric', kind='metric',
                                       base=nn.Module)
         check_loss_settings(self.metric, 'metric', owner='DiffKDLoss')
         self.loss_weight, self.diffusion_weight, self.ae_weight = (

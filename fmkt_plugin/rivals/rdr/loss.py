@@ -6,7 +6,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...models.builder import build_component
-from ...models.losses.fmkt_loss import MSEMetric
 from ...models.schedules import build_schedule
 from ...registry import register_model
 from ...utils.validation import check_loss_settings, check_number
@@ -94,7 +93,7 @@ class RDRLoss(nn.Module):
         self.sampling = sampling
         self.guide_act = guide_act
         self.schedule = build_schedule(schedule, field='schedule')
-        self.metric = build_component(metric, 'metric', aliases={'mse': MSEMetric},
+        self.metric = build_component(metric, 'metric', kind='metric',
                                       base=nn.Module)
         check_loss_settings(self.metric, 'metric', owner=_OWNER)
         self.last_parts: Dict[str, Tensor] = {}
