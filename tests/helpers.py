@@ -51,10 +51,17 @@ def config_path(rel: str) -> str:
 def random_teacher_config(rel: str):
     """A shipped config (``configs/<rel>``) whose teacher is meant to stay random (no
     checkpoint can be downloaded here)."""
+    from mmengine.registry import DefaultScope
+
     from fmkt_plugin.apis.config import load_config
+    from fmkt_plugin.models.algorithms import CheckedTeacherDistill
+    from fmkt_plugin.registry import MODELS
     cfg = load_config(config_path(rel))
     cfg.model.teacher_ckpt = None
-    cfg.model.allow_random_teacher = True
+    with DefaultScope.overwrite_default_scope('mmrazor'):
+        algorithm = MODELS.get(cfg.model.type)
+    if issubclass(algorithm, CheckedTeacherDistill):  # MMRazor's own take any teacher
+        cfg.model.allow_random_teacher = True
     return cfg
 
 

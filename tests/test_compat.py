@@ -28,7 +28,7 @@ def test_fixes_are_applied_on_import():
         'mmengine-remote-checkpoint-weights-only', 'mmengine-slurm-on-cpu',
         'mmengine-checkpoint-hook-save-before-delete', 'mmengine-local-checkpoint-refusal',
         'mmengine-fmkt-plugin-base-configs', 'mmengine-same-second-runners',
-        'mmrazor-strict-teacher-load'} | (
+        'mmrazor-strict-teacher-load', 'mmrazor-module-inplace-false'} | (
             {'mmcv-lite-ext'} if mmcv_fixes.mmcv_is_lite() else
             set() if mmcv_fixes.mmcv_has_cuda_kernels() else {'mmcv-ops-cuda-route'})
 
@@ -783,7 +783,7 @@ def test_every_fix_names_its_versions_and_a_test_that_exists():
     import re
 
     from helpers import REPO
-    assert len(compat.FIXES) == len({name for name, _ in compat.FIXES}) == 14
+    assert len(compat.FIXES) == len({name for name, _ in compat.FIXES}) == 15
     for name, fix in compat.FIXES:
         doc = fix.__doc__ or ''
         assert re.match(r'Fix \d+b?: ', doc), name
@@ -798,3 +798,75 @@ def test_every_fix_names_its_versions_and_a_test_that_exists():
                 assert test in defined, f'{name}: {path} has no {test}'
     with open(compat.__file__) as f:
         assert len(f.read().splitlines()) < 80
+
+
+# --------------------------------------------------------------------------------------------
+# Fix 14: mmrazor's algorithms switch in-place modules off, so a recorder keeps its tensor
+# --------------------------------------------------------------------------------------------
+class _BnReLU(torch.nn.Module):
+    """conv -> BN -> ReLU(inplace=True): a recorder on the BN sees its output overwritten by
+    the ReLU unless the algorithm switched the ReLU to out-of-place."""
+
+    def __init__(self):
+        super().__init__()
+        self.block = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4),
+                                         torch.nn.ReLU(inplace=True))
+
+    def forward(self, x):
+        return self.block(x)
+
+
+def _recorded_bn_output(fixed: bool):
+    from mmengine.model import BaseModel
+    from mmrazor.models.algorithms.base import BaseAlgorithm
+    from mmrazor.models.task_modules import ModuleOutputsRecorder
+
+    class Toy(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.net = _BnReLU()
+
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            return self.net(inputs)
+
+    model = Toy()
+    if fixed:
+        BaseAlgorithm(model)
+    else:  # upstream's walk, as mmrazor 1.0.0 ships it
+        import types
+
+        from mmrazor.models.algorithms import base as upstream_module
+        walk = upstream_set_module_inplace_false(upstream_module)
+        holder = types.SimpleNamespace()
+        holder.set_module_inplace_false = lambda arch, varstr: walk(holder, arch, varstr)
+        walk(holder, model, 'architecture')
+    recorder = ModuleOutputsRecorder('net.block.1')
+    recorder.initialize(model)
+    x = torch.randn(2, 3, 4, 4)
+    with recorder:
+        model(x)
+    return recorder.data_buffer[0], model.net.block[1](model.net.block[0](x)), model
+
+
+def upstream_set_module_inplace_false(module):
+    """mmrazor 1.0.0's own ``set_module_inplace_false``, compiled from its installed source
+    file (the class attribute holds the fix)."""
+    import ast
+    tree = ast.parse(open(module.__file__).read())
+    (fn, ) = [f for c in tree.body if isinstance(c, ast.ClassDef) and c.name == 'BaseAlgorithm'
+              for f in c.body
+              if isinstance(f, ast.FunctionDef) and f.name == 'set_module_inplace_false']
+    scope = dict(vars(module))
+    exec(compile(ast.Module(body=[fn], type_ignores=[]), module.__file__, 'exec'), scope)
+    return scope[fn.name]
+
+
+def test_mmrazor_recorder_keeps_the_tensor_its_module_returned():
+    """mmrazor's walk stops at ``_modules`` (a dict, not an OrderedDict, on torch >= 2): the
+    ReLU stays in place and the recorded BN output has lost its negative values."""
+    recorded, expected, model = _recorded_bn_output(fixed=False)
+    assert model.net.block[2].inplace is True
+    assert (expected < 0).any() and not (recorded < 0).any()  # overwritten by the ReLU
+    recorded, expected, model = _recorded_bn_output(fixed=True)
+    assert model.net.block[2].inplace is False
+    torch.testing.assert_close(recorded, expected)

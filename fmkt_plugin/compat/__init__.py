@@ -39,6 +39,7 @@ FIXES: Tuple[Tuple[str, Callable[[], bool]], ...] = (
     ('mmengine-fmkt-plugin-base-configs', mmengine_fixes.fix_mmengine_fmkt_plugin_base_configs),
     ('mmengine-same-second-runners', mmengine_fixes.fix_mmengine_same_second_runners),
     ('mmrazor-strict-teacher-load', mmrazor_fixes.fix_mmrazor_strict_teacher_load),
+    ('mmrazor-module-inplace-false', mmrazor_fixes.fix_mmrazor_module_inplace_false),
 )
 
 _APPLIED: List[str] = []

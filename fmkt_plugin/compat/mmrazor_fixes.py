@@ -1,7 +1,8 @@
 """Fixes for mmrazor 1.0.0 (its last release, April 2023) on current PyTorch.
 
 Fix 1 lets ``import mmrazor.models`` work on torch >= 2.0; Fix 13 makes its single-teacher
-distillers load ``teacher_ckpt`` strictly. Each fix is applied once by
+distillers load ``teacher_ckpt`` strictly; Fix 14 makes its algorithms switch in-place modules
+off again, so recorders keep what their modules returned. Each fix is applied once by
 :func:`fmkt_plugin.compat.apply_all`.
 """
 import sys
@@ -9,7 +10,8 @@ import types
 
 from .patching import replace_once
 
-__all__ = ['fix_mmrazor_quantization_import', 'fix_mmrazor_strict_teacher_load']
+__all__ = ['fix_mmrazor_quantization_import', 'fix_mmrazor_strict_teacher_load',
+           'fix_mmrazor_module_inplace_false']
 
 
 _QUANT_MODULE = 'mmrazor.structures.quantization'
@@ -78,3 +80,38 @@ def fix_mmrazor_strict_teacher_load() -> bool:
         load_teacher_checkpoint(model, filename)
 
     return replace_once((module, ), 'load_checkpoint', load_checkpoint)
+
+
+def _set_module_inplace_false(self, architecture, varstr: str = '') -> None:
+    """``BaseAlgorithm.set_module_inplace_false`` for every submodule of ``architecture``."""
+    import torch.nn as nn
+    if not isinstance(architecture, nn.Module):
+        return
+    for module in architecture.modules():
+        if isinstance(getattr(module, 'inplace', None), bool):
+            module.inplace = False
+
+
+def fix_mmrazor_module_inplace_false() -> bool:
+    """Fix 14: mmrazor 1.0.0 leaves in-place modules in place on torch >= 2.0.
+
+    Upstream: ``BaseAlgorithm.set_module_inplace_false`` (called for the student by
+    ``BaseAlgorithm.__init__`` and for the teacher by ``SingleTeacherDistill.__init__``, unless
+    ``module_inplace`` / ``teacher_module_inplace`` is set) is meant to switch every module with
+    an ``inplace`` attribute (``ReLU`` and the like) to out-of-place, so that a recorder keeps
+    the tensor its module returned. It recurses through ``module._modules`` only while that is an
+    ``OrderedDict``; since torch 2.0 it is a plain ``dict``, so the walk stops at the top and
+    every in-place module stays in place. A recorder on a layer whose output a later in-place
+    module overwrites (a ``ModuleOutputs`` recorder on a BatchNorm followed by ``ReLU(inplace=
+    True)``) then hands the loss the overwritten tensor, silently. The replacement walks
+    ``module.modules()`` and sets every boolean ``inplace`` attribute to False.
+    In-place *tensor* ops inside a ``forward`` (a residual block's ``out += identity``) are not
+    modules and stay: docs/advanced_guides/compat.md says which recorders they reach.
+
+    Versions: mmrazor 1.0.0 on torch >= 2.0.
+    Fails without it (tests/test_compat.py):
+        test_mmrazor_recorder_keeps_the_tensor_its_module_returned
+    Returns whether it was applied now.
+    """
+    from mmrazor.models.algorithms.base import BaseAlgorithm
+    return replace_once((BaseAlgorithm, ), 'set_module_inplace_false', _set_module_inplace_false)
