@@ -28,7 +28,8 @@ def test_fixes_are_applied_on_import():
         'mmengine-remote-checkpoint-weights-only', 'mmengine-slurm-on-cpu',
         'mmengine-checkpoint-hook-save-before-delete', 'mmengine-local-checkpoint-refusal',
         'mmengine-fmkt-plugin-base-configs', 'mmengine-same-second-runners',
-        'mmrazor-strict-teacher-load', 'mmrazor-module-inplace-false'} | (
+        'mmrazor-strict-teacher-load', 'mmrazor-module-inplace-false',
+        'mmengine-mmcls-configs', 'mmrazor-datafree-single-process'} | (
             {'mmcv-lite-ext'} if mmcv_fixes.mmcv_is_lite() else
             set() if mmcv_fixes.mmcv_has_cuda_kernels() else {'mmcv-ops-cuda-route'})
 
@@ -783,7 +784,7 @@ def test_every_fix_names_its_versions_and_a_test_that_exists():
     import re
 
     from helpers import REPO
-    assert len(compat.FIXES) == len({name for name, _ in compat.FIXES}) == 15
+    assert len(compat.FIXES) == len({name for name, _ in compat.FIXES}) == 17
     for name, fix in compat.FIXES:
         doc = fix.__doc__ or ''
         assert re.match(r'Fix \d+b?: ', doc), name
@@ -870,3 +871,24 @@ def test_mmrazor_recorder_keeps_the_tensor_its_module_returned():
     recorded, expected, model = _recorded_bn_output(fixed=True)
     assert model.net.block[2].inplace is False
     torch.testing.assert_close(recorded, expected)
+
+
+def test_mmrazor_kd_config_loads_without_mmcls():
+    """MMRazor 1.0.0's KD config inherits ``mmcls::`` bases and builds from ``cfg_path=
+    'mmcls::...'``; without the fix mmengine says mmcls is not installed."""
+    code = '''
+        import sys
+        if len(sys.argv) > 1:
+            import fmkt_plugin
+        from mmengine.hub import get_config
+        cfg = get_config('mmrazor::distill/mmcls/kd/kd_logits_resnet34_resnet18_8xb32_in1k.py')
+        print(cfg.model.architecture.cfg_path, cfg.default_scope)
+    '''
+    plain = subprocess.run([sys.executable, '-c', textwrap.dedent(code)], capture_output=True,
+                           text=True, timeout=300)
+    assert plain.returncode != 0 and 'mmcls' in plain.stderr, plain.stderr[-2000:]
+    fixed = subprocess.run([sys.executable, '-c', textwrap.dedent(code), 'fixed'],
+                           capture_output=True, text=True, timeout=300)
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    assert fixed.stdout.split()[-2:] == ['mmpretrain::resnet/resnet18_8xb32_in1k.py',
+                                         'mmpretrain']

@@ -18,6 +18,7 @@ LAYOUT = [
     'user_guides/train_test_export.md', 'user_guides/your_own_config.md',
     'user_guides/detection.md', 'user_guides/distributed.md',
     'user_guides/resume_reproducibility.md', 'user_guides/visualisation.md',
+    'user_guides/mmrazor_configs.md',
     'advanced_guides/architecture.md', 'advanced_guides/components.md',
     'advanced_guides/maths.md', 'advanced_guides/overhead.md', 'advanced_guides/security.md',
     'advanced_guides/compat.md',

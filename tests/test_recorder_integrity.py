@@ -99,6 +99,8 @@ def test_the_check_sees_an_in_place_op_after_the_recorded_module():
                      loss_forward_mappings=dict(loss_mse=dict(
                          preds_S=dict(from_student=True, recorder='bn'),
                          preds_T=dict(from_student=False, recorder='bn'))))
-    model = SingleTeacherDistill(architecture=Block(), teacher=Block(), distiller=distiller)
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmrazor'):  # an earlier test may have set mmdet
+        model = SingleTeacherDistill(architecture=Block(), teacher=Block(), distiller=distiller)
     bad = overwritten_recordings(model, torch.randn(2, 3, 4, 4), None)
     assert ('bn', 'bn') in bad

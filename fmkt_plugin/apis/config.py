@@ -4,6 +4,7 @@ from typing import Optional, Union
 
 from mmengine.config import Config
 
+from ..utils.legacy_configs import translate_mmcls_names
 from .component_keys import check_component_keys
 
 __all__ = ['load_config', 'build_runner_config', 'check_dataset_not_empty']
@@ -26,6 +27,8 @@ def load_config(config: Union[str, Config], cfg_options: Optional[dict] = None) 
             if not osp.isfile(config):
                 raise FileNotFoundError(f'config file not found: {config}')
             cfg = Config.fromfile(config)
+    # an MMRazor 1.0 config written for mmcls: its scopes and renamed classes in mmpretrain's
+    translate_mmcls_names(cfg)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return cfg

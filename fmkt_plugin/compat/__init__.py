@@ -38,8 +38,10 @@ FIXES: Tuple[Tuple[str, Callable[[], bool]], ...] = (
     ('mmcv-ops-cuda-route', mmcv_fixes.fix_mmcv_ops_without_cuda_kernels),
     ('mmengine-fmkt-plugin-base-configs', mmengine_fixes.fix_mmengine_fmkt_plugin_base_configs),
     ('mmengine-same-second-runners', mmengine_fixes.fix_mmengine_same_second_runners),
+    ('mmengine-mmcls-configs', mmengine_fixes.fix_mmengine_mmcls_configs),
     ('mmrazor-strict-teacher-load', mmrazor_fixes.fix_mmrazor_strict_teacher_load),
     ('mmrazor-module-inplace-false', mmrazor_fixes.fix_mmrazor_module_inplace_false),
+    ('mmrazor-datafree-single-process', mmrazor_fixes.fix_mmrazor_datafree_single_process),
 )
 
 _APPLIED: List[str] = []

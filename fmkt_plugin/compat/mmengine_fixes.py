@@ -4,7 +4,8 @@ Checkpoints: loading with ``weights_only=True`` and mmengine's own metadata allo
 a refusal that names the file (Fix 2b), URLs through the same restricted unpickler (Fix 5),
 atomic writes (Fix 3), save-before-delete and a relative ``last_checkpoint`` (Fix 7).
 Launchers: DDP and Slurm on CPU (Fixes 4 and 6). Configs: ``fmkt_plugin::`` bases (Fix 10).
-Runners built in the same second kept apart (Fix 11). Each fix is applied once by
+Runners built in the same second kept apart (Fix 11). MMRazor 1.0's ``mmcls::`` configs read from
+mmpretrain (Fix 15). Each fix is applied once by
 :func:`fmkt_plugin.compat.apply_all`.
 """
 import os
@@ -18,7 +19,8 @@ __all__ = ['MMENGINE_CHECKPOINT_SAFE_GLOBALS', 'fix_mmengine_checkpoint_weights_
            'fix_mmengine_local_checkpoint_refusal', 'fix_mmengine_atomic_checkpoint_write',
            'fix_mmengine_ddp_on_cpu', 'fix_mmengine_remote_checkpoint_weights_only',
            'fix_mmengine_slurm_on_cpu', 'fix_mmengine_checkpoint_hook_order',
-           'fix_mmengine_fmkt_plugin_base_configs', 'fix_mmengine_same_second_runners']
+           'fix_mmengine_fmkt_plugin_base_configs', 'fix_mmengine_same_second_runners',
+           'fix_mmengine_mmcls_configs']
 
 
 def _history_buffer_getattr(obj, name: str):
@@ -513,3 +515,55 @@ def fix_mmengine_same_second_runners() -> bool:
 
     Runner._experiment_name = property(get, set_)
     return True
+
+
+def fix_mmengine_mmcls_configs() -> bool:
+    """Fix 15: MMRazor 1.0's configs name ``mmcls::`` configs, and mmcls is gone.
+
+    Upstream: MMRazor 1.0.0's classification configs inherit ``mmcls::_base_/...`` files and build
+    their student and teacher from ``cfg_path='mmcls::resnet/...'``. mmcls 1.0 was renamed
+    mmpretrain (1.0, April 2023) with the same config tree, and mmcls does not install next to
+    current torch and mmengine, so mmengine stops with "mmcls is not installed" (bases) or "No
+    module named 'mmcls'" (``mmengine.hub.get_model`` imports ``<package>.utils``). A few
+    configs MMRazor names were renamed since (mmdet 3's ``faster-rcnn_*``, mmpretrain's
+    ``deit-base_16xb64``). Where mmcls is not installed, ``mmcls::x`` is read as
+    ``mmpretrain::x`` and a renamed config under its new name
+    (:func:`fmkt_plugin.utils.legacy_configs.renamed_config`) wherever mmengine parses a
+    ``package::path`` (bases, ``get_config``, ``get_model``); a config that ``get_config``
+    returns has its ``mmcls.`` type scopes translated (``translate_mmcls_names``, which the
+    plugin's ``load_config`` applies too).
+
+    Versions: mmengine 0.10.x with mmpretrain 1.x and no mmcls.
+    Fails without it (tests/test_compat.py):
+        test_mmrazor_kd_config_loads_without_mmcls
+    Returns whether it was applied now.
+    """
+    import importlib.util
+
+    import mmengine.config.config as mm_config
+    import mmengine.config.utils as mm_config_utils
+    import mmengine.hub as hub
+    import mmengine.hub.hub as hub_module
+
+    from ..utils.legacy_configs import renamed_config, translate_mmcls_names
+    if importlib.util.find_spec('mmcls') is not None or \
+            importlib.util.find_spec('mmpretrain') is None or is_ours(hub_module.get_model):
+        return False
+    upstream_split = mm_config_utils._get_package_and_cfg_path
+    upstream_model, upstream_config = hub_module.get_model, hub_module.get_config
+
+    def _get_package_and_cfg_path(cfg_path: str):
+        return upstream_split(renamed_config(cfg_path))
+
+    def get_model(cfg_path: str, pretrained: bool = False, **kwargs):
+        return upstream_model(renamed_config(cfg_path), pretrained, **kwargs)
+
+    def get_config(cfg_path: str, pretrained: bool = False):
+        cfg = upstream_config(renamed_config(cfg_path), pretrained)
+        translate_mmcls_names(cfg)
+        return cfg
+
+    replace_once((mm_config_utils, mm_config, hub_module), '_get_package_and_cfg_path',
+                 _get_package_and_cfg_path)
+    replace_once((hub_module, hub), 'get_model', get_model)
+    return replace_once((hub_module, hub), 'get_config', get_config)

@@ -2,7 +2,8 @@
 
 Fix 1 lets ``import mmrazor.models`` work on torch >= 2.0; Fix 13 makes its single-teacher
 distillers load ``teacher_ckpt`` strictly; Fix 14 makes its algorithms switch in-place modules
-off again, so recorders keep what their modules returned. Each fix is applied once by
+off again, so recorders keep what their modules returned; Fix 16 lets its data-free algorithms
+train in one process. Each fix is applied once by
 :func:`fmkt_plugin.compat.apply_all`.
 """
 import sys
@@ -11,7 +12,7 @@ import types
 from .patching import replace_once
 
 __all__ = ['fix_mmrazor_quantization_import', 'fix_mmrazor_strict_teacher_load',
-           'fix_mmrazor_module_inplace_false']
+           'fix_mmrazor_module_inplace_false', 'fix_mmrazor_datafree_single_process']
 
 
 _QUANT_MODULE = 'mmrazor.structures.quantization'
@@ -115,3 +116,32 @@ def fix_mmrazor_module_inplace_false() -> bool:
     """
     from mmrazor.models.algorithms.base import BaseAlgorithm
     return replace_once((BaseAlgorithm, ), 'set_module_inplace_false', _set_module_inplace_false)
+
+
+def _generator_itself(self):
+    """A generator outside DDP stands for its own ``module``."""
+    return self
+
+
+def fix_mmrazor_datafree_single_process() -> bool:
+    """Fix 16: mmrazor 1.0.0's data-free distillation runs only in a distributed job.
+
+    Upstream: ``DataFreeDistillation`` and ``DAFLDataFreeDistillation`` (the DAFL, DFAD and ZSKT
+    configs) draw their latent codes with ``self.generator.module.latent_dim``: ``.module``
+    exists only when a DDP wrapper (the configs' ``MMSeparateDistributedDataParallel``) wraps the
+    generator. In one process, without a launcher, training stops at the first step with
+    "'DAFLGenerator' object has no attribute 'module'". mmrazor's generators get a ``module``
+    property that answers the generator itself; a wrapped generator (DDP) is unchanged, since
+    the algorithm then holds the wrapper.
+
+    Versions: mmrazor 1.0.0.
+    Fails without it (tests/test_mmrazor_configs.py):
+        test_mmrazor_config_loads_builds_trains_and_validates
+    Returns whether it was applied now.
+    """
+    from mmrazor.models.architectures.generators.base_generator import BaseGenerator
+    if 'module' in vars(BaseGenerator):
+        return False
+    _generator_itself.__fmkt_fix__ = True
+    BaseGenerator.module = property(_generator_itself)
+    return True
