@@ -26,6 +26,7 @@ TOOL_MODULES = {
     'train': 'fmkt_plugin.apis.train',
     'test': 'fmkt_plugin.apis.test',
     'convert_fmkt_ckpt_to_student': 'fmkt_plugin.apis.convert',
+    'to_fmkt': 'fmkt_plugin.apis.to_fmkt',
 }
 
 

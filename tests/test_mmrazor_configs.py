@@ -89,17 +89,19 @@ def _optim_wrapper(model):
     return sgd(model)
 
 
-def _run(rel, copy_to=None):
+def _run(rel, copy_to=None, path=None):
     from mmengine.registry import DefaultScope
 
     from fmkt_plugin.apis import load_config
     from fmkt_plugin.registry import MODELS
-    path = osp.join(ROOT, rel)
+    path = path or osp.join(ROOT, rel)
     if copy_to is not None:  # a user's copy of the file
         path = shutil.copy(path, copy_to)
     cfg = load_config(path)
     model_cfg = copy.deepcopy(cfg.model)
     _offline(model_cfg)
+    if model_cfg.type.split('.')[-1] in ('FMKTDistill', 'FMKTFpnDistill'):
+        model_cfg.allow_random_teacher = True  # the plugin's distillers refuse it otherwise
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope') or 'mmrazor'):
         # no init_weights(): the detectors' backbones would download their ImageNet weights
         model = MODELS.build(model_cfg)
