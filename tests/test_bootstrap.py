@@ -91,3 +91,32 @@ def test_default_bootstrap_needs_no_compiler(tmp_path):
                          capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     assert 'building mmcv' not in out.stderr and '[bootstrap] ready' in out.stderr
+
+
+@pytest.mark.slow
+def test_fashion_mnist_without_root_lands_where_the_benchmarks_look(tmp_path):
+    """scripts/fetch_fmnist.sh (the bootstrap's step on a machine without root): apt-get download
+    and dpkg -x, no root needed, into ~/.cache/fmkt/fashion-mnist; a second run finds them."""
+    from benchmarks.common import fmnist
+    env = dict(os.environ, HOME=str(tmp_path))
+    script = osp.join(REPO, 'scripts', 'fetch_fmnist.sh')
+    first = subprocess.run(['bash', script], env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    dest = tmp_path / '.cache' / 'fmkt' / 'fashion-mnist'
+    names = sorted(p.name for p in dest.iterdir())
+    assert names == sorted(f'{n}.gz' for n in fmnist.IDX_BYTES)
+    for name in names:
+        packaged = osp.join(fmnist.DEB_DIR, name)
+        if osp.isfile(packaged):
+            with open(packaged, 'rb') as a, open(dest / name, 'rb') as b:
+                assert a.read() == b.read(), name
+    again = subprocess.run(['bash', script], env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and 'already in' in again.stdout
+    # the benchmarks read that folder when the package's is missing and FMKT_FMNIST_DIR unset
+    code = ('import sys; sys.path.insert(0, sys.argv[1]); from benchmarks.common import fmnist; '
+            'fmnist.DEB_DIR = "/nonexistent"; '
+            'print(fmnist.USER_DIR)')
+    env.pop('FMKT_FMNIST_DIR', None)
+    out = subprocess.run([sys.executable, '-c', code, REPO], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.stdout.strip() == str(dest), out.stderr[-2000:]

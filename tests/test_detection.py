@@ -12,6 +12,7 @@ from helpers import (
     REPO,
     assert_trained_stably,
     changed_params,
+    config_path,
     load_tool,
     scalar_history,
     snapshot,
@@ -399,3 +400,33 @@ def test_detection_config_trains_and_evaluates_through_the_cuda_routes(config, t
     expected = {'nms'} | ({'roi_align_forward', 'roi_align_backward'}
                           if family == 'faster-rcnn' else set())
     assert set(calls) == expected
+
+
+@pytest.mark.parametrize('fmkt, pkd', [
+    ('fmkt/fmkt_faster-rcnn_r101_r50_fpn_2x_coco.py',
+     'baselines/pkd_faster-rcnn_r101_r50_fpn_2x_coco.py'),
+    ('fmkt/fmkt_retinanet_x101_r50_fpn_2x_coco.py',
+     'baselines/pkd_retinanet_x101_r50_fpn_2x_coco.py'),
+    ('fmkt/fmkt_retinanet_r34w_r18_fpn_fmnist-det.py',
+     'baselines/pkd_retinanet_r34w_r18_fpn_fmnist-det.py'),
+])
+def test_fmkt_and_pkd_of_a_pair_differ_only_in_the_distillation(fmkt, pkd):
+    """Same data, schedule, optimizer (gradient clipping included) and runtime: the resolved
+    configs differ in the algorithm, the student's neck (FlowFPN), the distiller and FM-KT's
+    hooks (flow EMA), besides the helper variables of the method files."""
+    from fmkt_plugin.apis import load_config
+    from fmkt_plugin.apis.to_fmkt import _plain
+
+    def flat(d, prefix=''):
+        if isinstance(d, dict):
+            out = {}
+            for k, v in d.items():
+                out.update(flat(v, f'{prefix}.{k}' if prefix else k))
+            return out
+        return {prefix: d}
+
+    a, b = (flat(_plain(load_config(config_path(c)).to_dict())) for c in (fmkt, pkd))
+    differ = {k for k in set(a) | set(b) if a.get(k, '<none>') != b.get(k, '<none>')}
+    allowed = ('model.type', 'model.architecture.neck', 'model.distiller.', 'custom_hooks',
+               'flow.', 'levels', 'fmkt_fpn_hooks', 'fpn_', 'pkd_weight')
+    assert not [k for k in differ if not k.startswith(allowed)], sorted(differ)

@@ -16,9 +16,15 @@ from .provenance import file_sha256
 __all__ = ['PACKAGE_DIR', 'NUM_TRAIN', 'NUM_TEST', 'IDX_BYTES', 'IDX_SHA256', 'DatasetMissingError',
            'prepare_fashion_mnist', 'read_idx', 'Arrays', 'read_fashion_mnist', 'data_facts']
 
-#: where the Debian package puts the .gz files; FMKT_FMNIST_DIR names another folder holding them
-#: (a machine without the package, such as one the GPU check's carried folder reaches)
-PACKAGE_DIR = os.environ.get('FMKT_FMNIST_DIR', '/usr/share/datasets/fashion-mnist')
+#: where the Debian package puts the .gz files
+DEB_DIR = '/usr/share/datasets/fashion-mnist'
+#: where scripts/fetch_fmnist.sh unpacks them without root (the bootstrap on a login node)
+USER_DIR = os.path.join(os.path.expanduser('~'), '.cache', 'fmkt', 'fashion-mnist')
+#: the folder read: FMKT_FMNIST_DIR names another one (a machine without the package, such as
+#: one the GPU check's carried folder reaches); else the package's, else the user's copy
+PACKAGE_DIR = os.environ.get('FMKT_FMNIST_DIR') or next(
+    (d for d in (DEB_DIR, USER_DIR)
+     if os.path.isfile(os.path.join(d, 'train-images-idx3-ubyte.gz'))), DEB_DIR)
 NUM_TRAIN, NUM_TEST = 60000, 10000
 #: decompressed size of every idx file: 16/8-byte header + 28x28 pixels or one byte per label.
 IDX_BYTES = {

@@ -1,6 +1,6 @@
 # FM-KT on the FPN, Faster R-CNN R-101 -> R-50 (COCO, 2x): flows on FPN levels 0-3 feed the
 # student's RPN and RoI heads (../_base_/methods/fmkt_fpn.py); PKD per step with flow weight 6
-# (averaged over the steps); lr 0.02 with gradient clipping.
+# (averaged over the steps); lr 0.02 with the pair's gradient clipping, as for PKD.
 _base_ = ['../_base_/pairs/faster-rcnn_r101_r50_fpn_2x_coco.py', '../_base_/methods/fmkt_fpn.py']
 
 model = dict(
@@ -22,5 +22,4 @@ model = dict(
         },
         loss_forward_mappings={{_base_.fpn_loss_forward_mappings}}))
 
-optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))
 custom_hooks = {{_base_.fmkt_fpn_hooks}}

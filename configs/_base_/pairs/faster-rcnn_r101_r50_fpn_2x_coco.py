@@ -25,6 +25,9 @@ model = dict(
     teacher_ckpt=teacher_ckpt)
 
 find_unused_parameters = True
+# Gradient clipping for every method of this pair (FM-KT's flows and PKD alike): the methods
+# differ only in their distillation.
+optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))
 
 # Reseed python/numpy/torch from (seed, epoch) before every training epoch: an epoch's random
 # augmentations do not depend on what ran before it, so --resume is exact (see EpochSeedHook).
