@@ -275,3 +275,12 @@ def test_a_config_inherits_a_packaged_config_of_the_source_install(tmp_path):
     cfg = Config.fromfile(_child_of_packaged_config(tmp_path))
     assert cfg.model.type == 'FMKTDistill'
     assert cfg.model.architecture.head.type == 'FlowMatchingClsHead'
+
+
+def test_no_two_config_files_share_a_name():
+    """``mim train fmkt_plugin NAME`` finds a config by its file name anywhere under configs/: a
+    base of the same name as a shipped config (the ResNet-50 -> MobileNet-V2 pair once) made it
+    pick the base."""
+    names = [osp.basename(p) for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
+                                                   recursive=True)]
+    assert len(names) == len(set(names)), sorted(n for n in set(names) if names.count(n) > 1)

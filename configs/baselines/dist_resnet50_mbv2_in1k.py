@@ -1,2 +1,2 @@
-_base_ = ['../_base_/pairs/resnet50_mbv2_in1k.py', '../_base_/methods/dist.py']
+_base_ = ['../_base_/pairs/resnet50_mobilenet-v2_in1k.py', '../_base_/methods/dist.py']
 model = dict(distiller={{_base_.distiller}})

@@ -1,6 +1,6 @@
 # FM-KT (logit level, DIST metric, MLP meta-encoder, N = 8), resnet50 -> mbv2, ImageNet-1k.
 _base_ = [
-    '../_base_/pairs/resnet50_mbv2_in1k.py',
+    '../_base_/pairs/resnet50_mobilenet-v2_in1k.py',
     '../_base_/methods/fmkt_logits.py',
 ]
 
