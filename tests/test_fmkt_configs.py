@@ -123,3 +123,31 @@ def test_a_reader_opens_at_most_two_base_files_to_see_the_flow_head(config):
         assert depth is None or depth <= 2, f'{needle}: {depth} base files deep'
     if 'theta' not in osp.basename(config) and '_feat_' not in osp.basename(config):
         assert _files_to(config, "type='FlowMatchingConnector'") is not None
+
+
+def test_the_benchmarks_pick_as_the_docs_write_it_sets_the_flow_learning_rate(tmp_path):
+    """docs/user_guides/train_test_export.md's two lines: the displacement estimate, and the flow
+    of the head at 0.1x the student's learning rate (the teacher's parameters are frozen)."""
+    import re
+
+    import torch
+    from helpers import config_path
+    from mmengine.optim import build_optim_wrapper
+
+    from fmkt_plugin.apis import load_config
+    from fmkt_plugin.registry import MODELS
+    with open(osp.join(REPO, 'docs', 'user_guides', 'train_test_export.md')) as f:
+        (snippet, ) = [b for b in re.findall(r'```python\n(.*?)```', f.read(), re.S)
+                       if 'lr_mult' in b]
+    child = tmp_path / 'pick.py'
+    child.write_text(f"_base_ = [{config_path('fmkt/resnet34_res18_in1k.py')!r}]\n" + snippet)
+    cfg = load_config(str(child))
+    assert cfg.model.architecture.head.flow.estimate == 'displacement'
+    cfg.model.teacher_ckpt, cfg.model.allow_random_teacher = None, True
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    flow = {id(p) for n, p in model.named_parameters() if 'architecture.head.flow.' in n}
+    lrs = {('flow' if id(p) in flow else 'rest'): g['lr']
+           for g in wrapper.param_groups for p in g['params']}
+    assert flow and lrs['flow'] == pytest.approx(0.1 * lrs['rest'])
