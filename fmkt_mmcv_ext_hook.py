@@ -11,15 +11,25 @@ imports nothing beyond the standard library, and only the name ``mmcv._ext`` is 
 The finder is appended to the end of ``sys.meta_path``, after the path finder, so a compiled
 ``mmcv._ext`` (an mmcv built from source, or installed by mim) is always found first and used
 unchanged. ``FMKT_MMCV_EXT=0`` switches the finder off.
+
+A second finder, :class:`MimPathFinder`, serves mim (which never imports the plugin): mim 0.3's
+``get_installed_path`` answers ``<site-packages>/<first name of top_level.txt>`` when
+``<site-packages>/fmkt_plugin`` does not exist, which is the case for an editable install (the
+package stays in its source tree), so ``mim train fmkt_plugin CONFIG`` and ``mim search`` looked
+for the configs in a folder that is not there. When ``mim.utils.utils`` is loaded, its
+``get_installed_path`` is wrapped to answer, for ``fmkt_plugin`` only, the folder of the package
+that Python imports (whose ``.mim`` the editable build links to the repository).
 """
 import importlib.abc
 import importlib.util
 import os
 import sys
 
-__all__ = ['MmcvExtFinder', 'register', 'provider_file']
+__all__ = ['MmcvExtFinder', 'MimPathFinder', 'register', 'provider_file']
 
 NAME = 'mmcv._ext'
+MIM_UTILS = 'mim.utils.utils'
+PACKAGE = 'fmkt_plugin'
 
 
 def provider_file():
@@ -43,7 +53,54 @@ class MmcvExtFinder(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_file_location(NAME, file) if file else None
 
 
+def _package_dir():
+    spec = importlib.util.find_spec(PACKAGE)
+    return os.path.dirname(spec.origin) if spec and spec.origin else None
+
+
+def _wrap_mim(module) -> None:
+    upstream = module.get_installed_path
+
+    def get_installed_path(package: str) -> str:
+        path = upstream(package)
+        if package == PACKAGE and not os.path.isdir(os.path.join(path, '.mim')):
+            return _package_dir() or path
+        return path
+
+    get_installed_path.__wrapped__ = upstream
+    module.get_installed_path = get_installed_path
+
+
+class MimPathFinder(importlib.abc.MetaPathFinder):
+    """Loads ``mim.utils.utils`` as the other finders would, then wraps its
+    ``get_installed_path`` (before ``mim.utils`` and mim's commands bind the name)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != MIM_UTILS:
+            return None
+        for finder in sys.meta_path:
+            if isinstance(finder, MimPathFinder) or not hasattr(finder, 'find_spec'):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None and spec.loader is not None:
+                break
+        else:
+            return None
+        exec_module = spec.loader.exec_module
+
+        def exec_and_wrap(module):
+            exec_module(module)
+            _wrap_mim(module)
+
+        spec.loader.exec_module = exec_and_wrap
+        return spec
+
+
 def register() -> None:
-    """Append the finder to ``sys.meta_path`` once per interpreter."""
-    if not any(type(f).__name__ == MmcvExtFinder.__name__ for f in sys.meta_path):
+    """Add the finders to ``sys.meta_path`` once per interpreter: the ``mmcv._ext`` one last,
+    the mim one first (it only wraps what the others load)."""
+    names = {type(f).__name__ for f in sys.meta_path}
+    if MmcvExtFinder.__name__ not in names:
         sys.meta_path.append(MmcvExtFinder())
+    if MimPathFinder.__name__ not in names:
+        sys.meta_path.insert(0, MimPathFinder())

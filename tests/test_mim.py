@@ -284,3 +284,28 @@ def test_no_two_config_files_share_a_name():
     names = [osp.basename(p) for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
                                                    recursive=True)]
     assert len(names) == len(set(names)), sorted(n for n in set(names) if names.count(n) > 1)
+
+
+def test_mim_finds_every_shipped_config_by_name_in_this_environment(tmp_path):
+    """``mim train fmkt_plugin NAME`` looks NAME up under mim's ``get_installed_path``; for the
+    bootstrap's editable install mim 0.3 answered a folder that does not exist (the first name of
+    top_level.txt in site-packages), until the start-up hook wrapped it. Run in a fresh
+    interpreter, as mim runs, from a folder without the repository on sys.path."""
+    names = sorted(osp.basename(p) for d in ('fmkt', 'baselines')
+                   for p in glob.glob(osp.join(REPO, 'configs', d, '*.py')))
+    code = ('import os.path as osp, sys\n'
+            'from mim.utils import get_installed_path, recursively_find\n'
+            'root = get_installed_path("fmkt_plugin")\n'
+            'for name in sys.argv[1:]:\n'
+            '    found = recursively_find(root, name, followlinks=True)\n'
+            '    print(name, len(found), osp.realpath(found[0]) if found else "-")\n')
+    out = subprocess.run([sys.executable, '-c', code] + names, cwd=str(tmp_path),
+                         capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, PYTHONPATH=''))
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = [line.split() for line in out.stdout.splitlines()]
+    assert [r[0] for r in rows] == names
+    for name, count, path in rows:
+        assert count == '1', (name, count)
+        assert osp.basename(osp.dirname(path)) in ('fmkt', 'baselines') and \
+            osp.basename(path) == name
