@@ -4,8 +4,8 @@
 # resnet50_res18_in1k.py as an auxiliary head; both heads train the backbone. Validation scores
 # the plain head, and `tools/convert_fmkt_ckpt_to_student.py CONFIG CKPT OUT --theta` exports
 # the backbone with that head: an ordinary ResNet-18, no inference overhead.
-# On the Fashion-MNIST benchmark this form kept FM-KT's gain over KD
-# (README, docs/benchmark/theta.md).
+# On the Fashion-MNIST benchmark this form kept about half of FM-KT's gain over KD: retention
+# 0.55 [0.23, 0.92] on the test split, 5 paired seeds (README, docs/benchmark/theta.md).
 _base_ = ['./resnet50_res18_in1k.py']
 
 model = dict(
