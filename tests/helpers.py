@@ -169,3 +169,14 @@ def assert_log_trained_stably(work_dir: str, world_size: int = 1) -> None:
     assert dumped, f'{work_dir}: no config dumped by the run'
     _assert_lr_fits_the_batch(Config.fromfile(dumped[-1]), world_size,
                               max(r['lr'] for r in rows))
+
+
+def flatten(tree, prefix: str = '') -> Dict:
+    """A nested dict as ``{'a.b.c': leaf}`` (lists and tuples are leaves): to compare resolved
+    configs key by key."""
+    if isinstance(tree, dict):
+        out = {}
+        for k, v in tree.items():
+            out.update(flatten(v, f'{prefix}.{k}' if prefix else str(k)))
+        return out
+    return {prefix: tree}

@@ -13,6 +13,7 @@ from helpers import (
     assert_trained_stably,
     changed_params,
     config_path,
+    flatten,
     load_tool,
     scalar_history,
     snapshot,
@@ -416,16 +417,7 @@ def test_fmkt_and_pkd_of_a_pair_differ_only_in_the_distillation(fmkt, pkd):
     hooks (flow EMA), besides the helper variables of the method files."""
     from fmkt_plugin.apis import load_config
     from fmkt_plugin.apis.to_fmkt import _plain
-
-    def flat(d, prefix=''):
-        if isinstance(d, dict):
-            out = {}
-            for k, v in d.items():
-                out.update(flat(v, f'{prefix}.{k}' if prefix else k))
-            return out
-        return {prefix: d}
-
-    a, b = (flat(_plain(load_config(config_path(c)).to_dict())) for c in (fmkt, pkd))
+    a, b = (flatten(_plain(load_config(config_path(c)).to_dict())) for c in (fmkt, pkd))
     differ = {k for k in set(a) | set(b) if a.get(k, '<none>') != b.get(k, '<none>')}
     allowed = ('model.type', 'model.architecture.neck', 'model.distiller.', 'custom_hooks',
                'flow.', 'levels', 'fmkt_fpn_hooks', 'fpn_', 'pkd_weight')

@@ -4,7 +4,7 @@ import os.path as osp
 import re
 
 import pytest
-from helpers import config_path, load_tool
+from helpers import config_path, flatten, load_tool
 from test_mmrazor_configs import CONFIGS, ROOT, _run
 
 from fmkt_plugin.apis.to_fmkt import write_fmkt_config
@@ -71,15 +71,6 @@ def test_the_lists_cover_only_mmrazor_configs():
     assert osp.isdir(ROOT)
 
 
-def _flat(d, prefix=''):
-    if isinstance(d, dict):
-        out = {}
-        for k, v in d.items():
-            out.update(_flat(v, f'{prefix}.{k}' if prefix else k))
-        return out
-    return {prefix: d}
-
-
 def test_our_kd_baseline_converts_to_our_fmkt_config_but_for_the_metric(tmp_path):
     """The converted KD config builds the same student, flow head and algorithm as
     configs/fmkt/resnet34_res18_in1k.py; it differs in the metric (the KD config's own KL, tau 1,
@@ -97,7 +88,7 @@ def test_our_kd_baseline_converts_to_our_fmkt_config_but_for_the_metric(tmp_path
     mapping['preds']['recorder'] = 'steps'
     d['loss_forward_mappings'] = {'loss_fmkt': mapping}
     d['student_recorders'] = {'steps': d['student_recorders'].pop('fc')}
-    a, b = _flat(ours), _flat(shipped)
+    a, b = flatten(ours), flatten(shipped)
     differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     assert differ == [
         'distiller.distill_losses.loss_fmkt.loss_weight',
