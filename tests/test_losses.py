@@ -147,3 +147,55 @@ def test_a_component_that_is_no_metric_is_refused_at_build(metric):
     """It built, and failed only at the first forward with a shape or argument error."""
     with pytest.raises(ValueError, match=r'FMKTLoss: metric Flow\w+ is not a loss metric'):
         FMKTLoss(metric=metric)
+
+
+def test_dirac_count_first_is_the_authors_count_and_leaves_the_rest():
+    """'first': the first int((1 - r) B) targets are permuted among themselves; at r = 0.9 and
+    B = 16 that is one sample, so nothing moves, where 'random' permutes round-based 2."""
+    torch.manual_seed(0)
+    first, rand = FMKTLoss('mse', dirac_ratio=0.5, dirac_count='first'), FMKTLoss(
+        'mse', dirac_ratio=0.5)
+    first.train(), rand.train()
+    index = first._pairing(16, torch.device('cpu'))
+    assert torch.equal(index[8:], torch.arange(8, 16))
+    assert sorted(index[:8].tolist()) == list(range(8))
+    authors = FMKTLoss('mse', dirac_ratio=0.9, dirac_count='first').train()
+    assert authors._pairing(16, torch.device('cpu')) is None
+    ours = FMKTLoss('mse', dirac_ratio=0.9).train()
+    moved = sum(int(i != j) for j, i in enumerate(ours._pairing(16, torch.device('cpu'))))
+    assert moved in (0, 2)  # 2 chosen; a permutation of 2 may keep them
+    assert (16 - round(0.9 * 16), int((1 - 0.9) * 16)) == (2, 1)
+    with pytest.raises(ValueError, match="dirac_count must be 'random' or 'first'"):
+        FMKTLoss('mse', dirac_count='floor')
+    target = torch.randn(16, 4)
+    kept = target.clone()
+    first(torch.randn(2, 16, 4), target)
+    assert torch.equal(target, kept)  # never in place
+
+
+def test_dist_metric_is_mmrazors_dist_at_its_epsilon_and_takes_the_authors():
+    from mmrazor.models.losses import DISTLoss
+
+    from fmkt_plugin.models.losses import DISTMetric
+    torch.manual_seed(0)
+    s = torch.randn(4, 100, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(4, 100, dtype=torch.float64)
+    kw = dict(inter_loss_weight=1.0, intra_loss_weight=2.0, tau=2.0, loss_weight=1.5)
+    ours = DISTMetric(**kw)(s, t)
+    (g_ours, ) = torch.autograd.grad(ours, s)
+    theirs = DISTLoss(**kw)(s, t)
+    (g_theirs, ) = torch.autograd.grad(theirs, s)
+    assert torch.equal(ours, theirs) and torch.equal(g_ours, g_theirs)
+
+    def pearson(a, b, eps):  # the DIST paper's correlation, eps on the product of the norms
+        a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+        return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + eps)
+
+    p, q = (s / 2).softmax(1), (t / 2).softmax(1)
+    want = 1.5 * 4 * ((1 - pearson(p, q, 1e-5).mean()) + 2 * (1 - pearson(p.t(), q.t(), 1e-5)
+                                                                 .mean()))
+    got = DISTMetric(eps=1e-5, **kw)(s, t)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+    assert abs(got.item() - ours.item()) > 1e-6  # the epsilon matters at 4 x 100
+    with pytest.raises(ValueError, match='eps'):
+        DISTMetric(eps=0)
