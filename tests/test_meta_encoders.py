@@ -242,3 +242,85 @@ def test_time_grid_binding_evaluates_through_the_given_callable():
     velocity(torch.randn(2, C), 0.3)  # off the grid: a (B,) time, no row
     assert seen[0] == (None, (1, C))  # no float time reaches the callable (compile guards)
     assert seen[1][1] is None and seen[1][0].shape == (2, )
+
+
+def _authors_velocity(encoder, x, t):
+    """The FM-KT authors' velocity, written from their formulas with plain torch ops: a
+    sinusoid of the raw t with C features ordered [cos, sin], Linear-ReLU-Linear, added to x;
+    then blocks LN(h + W2 relu(W1 h)) without biases; no output layer."""
+    import math
+    C = x.shape[1]
+    half = C // 2
+    # the frequencies in float32, as both codes compute them
+    freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / half).double()
+    args = torch.full((x.shape[0], 1), t, dtype=torch.float64) * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+    l1, l2 = encoder.time_embed.mlp[0], encoder.time_embed.mlp[2]
+    emb = torch.relu(emb @ l1.weight.T + l1.bias) @ l2.weight.T + l2.bias
+    h = x + emb[:, :, None, None]
+    for block in encoder.blocks:
+        w1, w2 = block.fc1.weight[:, :, 0, 0], block.fc2.weight[:, :, 0, 0]
+        inner = torch.einsum('oc,bchw->bohw', w1, h).relu()
+        h = h + torch.einsum('co,bohw->bchw', w2, inner)
+        mean = h.mean(dim=1, keepdim=True)
+        var = h.var(dim=1, unbiased=False, keepdim=True)
+        h = (h - mean) / torch.sqrt(var + block.norm.eps)
+        h = h * block.norm.weight[None, :, None, None] + block.norm.bias[None, :, None, None]
+    return h
+
+
+AUTHORS = dict(num_blocks=2, time_embed_dim=16, zero_init_out=False, block='authors',
+               time_embed=dict(time_scale=1, order='cos_sin', activation='relu'))
+
+
+@pytest.mark.parametrize('t', [1.0, 0.5, 0.125])
+def test_mlp_encoder_authors_form_matches_their_formulas_to_1e12(t):
+    from fmkt_plugin.models.meta_encoders import MLPMetaEncoder
+    torch.manual_seed(0)
+    enc = MLPMetaEncoder(16, **AUTHORS).double()
+    with torch.no_grad():  # non-trivial LayerNorm affine parameters
+        for block in enc.blocks:
+            block.norm.weight.uniform_(0.5, 1.5)
+            block.norm.bias.normal_()
+    x = torch.randn(3, 16, 2, 2, dtype=torch.float64, requires_grad=True)
+    got, want = enc(x, t), _authors_velocity(enc, x, t)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    g_got = torch.autograd.grad(got.square().sum(), [x] + list(enc.parameters()))
+    g_want = torch.autograd.grad(want.square().sum(), [x] + list(enc.parameters()))
+    for a, b in zip(g_got, g_want):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    # a pooled vector is the 1x1 map
+    v = torch.randn(3, 16, dtype=torch.float64)
+    want_v = _authors_velocity(enc, v[:, :, None, None], t)[:, :, 0, 0]
+    torch.testing.assert_close(enc(v, t), want_v,
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize('switch', [
+    dict(block='prenorm', zero_init_out=False),
+    dict(time_embed=dict(time_scale=1000, order='cos_sin', activation='relu')),
+    dict(time_embed=dict(time_scale=1, order='sin_cos', activation='relu')),
+    dict(time_embed=dict(time_scale=1, order='cos_sin', activation='silu')),
+])
+def test_each_authors_option_switched_back_changes_the_velocity(switch):
+    from fmkt_plugin.models.meta_encoders import MLPMetaEncoder
+    torch.manual_seed(0)
+    enc = MLPMetaEncoder(16, **dict(AUTHORS, **switch)).double()
+    x = torch.randn(3, 16, 2, 2, dtype=torch.float64)
+    reference = MLPMetaEncoder(16, **AUTHORS).double()
+    reference.load_state_dict(enc.state_dict(), strict=False)
+    if switch.get('block') == 'prenorm':
+        assert enc(x, 0.5).shape == x.shape  # another form: no weights to share, just differs
+        assert not torch.allclose(enc(x, 0.5), _authors_velocity(reference, x, 0.5))
+    else:
+        assert (enc(x, 0.5) - _authors_velocity(enc, x, 0.5)).abs().max() > 1e-6
+
+
+def test_authors_block_refuses_a_zero_initialised_output():
+    from fmkt_plugin.models.meta_encoders import MLPMetaEncoder
+    with pytest.raises(ValueError, match="block='authors' has no output layer"):
+        MLPMetaEncoder(16, block='authors')
+    with pytest.raises(ValueError, match="order must be 'sin_cos' or 'cos_sin'"):
+        MLPMetaEncoder(16, time_embed=dict(order='cos'))
+    with pytest.raises(ValueError, match='time_embed takes'):
+        MLPMetaEncoder(16, time_embed=dict(scale=1))

@@ -48,6 +48,9 @@ class BaseMetaEncoder(nn.Module):
         in_channels: channels of ``x``.
         time_embed_dim: sinusoidal features of the time embedding.
         zero_init_out: zero-initialise the output layer (initial velocity 0).
+        time_embed: other arguments of the :class:`SinusoidalTimeEmbedding` (``time_scale``,
+            ``order``, ``activation``); the FM-KT authors' embedding is ``time_embed_dim=C``
+            with ``dict(time_scale=1, order='cos_sin', activation='relu')``.
     """
 
     short_name: str = ''
@@ -61,12 +64,18 @@ class BaseMetaEncoder(nn.Module):
             add_short_name('meta_encoder', cls.short_name, cls)
 
     def __init__(self, in_channels: int, time_embed_dim: int = 128,
-                 zero_init_out: bool = True) -> None:
+                 zero_init_out: bool = True, time_embed: Optional[dict] = None) -> None:
         super().__init__()
         self.in_channels = check_int(in_channels, 'in_channels', owner=type(self).__name__)
         time_embed_dim = check_int(time_embed_dim, 'time_embed_dim', owner=type(self).__name__)
         self.zero_init_out = zero_init_out
-        self.time_embed = SinusoidalTimeEmbedding(time_embed_dim, out_channels=in_channels)
+        extra = dict(time_embed or {})
+        unknown = set(extra) - {'time_scale', 'order', 'activation', 'max_period'}
+        if unknown:
+            raise ValueError(f'{type(self).__name__}: time_embed takes time_scale, order, '
+                             f'activation, max_period; got {sorted(unknown)}')
+        self.time_embed = SinusoidalTimeEmbedding(time_embed_dim, out_channels=in_channels,
+                                                  **extra)
 
     @abstractmethod
     def velocity(self, h: Tensor) -> Tensor:

@@ -22,6 +22,8 @@ class SinusoidalTimeEmbedding(nn.Module):
         hidden_channels: width of the MLP (default ``embed_dim``).
         time_scale: multiplier applied to t before the sinusoids.
         max_period: longest period of the sinusoids.
+        order: ``'sin_cos'`` (default) or ``'cos_sin'`` (the FM-KT authors' order).
+        activation: of the MLP, ``'silu'`` (default) or ``'relu'`` (the FM-KT authors').
     """
 
     def __init__(self,
@@ -29,8 +31,17 @@ class SinusoidalTimeEmbedding(nn.Module):
                  out_channels: Optional[int] = None,
                  hidden_channels: Optional[int] = None,
                  time_scale: float = 1000.0,
-                 max_period: float = 10000.0) -> None:
+                 max_period: float = 10000.0,
+                 order: str = 'sin_cos',
+                 activation: str = 'silu') -> None:
         super().__init__()
+        if order not in ('sin_cos', 'cos_sin'):
+            raise ValueError(f"SinusoidalTimeEmbedding: order must be 'sin_cos' or 'cos_sin', "
+                             f'got {order!r}')
+        if activation not in ('silu', 'relu'):
+            raise ValueError(f"SinusoidalTimeEmbedding: activation must be 'silu' or 'relu', "
+                             f'got {activation!r}')
+        self.order = order
         if embed_dim < 2 or embed_dim % 2:
             raise ValueError(f'SinusoidalTimeEmbedding: embed_dim must be an even int >= 2, '
                              f'got {embed_dim}')
@@ -44,8 +55,9 @@ class SinusoidalTimeEmbedding(nn.Module):
             self.mlp = None
         else:
             hidden = hidden_channels or embed_dim
+            act = nn.SiLU() if activation == 'silu' else nn.ReLU()
             self.mlp = nn.Sequential(
-                nn.Linear(embed_dim, hidden), nn.SiLU(), nn.Linear(hidden, out_channels))
+                nn.Linear(embed_dim, hidden), act, nn.Linear(hidden, out_channels))
 
     def forward(self, t: Union[float, Tensor], batch_size: Optional[int] = None) -> Tensor:
         """Embed the time.
@@ -61,5 +73,6 @@ class SinusoidalTimeEmbedding(nn.Module):
         if batch_size is not None and t.numel() == 1:
             t = t.expand(batch_size)
         args = (self.time_scale * t)[:, None] * self.freqs[None, :]
-        emb = torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+        waves = [torch.sin(args), torch.cos(args)]
+        emb = torch.cat(waves if self.order == 'sin_cos' else waves[::-1], dim=1)
         return emb if self.mlp is None else self.mlp(emb)
