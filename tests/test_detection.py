@@ -416,8 +416,7 @@ def test_fmkt_and_pkd_of_a_pair_differ_only_in_the_distillation(fmkt, pkd):
     configs differ in the algorithm, the student's neck (FlowFPN), the distiller and FM-KT's
     hooks (flow EMA), besides the helper variables of the method files."""
     from fmkt_plugin.apis import load_config
-    from fmkt_plugin.apis.to_fmkt import _plain
-    a, b = (flatten(_plain(load_config(config_path(c)).to_dict())) for c in (fmkt, pkd))
+    a, b = (flatten(load_config(config_path(c)).to_dict()) for c in (fmkt, pkd))
     differ = {k for k in set(a) | set(b) if a.get(k, '<none>') != b.get(k, '<none>')}
     allowed = ('model.type', 'model.architecture.neck', 'model.distiller.', 'custom_hooks',
                'flow.', 'levels', 'fmkt_fpn_hooks', 'fpn_', 'pkd_weight')

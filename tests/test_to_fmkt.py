@@ -76,11 +76,10 @@ def test_our_kd_baseline_converts_to_our_fmkt_config_but_for_the_metric(tmp_path
     configs/fmkt/resnet34_res18_in1k.py; it differs in the metric (the KD config's own KL, tau 1,
     weight 3, against the shipped DIST, weight 2) and in two names (loss and recorder)."""
     from fmkt_plugin.apis import load_config
-    from fmkt_plugin.apis.to_fmkt import _plain
     out = str(tmp_path / 'kd_fmkt.py')
     write_fmkt_config(config_path('baselines/kd_resnet34_resnet18_in1k.py'), out)
-    ours = _plain(load_config(out).model)
-    shipped = _plain(load_config(config_path('fmkt/resnet34_res18_in1k.py')).model)
+    ours = load_config(out).model.to_dict()
+    shipped = load_config(config_path('fmkt/resnet34_res18_in1k.py')).model.to_dict()
     # the names: loss_kl / recorder fc in the conversion, loss_fmkt / steps in the shipped one
     d = ours['distiller']
     d['distill_losses'] = {'loss_fmkt': d['distill_losses'].pop('loss_kl')}

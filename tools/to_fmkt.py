@@ -3,7 +3,6 @@ FM-KT config that inherits it.
 
 Usage:
     python tools/to_fmkt.py CONFIG -o OUT.py [--num-steps 8] [--test-num-steps N]
-        [--cfg-options KEY=VALUE ...]
 
 The command is :func:`fmkt_plugin.apis.to_fmkt.main`.
 """

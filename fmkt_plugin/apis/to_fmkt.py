@@ -2,7 +2,7 @@
 
 Command line::
 
-    CONFIG -o OUT.py [--num-steps 8] [--test-num-steps N] [--cfg-options KEY=VALUE ...]
+    CONFIG -o OUT.py [--num-steps 8] [--test-num-steps N]
 
 CONFIG is a distillation config of MMRazor 1.0 (``mmrazor::distill/...``, or a copy) or of this
 repository. OUT.py inherits it (``_base_``) and changes only what FM-KT needs:
@@ -22,14 +22,13 @@ FPN loss (CRD, DAFL, BYOT, ...) is refused with the reason. The diff of the reso
 sections is printed.
 """
 import argparse
-import copy
 import difflib
 import os
 import os.path as osp
 import pprint
 from typing import Dict, List, Optional, Tuple
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 from ..utils.fileio import atomic_write
 from .config import load_config
@@ -52,25 +51,14 @@ def _shipped_base(rel: str) -> Config:
     raise FileNotFoundError(f'the plugin\'s config base {rel} is not installed')
 
 
-def _plain(obj):
-    """Config values as plain python (dicts, lists, tuples, scalars) for the written file."""
-    if hasattr(obj, 'to_dict'):
-        obj = obj.to_dict()
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_plain(v) for v in obj)
-    return obj
-
-
 def _resolved_model(part: dict) -> Optional[dict]:
     """The model config of a ``cfg_path`` student/teacher (MMRazor's form), else None."""
     if 'cfg_path' not in part:
         return None
     from mmengine.hub import get_config
-    model = copy.deepcopy(get_config(part['cfg_path']).model)
+    model = get_config(part['cfg_path']).model.to_dict()
     model.setdefault('_scope_', part['cfg_path'].split('::')[0])
-    return _plain(model)
+    return model
 
 
 def _is_labels(item: dict, recorders: dict) -> bool:
@@ -123,15 +111,19 @@ def _classify(cfg) -> Tuple[str, Dict[str, Tuple[str, Optional[int]]], List[str]
     return (levels.pop() if levels else ''), {k: v[1:] for k, v in found.items()}, skipped
 
 
-def convert_to_fmkt(config: str, num_steps: int = 8, test_num_steps: Optional[int] = None,
-                    cfg_options: Optional[dict] = None) -> Tuple[dict, List[str]]:
+def convert_to_fmkt(config: str, num_steps: int = 8,
+                    test_num_steps: Optional[int] = None) -> Tuple[dict, List[str]]:
     """The FM-KT overrides of ``config`` (a ``model`` dict for a child config) and the notes
     on what was left as it was.
 
     Raises:
         ValueError: the config cannot be converted, saying why.
     """
-    cfg = load_config(config, cfg_options)
+    return _convert(load_config(config), config, num_steps, test_num_steps)
+
+
+def _convert(cfg: Config, config: str, num_steps: int,
+             test_num_steps: Optional[int]) -> Tuple[dict, List[str]]:
     model = cfg.get('model') or {}
     algorithm = str(model.get('type', '')).split('.')[-1]
     if algorithm not in ALGORITHMS:
@@ -145,10 +137,10 @@ def convert_to_fmkt(config: str, num_steps: int = 8, test_num_steps: Optional[in
     distiller = model.distiller
     arch = _resolved_model(model.architecture)
     out_arch = dict(arch, _delete_=True) if arch else {}
-    source_arch = arch or _plain(model.architecture)
+    source_arch = arch or model.architecture.to_dict()
     base = _shipped_base('_base_/heads/flow_cls_head.py' if level == 'logit' else
                          '_base_/methods/fmkt_fpn.py')
-    flow = _plain(base.flow)
+    flow = base.flow.to_dict()
     flow['num_steps'] = num_steps
     if level == 'logit' or test_num_steps is not None:
         flow['test_num_steps'] = test_num_steps or num_steps
@@ -156,9 +148,9 @@ def convert_to_fmkt(config: str, num_steps: int = 8, test_num_steps: Optional[in
     for name, (recorder, data_idx) in losses.items():
         mapping = distiller.loss_forward_mappings[name]
         _, teacher, labels = _inputs(mapping, distiller.student_recorders)
-        new_map = dict(_delete_=True, target=_plain(teacher[0][1]))
+        new_map = dict(_delete_=True, target=teacher[0][1].to_dict())
         if labels:  # FMKTLoss hands them to the metric as gt_labels
-            new_map['gt_labels'] = _plain(labels[0][1])
+            new_map['gt_labels'] = labels[0][1].to_dict()
         if level == 'logit':
             new_map['preds'] = dict(from_student=True, recorder=recorder)
             recorders[recorder] = dict(type='ModuleOutputs', source='head.step_head')
@@ -168,13 +160,13 @@ def convert_to_fmkt(config: str, num_steps: int = 8, test_num_steps: Optional[in
             recorders[steps] = dict(type='ModuleOutputs', source=f'neck.flows.{data_idx}')
         new_maps[name] = new_map
         new_losses[name] = dict(_delete_=True, type='FMKTLoss',
-                                metric=_plain(distiller.distill_losses[name]), loss_weight=1.0)
+                                metric=distiller.distill_losses[name].to_dict(), loss_weight=1.0)
     if level == 'logit':
         head = dict(source_arch.get('head') or {})
         if head.get('type', '').split('.')[-1] != 'LinearClsHead':
             raise ValueError(f'{config}: the student head is {head.get("type")!r}; the flow head '
                              'replaces a LinearClsHead (its num_classes and in_channels)')
-        flow_head = dict(_plain(base.flow_cls_head), flow=flow)
+        flow_head = dict(base.flow_cls_head.to_dict(), flow=flow)
         if arch:
             out_arch['head'] = dict(head, **flow_head)
             out_arch['head'].pop('init_cfg', None)
@@ -200,9 +192,11 @@ def _base_path(config: str, out: str) -> str:
     return osp.relpath(osp.abspath(config), osp.dirname(osp.abspath(out)))
 
 
-def write_fmkt_config(config: str, out: str, **kwargs) -> List[str]:
+def write_fmkt_config(config: str, out: str, num_steps: int = 8,
+                      test_num_steps: Optional[int] = None) -> List[str]:
     """Write OUT (inheriting ``config``) and return the diff of the resolved model sections."""
-    overrides, skipped = convert_to_fmkt(config, **kwargs)
+    cfg = load_config(config)
+    overrides, skipped = _convert(cfg, config, num_steps, test_num_steps)
     lines = [f'# FM-KT from {osp.basename(config)} (tools/to_fmkt.py): the flow and FMKTLoss on',
              '# the distilled logits or FPN levels; everything else is inherited.']
     lines += [f'# left as it was: {s}' for s in skipped]
@@ -210,8 +204,8 @@ def write_fmkt_config(config: str, out: str, **kwargs) -> List[str]:
               'model = ' + pprint.pformat(overrides, indent=4, width=96, sort_dicts=False), '']
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     atomic_write(out, '\n'.join(lines))
-    before, after = (pprint.pformat(_plain(load_config(c).model), width=96).splitlines()
-                     for c in (config, out))
+    before, after = (pprint.pformat(c.model.to_dict(), width=96).splitlines()
+                     for c in (cfg, load_config(out)))
     return list(difflib.unified_diff(before, after, config, out, lineterm=''))
 
 
@@ -222,8 +216,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--num-steps', type=int, default=8, help='flow steps in training')
     parser.add_argument('--test-num-steps', type=int, default=None,
                         help='flow steps at test (default: --num-steps)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='overrides applied to CONFIG first')
     args = parser.parse_args(argv)
     if not args.out.endswith('.py'):
         parser.error(f'--out {args.out}: the config must be a .py file')
@@ -238,7 +230,7 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
     """Write the FM-KT config and print the diff of the model sections; returns the diff."""
     args = parse_args(argv)
     diff = write_fmkt_config(args.config, args.out, num_steps=args.num_steps,
-                             test_num_steps=args.test_num_steps, cfg_options=args.cfg_options)
+                             test_num_steps=args.test_num_steps)
     print('\n'.join(diff))
     print(f'wrote {args.out}')
     return diff

@@ -140,8 +140,8 @@ def fix_mmrazor_datafree_single_process() -> bool:
     Returns whether it was applied now.
     """
     from mmrazor.models.architectures.generators.base_generator import BaseGenerator
+    # a property (not replace_once): BaseGenerator has no ``module`` to replace
     if 'module' in vars(BaseGenerator):
         return False
-    _generator_itself.__fmkt_fix__ = True
     BaseGenerator.module = property(_generator_itself)
     return True

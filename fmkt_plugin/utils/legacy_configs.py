@@ -91,9 +91,10 @@ def _walk(node: Any, in_mmcls: bool, key: str, changes: List[str]) -> None:
             _type_name(node, in_mmcls, f'{key}.type' if key else 'type', changes)
         for k in list(node):
             value, sub = node[k], f'{key}.{k}' if key else str(k)
-            if k == 'cfg_path' and isinstance(value, str) and value.startswith(_MMCLS + '::'):
-                node[k] = _MMPRETRAIN + value[len(_MMCLS):]
-                changes.append(f'{sub}: {value} -> {node[k]}')
+            if k == 'cfg_path' and isinstance(value, str):
+                node[k] = renamed_config(value)
+                if node[k] != value:
+                    changes.append(f'{sub}: {value} -> {node[k]}')
             elif k != 'type':
                 _walk(value, in_mmcls, sub, changes)
     elif isinstance(node, (list, tuple)):
