@@ -139,9 +139,7 @@ class _RecordingWriter:
 
     def write(self, data) -> int:
         try:
-            n = self._f.write(data)
-            self._f.flush()  # a full disk shows at this write, not at a later close
-            return n
+            return self._f.write(data)
         except OSError as exc:
             self.error = exc
             raise
