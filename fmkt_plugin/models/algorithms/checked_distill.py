@@ -1,5 +1,5 @@
 """The checks every single-teacher distiller of the plugin shares (FM-KT and the rivals)."""
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
 from mmrazor.models.algorithms import SingleTeacherDistill
@@ -23,7 +23,8 @@ class CheckedTeacherDistill(SingleTeacherDistill):
       NaN/inf input is refused before it can reach the BatchNorm statistics, in training and
       in evaluation, and a wrong channel count or a label outside the classes is named;
     - a NaN/inf loss stops training with a message before the optimizer steps;
-    - :meth:`add_loss_parts` logs the parts of a distillation loss (log only).
+    - the ``parts()`` of every distillation loss of class :attr:`logged_parts` are logged as
+      ``distill.<name>_<part>`` (log only).
 
     For the exporter (which has a config and a checkpoint, not a built model) the class says
     what the deployed student holds (:meth:`deployable_student_state`) and whether a checkpoint
@@ -39,6 +40,8 @@ class CheckedTeacherDistill(SingleTeacherDistill):
     #: the exporter refuses a checkpoint of this algorithm that holds no flow weights (it was
     #: written by another config)
     export_needs_flow = False
+    #: the class of the distillation losses whose ``parts()`` :meth:`loss` logs (None: none)
+    logged_parts: Optional[type] = None
 
     @classmethod
     def deployable_student_state(cls, model_cfg: Mapping,
@@ -91,16 +94,17 @@ class CheckedTeacherDistill(SingleTeacherDistill):
         return {name: m for name, m in self.distiller.distill_losses.items()
                 if isinstance(m, kind)}
 
-    @staticmethod
-    def add_loss_parts(losses: Dict[str, torch.Tensor],
-                       modules: Dict[str, torch.nn.Module]) -> Dict[str, torch.Tensor]:
-        """Add the ``parts()`` of each named distillation loss as log-only entries
-        ``distill.<name without "loss_">_<part>`` (no "loss" in the key: mmengine logs them
-        but does not sum them into the total); returns ``losses``."""
-        for name, module in modules.items():
-            stem = name[len('loss_'):] if name.startswith('loss_') else name
-            for part, value in module.parts().items():
-                losses[f'distill.{stem}_{part}'] = value
+    def loss(self, batch_inputs: torch.Tensor,
+             data_samples: Optional[List] = None) -> Dict[str, torch.Tensor]:
+        """``SingleTeacherDistill``'s losses, plus the ``parts()`` of each distillation loss of
+        class :attr:`logged_parts` as log-only entries ``distill.<name without "loss_">_<part>``
+        (no "loss" in the key: mmengine logs them but does not sum them into the total)."""
+        losses = super().loss(batch_inputs, data_samples)
+        if self.logged_parts is not None:
+            for name, module in self.distill_losses_of(self.logged_parts).items():
+                stem = name[len('loss_'):] if name.startswith('loss_') else name
+                for part, value in module.parts().items():
+                    losses[f'distill.{stem}_{part}'] = value
         return losses
 
     def parse_losses(self, losses: Dict) -> Tuple[torch.Tensor, Dict]:

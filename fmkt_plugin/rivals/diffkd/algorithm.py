@@ -1,7 +1,5 @@
 """DiffKD as an MMRazor algorithm."""
-from typing import Dict, List, Optional
-
-import torch
+from typing import Dict
 
 from ...models.algorithms.checked_distill import CheckedTeacherDistill
 from ...registry import register_model
@@ -25,6 +23,8 @@ class DiffKDDistill(CheckedTeacherDistill):
         **kwargs: the arguments of ``CheckedTeacherDistill`` and ``SingleTeacherDistill``.
     """
 
+    logged_parts = DiffKDLoss
+
     def check_student(self) -> None:
         if not self.diffkd_losses():
             raise ValueError('model.distiller.distill_losses: DiffKDDistill needs a DiffKDLoss '
@@ -33,8 +33,3 @@ class DiffKDDistill(CheckedTeacherDistill):
     def diffkd_losses(self) -> Dict[str, DiffKDLoss]:
         """The distiller's DiffKD losses, by name."""
         return self.distill_losses_of(DiffKDLoss)
-
-    def loss(self, batch_inputs: torch.Tensor,
-             data_samples: Optional[List] = None) -> Dict[str, torch.Tensor]:
-        return self.add_loss_parts(super().loss(batch_inputs, data_samples),
-                                   self.diffkd_losses())

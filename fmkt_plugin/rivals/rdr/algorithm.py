@@ -1,6 +1,6 @@
 """RDR (our reading) as an MMRazor algorithm: branches grafted onto a student conv."""
 import copy
-from typing import Dict, List, Mapping, Optional, Union
+from typing import Dict, Mapping, Union
 
 import torch
 from torch import nn
@@ -53,6 +53,8 @@ class RDRDistill(CheckedTeacherDistill):
             zero_init_extra=True)``; names are module names in the student.
         **kwargs: the arguments of ``CheckedTeacherDistill`` and ``SingleTeacherDistill``.
     """
+
+    logged_parts = RDRLoss
 
     @classmethod
     def deployable_student_state(cls, model_cfg: Mapping,
@@ -120,11 +122,4 @@ class RDRDistill(CheckedTeacherDistill):
         """State dict of the plain student with the branches folded (see ``fold.py``)."""
         return rdr_plain_student_state(self.student)
 
-    def rdr_losses(self) -> Dict[str, RDRLoss]:
-        """The distiller's RDR losses, by name."""
-        return self.distill_losses_of(RDRLoss)
 
-    def loss(self, batch_inputs: torch.Tensor,
-             data_samples: Optional[List] = None) -> Dict[str, torch.Tensor]:
-        return self.add_loss_parts(super().loss(batch_inputs, data_samples),
-                                   self.rdr_losses())
