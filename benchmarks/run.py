@@ -13,16 +13,17 @@ Usage (from the repository root)::
     python -m benchmarks.run --tune [--profile default] [--holdout 5000] [--seeds 0 1]
     python -m benchmarks.run --render benchmark_results/default/results.json
 
-Profiles (see ``benchmarks/configs.py``): ``smoke`` (CI, a few hundred images), ``quick``
-(1 seed, 1 epoch), ``default`` (the main job: the headline comparison, 5 paired seeds, 3 epochs,
-at most 25 minutes on 2 cores), ``extended`` (the rivals, the other FM-KT^Theta forms, the
-feature level, the capacity control and the N analysis at the same budget, reusing the main
-job's runs), ``full`` (more epochs), ``gpu`` (6 seeds, 6 epochs, bf16 autocast, 12 runs sharing
-one CUDA GPU).
+Profiles (see ``benchmarks/classification/configs.py``): ``smoke`` (CI, a few hundred
+images), ``quick`` (1 seed, 1 epoch), ``default`` (the main job: the headline comparison,
+5 paired seeds, 3 epochs, at most 25 minutes on 2 cores), ``extended`` (the rivals, the other
+FM-KT^Theta forms, the feature level, the capacity control and the N analysis at the same
+budget, reusing the main job's runs), ``full`` (more epochs), ``gpu`` (6 seeds, 6 epochs, bf16
+autocast, 12 runs sharing one CUDA GPU).
 ``--holdout 5000`` trains on 55k images and reports on the 5k held out (the validation split;
 the test split is then not read). ``--tune`` runs every method's grid
-(``benchmarks/tuning.py``) on the validation split and writes the picks to
-``benchmarks/tuned.json``, which the benchmark then applies (``--untuned`` ignores them).
+(``benchmarks/classification/tuning.py``) on the validation split and writes the picks to
+``benchmarks/classification/tuned.json``, which the benchmark then applies (``--untuned``
+ignores them).
 ``--render`` re-renders ``results.md`` and the plots next to a ``results.json``.
 """
 import argparse
@@ -32,20 +33,20 @@ import os.path as osp
 import time
 from typing import List, Optional
 
-from .assembly import base_meta, split_records, write_benchmark, write_tune
+from .classification.assembly import base_meta, split_records, write_benchmark, write_tune
+from .classification.data import NUM_TRAIN, prepare_fashion_mnist
+from .classification.executor import execute
+from .classification.jobs import train_indices
+from .classification.methods import METHODS
+from .classification.planning import plan_jobs, plan_tune_jobs, resolve_profile, resolve_setting
+from .classification.report import summarize, tune_markdown, write_markdown, write_plots
+from .classification.tuning import TUNED_FILE, load_picks
 from .common.cli import check_int_arg
 from .common.device import AMP_DTYPES, device_name
 from .common.eta import Progress, SpeedBook
 from .common.files import write_text
-from .data import NUM_TRAIN, prepare_fashion_mnist
-from .executor import execute
-from .jobs import train_indices
-from .methods import METHODS
 from .overhead import run_table
 from .overhead.report import overhead_markdown
-from .planning import plan_jobs, plan_tune_jobs, resolve_profile, resolve_setting
-from .report import summarize, tune_markdown, write_markdown, write_plots
-from .tuning import TUNED_FILE, load_picks
 
 __all__ = ['parse_args', 'main', 'render']
 
@@ -55,7 +56,7 @@ TUNE_HOLDOUT = 5000
 
 def parse_args(argv=None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
-    from .configs import PAIRS, PROFILES
+    from .classification.configs import PAIRS, PROFILES
     parser = argparse.ArgumentParser(description='Fashion-MNIST FM-KT benchmark',
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__)
@@ -107,7 +108,7 @@ def _check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
                f' (the held-out images are taken from the {NUM_TRAIN} images of the '
                'Fashion-MNIST training split, so it must be smaller than that; 0: no holdout)',
                min_value=0, max_value=NUM_TRAIN - 1)
-    from .configs import profile
+    from .classification.configs import profile
     train_size = profile(args.profile)['train_size']
     if args.holdout and train_indices(train_size, args.holdout).numel() == 0:
         parser.error(f'--holdout {args.holdout} leaves no training image: the {args.profile} '

@@ -64,9 +64,12 @@ from fixtures.smoke import (  # noqa: E402
     write_child_config,
 )
 
-from benchmarks.common.files import load_tool, write_json, write_text  # noqa: E402
+from benchmarks.common.files import write_json, write_text  # noqa: E402
 from benchmarks.common.provenance import machine, software  # noqa: E402
 from benchmarks.common.rendering import table  # noqa: E402
+from fmkt_plugin.apis import convert as convert_tool  # noqa: E402
+from fmkt_plugin.apis import test as test_tool  # noqa: E402
+from fmkt_plugin.apis import train as train_tool  # noqa: E402
 
 __all__ = ['PARTS', 'SIZES', 'run_check', 'main']
 
@@ -95,15 +98,14 @@ def part_classification(work: str, size: dict) -> dict:
     opts['model.teacher_ckpt'] = random_checkpoint(
         'mmpretrain::resnet/resnet34_8xb32_in1k.py', osp.join(work, 'teacher.pth'))
     cfg = write_child_config(work, osp.join(REPO, 'configs/fmkt/resnet34_res18_in1k.py'), opts)
-    runner = load_tool('train').main([cfg, '--work-dir', osp.join(work, 'train')] +
-                                     ['--amp'] * bool(size['amp']))
+    runner = train_tool.main([cfg, '--work-dir', osp.join(work, 'train')] +
+                             ['--amp'] * bool(size['amp']))
     wrapper = type(runner.optim_wrapper).__name__
     unstable = divergence(runner.message_hub.log_scalars['train/loss'].data[0])
     ckpt = osp.join(work, 'train', 'epoch_1.pth')
-    test = load_tool('test').main
+    test = test_tool.main
     distill = test([cfg, ckpt, '--work-dir', osp.join(work, 'test')])
-    exported = load_tool('convert_fmkt_ckpt_to_student').main([cfg, ckpt,
-                                                               osp.join(work, 'student')])
+    exported = convert_tool.main([cfg, ckpt, osp.join(work, 'student')])
     student = test([exported['config'], exported['checkpoint'], '--work-dir',
                     osp.join(work, 'test_student')])
     same = distill['accuracy/top1'] == student['accuracy/top1']
@@ -139,8 +141,8 @@ def part_faster_rcnn(work: str, size: dict) -> dict:
     cfg = write_child_config(
         work, osp.join(REPO, 'configs/fmkt/fmkt_faster-rcnn_r101_r50_fpn_2x_coco.py'),
         tiny_det_options(coco, 'faster-rcnn', teacher))
-    runner = load_tool('train').main([cfg, '--work-dir', osp.join(work, 'train')] +
-                                     ['--amp'] * bool(size['amp']))
+    runner = train_tool.main([cfg, '--work-dir', osp.join(work, 'train')] +
+                             ['--amp'] * bool(size['amp']))
     losses = [float(v) for v in runner.message_hub.log_scalars['train/loss'].data[0]]
     mAP = runner.message_hub.log_scalars.get('val/coco/bbox_mAP')
     unstable = divergence(losses)

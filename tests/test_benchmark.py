@@ -10,9 +10,9 @@ import os.path as osp
 import pytest
 import torch
 
-from benchmarks import configs
+from benchmarks.classification import configs
+from benchmarks.classification.methods import REGISTRY, get, method_cfg
 from benchmarks.common.fmnist import IDX_BYTES, PACKAGE_DIR
-from benchmarks.methods import REGISTRY, get, method_cfg
 
 
 def _require_dataset():
@@ -26,14 +26,14 @@ def _require_dataset():
 @pytest.fixture(scope='module')
 def fmnist_root(tmp_path_factory):
     _require_dataset()
-    from benchmarks.data import prepare_fashion_mnist
+    from benchmarks.classification.data import prepare_fashion_mnist
     return prepare_fashion_mnist(str(tmp_path_factory.mktemp('fmnist')))
 
 
 def _random_split(tmp_path, n: int):
     """``n`` random 28x28 training images with labels, and a cached-logits file (2 flips x n
     x 10) for them."""
-    from benchmarks.data import Split
+    from benchmarks.classification.data import Split
     gen = torch.Generator().manual_seed(0)
     split = Split(torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=gen),
                   torch.randint(0, 10, (n, ), generator=gen), 'train')
@@ -52,7 +52,7 @@ def _kd_loss(preds, target, kd: dict):
 
 
 def test_dataset_is_real_fashion_mnist(fmnist_root):
-    from benchmarks.jobs import _data
+    from benchmarks.classification.jobs import _data
     data = _data(fmnist_root)
     assert data['train'].images.shape == (60000, 1, 28, 28)
     assert data['test'].images.shape == (10000, 1, 28, 28)
@@ -62,7 +62,7 @@ def test_dataset_is_real_fashion_mnist(fmnist_root):
 
 def test_plan_default_profile():
     """The main job: the headline methods only, no live teacher, no maps, no kept ensembles."""
-    from benchmarks.planning import plan_jobs, resolve_profile
+    from benchmarks.classification.planning import plan_jobs, resolve_profile
     prof = resolve_profile('default')
     assert len(prof['seeds']) >= 5  # paired intervals need seeds
     jobs = plan_jobs(prof, dict(epochs=prof['epochs']))
@@ -83,7 +83,7 @@ def test_plan_default_profile():
 def test_plan_extended_profile():
     """Everything else: every method, the teachers cache their maps for the map readers, and a
     first stage keeps its ensemble for the stage planned after it."""
-    from benchmarks.planning import plan_jobs, resolve_profile
+    from benchmarks.classification.planning import plan_jobs, resolve_profile
     prof = resolve_profile('extended')
     assert set(prof['methods']) == {m.name for m in REGISTRY}
     default = resolve_profile('default')
@@ -101,7 +101,7 @@ def test_plan_extended_profile():
 
 
 def test_every_method_config_builds(tmp_path):
-    from benchmarks.engine import build_model
+    from benchmarks.classification.engine import build_model
     cache = str(tmp_path / 'logits.pt')
     torch.save(torch.randn(2, 4, 10), cache)
     for method in REGISTRY:
@@ -123,10 +123,10 @@ def test_joint_theta_deploys_as_the_plain_student(tmp_path, method, detached):
     LinearClsHead, loaded strictly) gives the trained model's eval logits, at the plain
     student's parameter count; the plain head's losses reach the backbone only when not
     detached."""
-    from benchmarks.data import TensorLoader
-    from benchmarks.engine import build_model, predict_logits, set_seed, train_model
-    from benchmarks.jobs import _evaluate
-    from benchmarks.methods import get, method_hparams
+    from benchmarks.classification.data import TensorLoader
+    from benchmarks.classification.engine import build_model, predict_logits, set_seed, train_model
+    from benchmarks.classification.jobs import _evaluate
+    from benchmarks.classification.methods import get, method_hparams
     split, cache = _random_split(tmp_path, 96)
     hp = method_hparams(method)
     set_seed(0)
@@ -169,10 +169,10 @@ def test_aux_variant_trains_the_plain_head_with_kd_towards_the_teacher(tmp_path)
     """FM-KT^Theta (aux): the plain head's loss is the KD baseline's (KL towards the teacher's
     logits, not the ensemble) + CE, it reaches the backbone, and the deployed plain student
     gives the trained model's eval logits."""
-    from benchmarks.data import TensorLoader
-    from benchmarks.engine import build_model, set_seed, train_model
-    from benchmarks.jobs import _evaluate
-    from benchmarks.methods import method_hparams
+    from benchmarks.classification.data import TensorLoader
+    from benchmarks.classification.engine import build_model, set_seed, train_model
+    from benchmarks.classification.jobs import _evaluate
+    from benchmarks.classification.methods import method_hparams
     split, cache = _random_split(tmp_path, 64)
     hp = method_hparams('fmkt_aux')
     set_seed(0)
@@ -205,9 +205,9 @@ def test_aux_variant_trains_the_plain_head_with_kd_towards_the_teacher(tmp_path)
 
 def test_capacity_control_is_kd_with_an_mlp_head(tmp_path):
     """kd_mlp: KD's loss on the logits of a two-layer MLP head of about the flow head's size."""
-    from benchmarks.data import TensorLoader
-    from benchmarks.engine import build_model
-    from benchmarks.methods import method_hparams
+    from benchmarks.classification.data import TensorLoader
+    from benchmarks.classification.engine import build_model
+    from benchmarks.classification.methods import method_hparams
     split, cache = _random_split(tmp_path, 32)
     hp = method_hparams('kd_mlp')
     model = build_model(method_cfg('kd_mlp', 'wide', teacher_cache=cache, hparams=hp))
@@ -230,9 +230,9 @@ def test_feature_level_fmkt_row_trains_its_flow_neck(tmp_path):
     """fmkt_feat: a live teacher's last map, projected, is the target of every step of the
     student's flow neck (MSE) beside KD on the logits; the neck's flow trains at the flow
     learning-rate multiplier."""
-    from benchmarks.data import TensorLoader
-    from benchmarks.engine import _optim_wrapper, build_model, evaluate, train_model
-    from benchmarks.methods import method_hparams
+    from benchmarks.classification.data import TensorLoader
+    from benchmarks.classification.engine import _optim_wrapper, build_model, evaluate, train_model
+    from benchmarks.classification.methods import method_hparams
     split, cache = _random_split(tmp_path, 48)
     hp = method_hparams('fmkt_feat')
     model = build_model(method_cfg('fmkt_feat', 'wide', teacher_cache=cache, hparams=hp))
@@ -260,9 +260,9 @@ def test_compiled_flow_neck_trains_as_the_eager_one(tmp_path):
     """The compile switch inside a real FMKTDistill (feature row, live teacher): with
     ``aot_eager`` (dynamo + AOTAutograd, eager kernels) every loss and gradient of a train
     forward equals the eager model's bit for bit, and the state dicts have the same keys."""
-    from benchmarks.data import TensorLoader
-    from benchmarks.engine import build_model
-    from benchmarks.methods import method_hparams
+    from benchmarks.classification.data import TensorLoader
+    from benchmarks.classification.engine import build_model
+    from benchmarks.classification.methods import method_hparams
     from fmkt_plugin.models.connectors import flow_num_steps
     split, cache = _random_split(tmp_path, 16)
     hp = method_hparams('fmkt_feat_narrow')
@@ -297,7 +297,7 @@ def test_narrow_feature_row_is_the_shipped_feature_config(tmp_path):
     map's channels / 4 as in configs/_base_/methods/fmkt_features.py (512 -> 128)."""
     from mmengine.config import Config
 
-    from benchmarks.methods import NARROW_HIDDEN_RATIO
+    from benchmarks.classification.methods import NARROW_HIDDEN_RATIO
     cache = str(tmp_path / 'logits.pt')
     torch.save(torch.randn(2, 4, 10), cache)
     full = method_cfg('fmkt_feat', 'deep', teacher_cache=cache).to_dict()['model']
@@ -320,10 +320,10 @@ def test_cached_teacher_equals_live_teacher(fmnist_root, tmp_path):
     """The cache holds exactly what the live teacher outputs on the same (flipped) batch."""
     from mmpretrain.structures import DataSample
 
-    from benchmarks.data import TensorLoader
-    from benchmarks.engine import build_model, cached_logits, predict_logits
-    from benchmarks.jobs import _data
-    from benchmarks.models import CachedLogitsTeacher
+    from benchmarks.classification.data import TensorLoader
+    from benchmarks.classification.engine import build_model, cached_logits, predict_logits
+    from benchmarks.classification.jobs import _data
+    from benchmarks.classification.models import CachedLogitsTeacher
     split = _data(fmnist_root)['train']
     torch.manual_seed(0)
     teacher = build_model(configs.teacher_cfg('wide'))
@@ -374,7 +374,7 @@ def test_smoke_profile_end_to_end(fmnist_root, tmp_path):
     assert abs(fold['top1'] - fold['trained_top1']) <= 0.2  # 1 of 500 images: a tie at most
     assert 'FM-KT^Theta (linear flow, folded) retention' in (res / 'results.md').read_text()
     # RDR: the live teacher's run is scored as its folded plain student, exactly the trained one
-    from benchmarks.engine import build_model
+    from benchmarks.classification.engine import build_model
     rdr = next(r for r in runs if r['method'] == 'rdr')
     plain_params = sum(p.numel() for p in build_model(method_cfg('student', 'wide')).parameters())
     assert rdr['deployed_params'] == plain_params < rdr['student_params']
@@ -450,8 +450,8 @@ def test_detection_rows_of_the_overhead_table():
 
 def test_report_gives_retention_with_fieller_interval():
     """Each FM-KT^Theta row's retention comes with its interval over the paired seeds."""
+    from benchmarks.classification.report import _pair_block, summarize
     from benchmarks.common.stats import ratio_interval
-    from benchmarks.report import _pair_block, summarize
     top1 = dict(kd=[87.0, 87.5, 86.8, 87.2, 87.1], fmkt_kd=[88.0, 88.4, 87.9, 88.1, 88.0],
                 fmkt_joint_bb=[87.9, 88.2, 87.6, 88.0, 88.1])
     runs = [dict(pair='wide', method=m, seed=s, top1=v, train_time_s=1.0, epochs=3)
@@ -471,8 +471,8 @@ def test_report_gives_retention_with_fieller_interval():
 def test_report_pools_retention_over_the_pairs():
     """Pooled retention: per seed, the pairs' mean (Theta - KD) over their mean (FM-KT - KD),
     with Fieller's interval over the seeds, printed under the pooled table."""
+    from benchmarks.classification.report import markdown, summarize
     from benchmarks.common.stats import ratio_interval
-    from benchmarks.report import markdown, summarize
     top1 = {
         'wide': dict(kd=[87.0, 87.5, 86.8, 87.2], fmkt_kd=[88.0, 88.4, 87.9, 88.1],
                      fmkt_fold=[87.6, 87.9, 87.3, 87.8]),
@@ -503,9 +503,9 @@ def test_report_pools_retention_over_the_pairs():
 def test_fixed_settings_enter_only_their_methods_hparams():
     """A record's ``fixed`` settings change its own hyperparameters (and so its cache key) and
     nobody else's: the 2-stage fine-tune's stage 2 runs at a tenth of the rate."""
-    from benchmarks.configs import HPARAMS
-    from benchmarks.jobs import run_key
-    from benchmarks.methods import method_hparams
+    from benchmarks.classification.configs import HPARAMS
+    from benchmarks.classification.jobs import run_key
+    from benchmarks.classification.methods import method_hparams
     assert method_hparams('fmkt_theta_ft')['theta']['lr_scale'] == 0.1
     assert method_hparams('fmkt_theta')['theta'] == HPARAMS['theta']
     assert method_hparams('fmkt_kd') == HPARAMS

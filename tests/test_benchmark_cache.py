@@ -7,9 +7,9 @@ import os.path as osp
 import pytest
 import torch
 
-from benchmarks import configs
+from benchmarks.classification import configs
+from benchmarks.classification.methods import REGISTRY, method_cfg
 from benchmarks.common.fmnist import IDX_BYTES, PACKAGE_DIR
-from benchmarks.methods import REGISTRY, method_cfg
 
 #: fp16 storage of the maps: relative error of a stored value (2**-11), with headroom
 MAPS_RTOL = 1e-3
@@ -21,13 +21,13 @@ def fmnist_root(tmp_path_factory):
     if missing:
         pytest.fail(f'Fashion-MNIST is not installed ({PACKAGE_DIR}/{missing[0]}.gz missing): run '
                     '`bash scripts/bootstrap.sh`', pytrace=False)
-    from benchmarks.data import prepare_fashion_mnist
+    from benchmarks.classification.data import prepare_fashion_mnist
     return prepare_fashion_mnist(str(tmp_path_factory.mktemp('fmnist')))
 
 
 def _teacher_caches(root, tmp_path, rows):
-    from benchmarks.engine import build_model, cached_logits, cached_maps
-    from benchmarks.jobs import _data
+    from benchmarks.classification.engine import build_model, cached_logits, cached_maps
+    from benchmarks.classification.jobs import _data
     split = _data(root)['train']
     torch.manual_seed(0)
     teacher = build_model(configs.teacher_cfg('wide'))
@@ -44,8 +44,8 @@ def _teacher_caches(root, tmp_path, rows):
 def test_cached_maps_equal_the_live_teachers_within_fp16(fmnist_root, tmp_path):
     from mmpretrain.structures import DataSample
 
-    from benchmarks.data import TensorLoader
-    from benchmarks.models import CachedLogitsTeacher
+    from benchmarks.classification.data import TensorLoader
+    from benchmarks.classification.models import CachedLogitsTeacher
     rows = list(range(0, 700, 5))
     split, teacher, logits, maps = _teacher_caches(fmnist_root, tmp_path, rows)
     cached = CachedLogitsTeacher(logits, maps_file=maps)
@@ -76,9 +76,9 @@ def test_cached_maps_equal_the_live_teachers_within_fp16(fmnist_root, tmp_path):
 def test_no_method_runs_a_live_teacher(fmnist_root, tmp_path):
     """Given the caches, every method's teacher is the cached one (maps where it reads them),
     and a method that reads the maps trains on them."""
-    from benchmarks.data import TensorLoader
-    from benchmarks.engine import build_model
-    from benchmarks.models import CachedLogitsTeacher
+    from benchmarks.classification.data import TensorLoader
+    from benchmarks.classification.engine import build_model
+    from benchmarks.classification.models import CachedLogitsTeacher
     rows = list(range(256))
     split, _, logits, maps = _teacher_caches(fmnist_root, tmp_path, rows)
     for method in REGISTRY:
@@ -106,7 +106,7 @@ def _job(root, cache_dir, method, **extra):
 
 @pytest.mark.slow
 def test_a_later_profile_completes_cached_runs_from_their_kept_models(fmnist_root, tmp_path):
-    from benchmarks.jobs import run_student, run_teacher
+    from benchmarks.classification.jobs import run_student, run_teacher
     torch.set_num_threads(1)
     cache = tmp_path / 'cache'
     teacher = run_teacher(dict(_job(fmnist_root, cache, 'kd'), kind='teacher'), print)

@@ -1,7 +1,7 @@
 """The benchmark's in-memory loader: the batches it serves."""
 import torch
 
-from benchmarks.data import Split, TensorLoader
+from benchmarks.classification.data import Split, TensorLoader
 
 
 def _split(n: int = 50) -> Split:

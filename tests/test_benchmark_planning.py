@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from benchmarks import configs
+from benchmarks.classification import configs
+from benchmarks.classification.methods import REGISTRY, get, method_cfg
+from benchmarks.classification.planning import plan_jobs, resolve_profile, resolve_setting
 from benchmarks.common.device import effective_amp, optim_wrapper_cfg, select_device
 from benchmarks.common.eta import Progress, SpeedBook
-from benchmarks.methods import REGISTRY, get, method_cfg
-from benchmarks.planning import plan_jobs, resolve_profile, resolve_setting
 
 
 def test_method_records_are_consistent():
@@ -56,8 +56,8 @@ def test_amp_wrapper_configs():
 def test_amp_requested_on_cpu_trains_in_fp32():
     from mmengine.optim import OptimWrapper
 
-    from benchmarks.data import Split, TensorLoader
-    from benchmarks.engine import build_model, train_model
+    from benchmarks.classification.data import Split, TensorLoader
+    from benchmarks.classification.engine import build_model, train_model
     from benchmarks.overhead.resnet import train_wrapper
     model = build_model(method_cfg('student', 'wide'))
     wrapper = train_wrapper(model, 'cpu', 'bf16')
@@ -116,8 +116,8 @@ def test_eta_grows_with_running_jobs_that_overrun_their_speed(tmp_path, monkeypa
 
 
 def test_every_method_sees_the_same_data_and_initial_backbone_for_a_seed():
-    from benchmarks.data import Split, TensorLoader
-    from benchmarks.engine import build_model, set_seed
+    from benchmarks.classification.data import Split, TensorLoader
+    from benchmarks.classification.engine import build_model, set_seed
     split = Split(torch.zeros(50, 1, 28, 28, dtype=torch.uint8), torch.zeros(50).long(), 't')
     first = TensorLoader(split, 8, shuffle=True, flip=True, seed=3)
     torch.manual_seed(123)  # the global RNG (model init, flow draws) does not move the data
@@ -131,8 +131,8 @@ def test_every_method_sees_the_same_data_and_initial_backbone_for_a_seed():
         set_seed(0)
         model = build_model(method_cfg(method, 'wide', teacher_cache=None)
                             if not get(method).teacher else
-                            method_cfg(method, 'wide', teacher_model=configs.classifier_cfg(
-                                configs.PAIRS['wide']['teacher'])))
+                            method_cfg(method, 'wide',
+                                       teacher_model=configs.pair_part('wide', 'teacher')))
         student = getattr(model, 'student', model)
         states.append({k: v.clone() for k, v in student.backbone.state_dict().items()})
     for other in states[1:]:

@@ -1,5 +1,5 @@
 """The classification report's verdict plot (forest plot of the paired differences)."""
-from benchmarks.report import forest_rows, write_plots
+from benchmarks.classification.report import forest_rows, write_plots
 
 
 def _cmp(name, a, b, mean):
@@ -45,8 +45,8 @@ def test_render_rewrites_the_report_with_the_overhead_table(tmp_path):
     the overhead table (from benchmarks.overhead) at its end."""
     import json
 
+    from benchmarks.classification.report import markdown, summarize
     from benchmarks.overhead.report import overhead_markdown
-    from benchmarks.report import markdown, summarize
     from benchmarks.run import main
     runs = [dict(pair='wide', method=m, seed=s, top1=87.0 + s + (m == 'fmkt_kd'),
                  train_time_s=1.0, epochs=3) for m in ('kd', 'fmkt_kd') for s in range(3)]

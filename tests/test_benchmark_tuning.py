@@ -5,9 +5,9 @@ import os.path as osp
 
 import pytest
 
-from benchmarks.configs import HPARAMS
-from benchmarks.methods import get, method_hparams
-from benchmarks.tuning import (
+from benchmarks.classification.configs import HPARAMS
+from benchmarks.classification.methods import get, method_hparams
+from benchmarks.classification.tuning import (
     GRID,
     TRIALS,
     TUNED_FILE,
@@ -78,7 +78,7 @@ def test_picks_file_is_checked(tmp_path):
 
 
 def test_tune_plan_needs_the_validation_split():
-    from benchmarks.planning import plan_tune_jobs, resolve_profile
+    from benchmarks.classification.planning import plan_tune_jobs, resolve_profile
     prof = resolve_profile('smoke', methods=['student', 'kd', 'fmkt_kd'])
     with pytest.raises(ValueError, match='--holdout'):
         plan_tune_jobs(prof, dict(holdout=0))
@@ -91,7 +91,7 @@ def test_tune_plan_needs_the_validation_split():
 
 
 def test_a_tune_job_cannot_reach_the_test_split():
-    from benchmarks.jobs import TestSplitForbidden, _ForbiddenSplit, _loaders
+    from benchmarks.classification.jobs import TestSplitForbidden, _ForbiddenSplit, _loaders
     with pytest.raises(TestSplitForbidden, match='--holdout'):
         _loaders(dict(tune=True, holdout=0, data_root='unused'), 0)
     with pytest.raises(TestSplitForbidden):
@@ -100,7 +100,7 @@ def test_a_tune_job_cannot_reach_the_test_split():
 
 @pytest.mark.slow
 def test_tune_mode_end_to_end_reads_no_test_image(fmnist_root_tune, tmp_path):
-    from benchmarks import jobs
+    from benchmarks.classification import jobs
     from benchmarks.run import main
     picks_file = tmp_path / 'tuned.json'
     jobs._DATA.clear()
@@ -120,7 +120,7 @@ def test_tune_mode_end_to_end_reads_no_test_image(fmnist_root_tune, tmp_path):
 
 @pytest.fixture(scope='module')
 def fmnist_root_tune(tmp_path_factory):
-    from benchmarks.data import prepare_fashion_mnist
+    from benchmarks.classification.data import prepare_fashion_mnist
     cache = tmp_path_factory.mktemp('tune_cache')
     prepare_fashion_mnist(str(cache / 'data' / 'fashion_mnist'))
     return str(cache)
@@ -135,7 +135,7 @@ def test_tune_command_line_defaults_to_a_holdout_and_refuses_none():
 
 
 def test_a_tune_run_of_some_methods_keeps_the_other_picks(tmp_path):
-    from benchmarks.tuning import load_picks, write_picks
+    from benchmarks.classification.tuning import load_picks, write_picks
     path = str(tmp_path / 'tuned.json')
     write_picks(path, {'kd': {'kd.tau': 1.0}, 'dkd': {'dkd.beta': 2.0}},
                 {'kd': [dict(setting={'kd.tau': 1.0}, mean=80.0, std=0.1, n=2)],
@@ -154,9 +154,9 @@ def test_a_tune_run_of_some_methods_keeps_the_other_picks(tmp_path):
 
 
 def test_rivals_have_four_trials_with_the_papers_settings_first():
-    from benchmarks.configs import HPARAMS
-    from benchmarks.methods import method_hparams, method_picks
-    from benchmarks.tuning import TRIALS, grid_points
+    from benchmarks.classification.configs import HPARAMS
+    from benchmarks.classification.methods import method_hparams, method_picks
+    from benchmarks.classification.tuning import TRIALS, grid_points
     for method in ('diffkd', 'rdr'):
         points = grid_points(method)
         assert len(points) == TRIALS

@@ -9,10 +9,10 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from benchmarks.configs import PAIRS, teacher_cfg  # noqa: E402
-from benchmarks.engine import build_model, save_state  # noqa: E402
-from benchmarks.jobs import _deployed_student  # noqa: E402
-from benchmarks.methods import method_cfg, method_hparams  # noqa: E402
+from benchmarks.classification.configs import PAIRS, teacher_cfg  # noqa: E402
+from benchmarks.classification.engine import build_model, save_state  # noqa: E402
+from benchmarks.classification.jobs import _deployed_student  # noqa: E402
+from benchmarks.classification.methods import method_cfg, method_hparams  # noqa: E402
 
 
 def _batch(n=4):
@@ -58,7 +58,7 @@ def test_builders_give_models_that_train(method, pair, teacher_files):
     assert sum(not torch.equal(v, after[k]) for k, v in student_before.items()
                if v.is_floating_point()) > 0
     if method == 'rdr':
-        plain = _deployed_student('rdr', model, pair).eval()
+        plain = _deployed_student('rdr', model, pair, cfg.model.to_dict()).eval()
         model.student.eval()
         x = model.student.data_preprocessor(dict(inputs=_batch()['inputs']), False)['inputs']
         with torch.no_grad():

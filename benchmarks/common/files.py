@@ -1,15 +1,13 @@
 """Atomic file writes of the benchmarks (a killed run never leaves a half-written file), and the
 repository's command-line tools as modules."""
-import importlib.util
 import json
 import os
 import os.path as osp
-from types import ModuleType
 from typing import Any, Optional
 
 from fmkt_plugin.utils.fileio import atomic_save, atomic_write
 
-__all__ = ['REPO', 'write_json', 'write_text', 'read_json', 'save_tensor', 'load_tool']
+__all__ = ['REPO', 'write_json', 'write_text', 'read_json', 'save_tensor']
 
 #: the repository root (configs/, tools/ and benchmarks/ lie under it).
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -53,12 +51,3 @@ def save_tensor(path: str, obj: Any) -> None:
     """``torch.save`` through a temporary file renamed onto ``path``."""
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     atomic_save(obj, path)
-
-
-def load_tool(name: str) -> ModuleType:
-    """Import ``tools/<name>.py`` (a script, not a package) as a module."""
-    path = osp.join(REPO, 'tools', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'fmkt_tool_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

@@ -1,7 +1,8 @@
 """Units of work of the detection benchmark: train the teacher (cached), train one method with
 one seed through mmengine's ``Runner`` and score it with mmdet's ``CocoMetric``; for FM-KT also
-export the student (``tools/convert_fmkt_ckpt_to_student.py``) and score the exported detector
-(``tools/test.py``). Each job is a plain dict, runnable in a worker process; results are cached
+export the student and score the exported detector, through the functions that the project's
+tools run (``fmkt_plugin.apis.convert`` and ``.test``: ``tools/convert_fmkt_ckpt_to_student.py``,
+``tools/test.py``). Each job is a plain dict, runnable in a worker process; results are cached
 as JSON next to their key, so an interrupted benchmark resumes where it stopped."""
 import contextlib
 import copy
@@ -12,7 +13,7 @@ import sys
 import time
 from typing import Callable
 
-from ..common.files import REPO, load_tool
+from ..common.files import REPO
 from ..common.store import config_key, entry_path, load_record, save_record
 
 __all__ = ['CONFIGS', 'METHODS', 'METHOD_LABELS', 'run_job', 'job_options', 'method_config',
@@ -163,7 +164,8 @@ def _train_and_test(job: dict, work_dir: str, report: Callable[[str], None]) -> 
     # Scored from the saved checkpoint by tools/test.py, as a user would: for FM-KT the
     # checkpoint holds the averaged flows (FlowEMAHook), which the test runner swaps in.
     start = time.perf_counter()
-    raw = load_tool('test').main([cfg_path, ckpt, '--work-dir', osp.join(work_dir, 'test'),
+    from fmkt_plugin.apis.test import main as test_main
+    raw = test_main([cfg_path, ckpt, '--work-dir', osp.join(work_dir, 'test'),
                                   '--out', osp.join(work_dir, 'metrics.json')])
     test_s = time.perf_counter() - start
     return dict(config=cfg_path, ckpt=ckpt, train_time_s=train_s, eval_time_s=test_s,
@@ -174,11 +176,12 @@ def _export_and_test(job: dict, record: dict, work_dir: str) -> dict:
     """Export the FM-KT student and score it through the project's tools."""
     start = time.perf_counter()
     out = osp.join(work_dir, 'student')
-    exported = load_tool('convert_fmkt_ckpt_to_student').main(
-        [record['config'], record['ckpt'], out])
+    from fmkt_plugin.apis.convert import main as convert_main
+    from fmkt_plugin.apis.test import main as test_main
+    exported = convert_main([record['config'], record['ckpt'], out])
     metrics_file = osp.join(work_dir, 'student_metrics.json')
     preds = osp.join(work_dir, 'student_predictions.pkl')
-    raw = load_tool('test').main([exported['config'], exported['checkpoint'], '--work-dir',
+    raw = test_main([exported['config'], exported['checkpoint'], '--work-dir',
                                   osp.join(work_dir, 'student_test'), '--out', metrics_file,
                                   '--cfg-options', f'test_evaluator.1.out_file_path={preds}'])
     seconds = time.perf_counter() - start

@@ -14,8 +14,8 @@ import torch
 
 from .checkpoint_refusal import as_refusal
 
-__all__ = ['load_checkpoint', 'resolve_last_checkpoint', 'checkpoint_load_error',
-           'checkpoint_state_dict', 'check_finite_weights']
+__all__ = ['load_checkpoint', 'load_torch_file', 'resolve_last_checkpoint',
+           'checkpoint_load_error', 'checkpoint_state_dict', 'check_finite_weights']
 
 
 def resolve_last_checkpoint(work_dir: str) -> Optional[str]:
@@ -60,31 +60,55 @@ def load_checkpoint(path: str,
         RuntimeError: a file that cannot be unpickled (truncated, corrupted, or refused),
             from :func:`checkpoint_load_error`.
     """
-    remote = allow_remote and '://' in path
-    if not remote:
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'{field}: checkpoint file not found: {path}')
-        if osp.getsize(path) == 0:
-            raise ValueError(f'{field}: {path} is empty (0 bytes), not a checkpoint')
-        if not _looks_like_torch_file(path):
-            raise ValueError(f"{field}: {path} is not a PyTorch checkpoint (neither torch.save's "
-                             'zip archive nor a pickle; a text or image file?)')
-    try:
-        if remote:
+    if allow_remote and '://' in path:
+        try:
             from mmengine.runner.checkpoint import _load_checkpoint
             ckpt = _load_checkpoint(path, map_location='cpu')
-        else:
-            try:
-                ckpt = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
-            except RuntimeError:  # not zip format (legacy torch.save): no mmap
-                ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # truncated, corrupted, or refused by the restricted unpickler
-        raise checkpoint_load_error(field, path, err)
+        except Exception as err:  # refused by the restricted unpickler, or unreachable
+            raise checkpoint_load_error(field, path, err)
+    else:
+        ckpt = load_torch_file(path, field)
     if not isinstance(ckpt, dict):
         raise ValueError(f'{field}: {path} holds a {type(ckpt).__name__}, not a checkpoint dict')
     if finite is not None:
         check_finite_weights(checkpoint_state_dict(ckpt, path, field), field, path, finite)
     return ckpt
+
+
+def load_torch_file(path: str, field: str, mmap: bool = True):
+    """Load a local file written by ``torch.save`` (a checkpoint, or cached tensors) with the
+    restricted unpickler, memory-mapped when it is in torch's zip format and ``mmap``.
+
+    Args:
+        path: the local file.
+        field: how the file is named in errors.
+        mmap: memory-map the file (zip format only; a legacy pickle is read).
+
+    Returns:
+        What was saved (tensors, or containers of them).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: an empty file, or one that is not a torch file.
+        RuntimeError: a file that cannot be unpickled (truncated, corrupted, or refused),
+            from :func:`checkpoint_load_error`.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{field}: checkpoint file not found: {path}')
+    if osp.getsize(path) == 0:
+        raise ValueError(f'{field}: {path} is empty (0 bytes), not a checkpoint')
+    if not _looks_like_torch_file(path):
+        raise ValueError(f"{field}: {path} is not a PyTorch checkpoint (neither torch.save's "
+                         'zip archive nor a pickle; a text or image file?)')
+    try:
+        if mmap:
+            try:
+                return torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+            except RuntimeError:  # not zip format (legacy torch.save): no mmap
+                pass
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # truncated, corrupted, or refused by the restricted unpickler
+        raise checkpoint_load_error(field, path, err)
 
 
 def _looks_like_torch_file(path: str) -> bool:

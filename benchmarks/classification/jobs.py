@@ -11,8 +11,8 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
+from ..common.store import config_key, intact, load_record, save_record
 from . import configs
-from .common.store import config_key, intact, load_record, save_record
 from .data import Split, TensorLoader, load_fashion_mnist
 from .engine import (
     build_model,
@@ -184,7 +184,9 @@ def run_teacher(job: dict, progress: Callable[[str], None]) -> dict:
 def _init_from_stage1(model: torch.nn.Module, stage1_ckpt: str) -> None:
     """Plain student <- first-stage FM-KT student: backbone as is, ``head.fc`` <-
     ``step_head.fc``."""
-    state = torch.load(stage1_ckpt, map_location='cpu', weights_only=True)['state_dict']
+    from fmkt_plugin.utils.checkpoint import checkpoint_state_dict, load_checkpoint
+    field = 'FM-KT^Theta stage-1 checkpoint'
+    state = checkpoint_state_dict(load_checkpoint(stage1_ckpt, field), stage1_ckpt, field)
     prefix = 'architecture.'
     student = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     mapped = {k: v for k, v in student.items() if k.startswith('backbone.')}
@@ -195,32 +197,41 @@ def _init_from_stage1(model: torch.nn.Module, stage1_ckpt: str) -> None:
         raise RuntimeError(f'FM-KT^Theta init: missing {missing}, unexpected {unexpected}')
 
 
-def _deployed_student(deploy: str, model: torch.nn.Module, pair: str) -> torch.nn.Module:
-    """The plain student (``LinearClsHead``) a method deploys (``Method.deploy``): the trained
-    backbone with the folded flow head (``fold``), the plain head ``theta_fc`` trained
-    alongside the flow head (``theta``), or RDR's branches folded (``rdr``)."""
-    from fmkt_plugin.models.heads import fold_flow_head, plain_student_state
-    from fmkt_plugin.rivals.rdr import rdr_plain_student_state
+#: the exporter's mode of each deploy step (``Method.deploy``) of a flow head
+_THETA_MODES = dict(fold='theta-fold', theta='theta')
+
+
+def _deployed_student(deploy: str, model: torch.nn.Module, pair: str,
+                      model_cfg: dict) -> torch.nn.Module:
+    """The plain student (``LinearClsHead``) a method deploys (``Method.deploy``), asked of the
+    model as the exporter (``fmkt_plugin.apis.export``) asks it: the flow head's
+    ``theta_export`` (``fold``: the affine flow folded into the linear head; ``theta``: the
+    plain head ``theta_fc`` trained alongside the flow head), or the algorithm's
+    ``deployable_student_state`` (``rdr``: RDR's branches folded) of the student's state and
+    the method's ``model_cfg``."""
     student = getattr(model, 'student', model)
+    device = next(student.parameters()).device
     plain = build_model(method_cfg('student', pair))
     if deploy == 'rdr':
-        plain.load_state_dict(rdr_plain_student_state(student), strict=True)
-        return plain.to(next(student.parameters()).device)
-    if deploy == 'fold':
-        weight, bias = fold_flow_head(student.head)
-    elif deploy == 'theta':
-        if getattr(student.head, 'theta_fc', None) is None:
+        state = type(model).deployable_student_state(model_cfg, student.state_dict())
+    elif deploy in _THETA_MODES:
+        head_cfg = model_cfg['architecture']['head']
+        if deploy == 'theta' and not head_cfg.get('theta'):
             raise ValueError('deploy theta: the student head has no theta_fc (head.theta unset)')
-        fc = student.head.theta_fc.fc
-        weight, bias = fc.weight.detach(), fc.bias.detach()
+        export = student.head.theta_export(student, head_cfg)
+        if export['mode'] != _THETA_MODES[deploy]:
+            raise ValueError(f'deploy {deploy}: the flow head exports as {export["mode"]!r}, '
+                             f'not {_THETA_MODES[deploy]!r}')
+        state = export['state']
     else:
         raise ValueError(f'unknown deploy step {deploy!r} (expected fold, rdr or theta)')
-    plain.load_state_dict(plain_student_state(student, weight, bias), strict=True)
-    return plain.to(weight.device)
+    plain.load_state_dict(state, strict=True)
+    return plain.to(device)
 
 
-def _build(job: dict, hp: dict):
-    """Seed and build the job's model; returns ``(model, data, train, test)``."""
+def _job_cfg(job: dict, hp: dict):
+    """The model config of a student job: its method on its pair with ``hp``, the teacher (or,
+    for a later stage, its first stage's ensemble) served from the cache."""
     method = get(job['method'])
     teacher_cache = None
     if method.stage_of:
@@ -233,8 +244,13 @@ def _build(job: dict, hp: dict):
         if not maps:
             raise RuntimeError(f'{method.name} reads the teacher\'s maps, but teacher '
                                f'{job["pair"]} has none cached (its job needs maps=True)')
-    cfg = method_cfg(method.name, job['pair'], teacher_cache=teacher_cache, hparams=hp,
-                     teacher_maps=maps)
+    return method_cfg(method.name, job['pair'], teacher_cache=teacher_cache, hparams=hp,
+                      teacher_maps=maps)
+
+
+def _build(job: dict, hp: dict):
+    """Seed and build the job's model; returns ``(model, data, train, test)``."""
+    cfg = _job_cfg(job, hp)
     set_seed(job['seed'])
     data, train, test = _loaders(job, job['seed'])
     model = build_model(cfg)
@@ -273,7 +289,10 @@ def _evaluate(job: dict, hp: dict, model, test) -> dict:
     deploy = get(job['method']).deploy
     if deploy:
         student = getattr(model, 'student', model)
-        plain = _deployed_student(deploy, model, job['pair'])
+        # the deploy step reads the student's and the method's parts, not the teacher's
+        model_cfg = method_cfg(job['method'], job['pair'], teacher_cache='<cached>',
+                               hparams=hp).model.to_dict()
+        plain = _deployed_student(deploy, model, job['pair'], model_cfg)
         images = test.split.images[test.indices[:1000]]
         gap = (predict_logits(plain, images) - predict_logits(student, images)).abs().max()
         out.update(top1=evaluate(plain, test), trained_top1=out['top1'],

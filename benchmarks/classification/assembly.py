@@ -3,11 +3,11 @@ the report and the plots (benchmark), or the trials and the picks file (tune).""
 import os.path as osp
 from typing import Dict, List, Optional
 
+from ..common.eta import fmt_time
+from ..common.files import REPO, write_json, write_text
+from ..common.fmnist import data_facts
+from ..common.provenance import portable, run_facts
 from . import configs
-from .common.eta import fmt_time
-from .common.files import REPO, write_json, write_text
-from .common.fmnist import data_facts
-from .common.provenance import portable, run_facts
 from .methods import get
 from .report import (
     summarize,

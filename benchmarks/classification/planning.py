@@ -1,13 +1,13 @@
 """Planning: the run's setting (profile with command-line overrides, device, precision,
 parallelism) and its jobs, plain dicts: ``kind`` (``'teacher'`` or ``'run'``), ``id``, ``after``
 (ids it needs), ``cost`` (ETA prior: epochs x the method's relative cost) and what
-:mod:`benchmarks.jobs` needs.
+:mod:`benchmarks.classification.jobs` needs.
 """
 import os
 from typing import Dict, List, Optional
 
+from ..common.device import effective_amp, select_device
 from . import configs
-from .common.device import effective_amp, select_device
 from .methods import METHODS, get, method_picks
 from .tuning import grid_points, tuned_methods
 
@@ -108,7 +108,7 @@ def plan_jobs(prof: dict, base: dict, picks: Optional[Dict[str, dict]] = None) -
     Args:
         prof: a resolved profile (:func:`resolve_profile`).
         base: entries every job carries (data, cache, budgets, device...).
-        picks: tuned settings per method (see :mod:`benchmarks.tuning`).
+        picks: tuned settings per method (see :mod:`benchmarks.classification.tuning`).
     """
     picks = picks or {}
     methods = list(prof['methods'])

@@ -9,10 +9,10 @@ import os.path as osp
 import statistics
 from typing import Dict, List, Optional, Tuple
 
-from .common.files import write_text
-from .common.provenance import machine_text
-from .common.rendering import mean_std_text as _fmt
-from .common.stats import mean_std, paired_stats, per_seed_mean, pooled_stats, ratio_interval
+from ..common.files import write_text
+from ..common.provenance import machine_text
+from ..common.rendering import mean_std_text as _fmt
+from ..common.stats import mean_std, paired_stats, per_seed_mean, pooled_stats, ratio_interval
 from .configs import PAIRS
 from .methods import METHODS, get
 from .tuning import setting_label
@@ -327,7 +327,7 @@ def write_plots(out_dir: str, summary: dict, runs: List[dict],
     comparison's paired difference with its 95% interval, per pair and pooled, zero marked)
     and, where more than one N was evaluated, ``fmkt_steps.png`` (flow-head accuracy against
     the inference steps N)."""
-    from .common.plots import forest_plot
+    from ..common.plots import forest_plot
     from .plots import accuracy_plot, steps_plot
     prefix = prefix or ''
     out = [accuracy_plot(osp.join(out_dir, f'{prefix}accuracy.png'), summary)]

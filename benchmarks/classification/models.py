@@ -11,6 +11,8 @@ from mmpretrain.registry import MODELS as PRETRAIN_MODELS
 from mmrazor.registry import MODELS as RAZOR_MODELS
 from torch import Tensor, nn
 
+from fmkt_plugin.utils.checkpoint import load_torch_file
+
 __all__ = ['FMNISTConvNet', 'CachedLogitsTeacher']
 
 
@@ -77,7 +79,7 @@ class _CachedBackbone(nn.Module):
 
 def _load_cache(path: str, what: str, mmap: bool = False) -> Tensor:
     """A cached ``(2, N, ...)`` tensor (index 0: original images, 1: flipped)."""
-    value = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
+    value = load_torch_file(path, f'CachedLogitsTeacher {what}', mmap=mmap)
     if isinstance(value, dict):
         value = value[what]
     if not isinstance(value, Tensor) or value.dim() < 3 or value.shape[0] != 2:
@@ -89,7 +91,7 @@ def _load_cache(path: str, what: str, mmap: bool = False) -> Tensor:
 
 def _load_maps(path: str, num_images: int, cache_file: str) -> Tuple[Tensor, Tensor]:
     """The cached maps ``(2, R, C, H, W)`` and the image rows ``(R,)`` they are of."""
-    value = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+    value = load_torch_file(path, 'CachedLogitsTeacher maps_file')
     if isinstance(value, dict) and 'rows' in value:
         maps, rows = value['maps'], value['rows']
     else:  # the full layout (a tensor, or a dict of one): every image's row

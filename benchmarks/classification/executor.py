@@ -3,8 +3,8 @@
 records, and a finished job is announced with its top-1."""
 from typing import Dict, List
 
-from .common import executor
-from .common.eta import Progress
+from ..common import executor
+from ..common.eta import Progress
 from .jobs import run_job
 from .methods import get
 

@@ -1,6 +1,6 @@
 """Training and evaluation of one benchmark run through the models' own ``train_step`` /
 ``val_step``: a model built with MMRazor's registry, SGD in mmengine's ``OptimWrapper`` with
-``OneCycleLR`` stepped per iteration, over an in-memory :class:`~benchmarks.data.TensorLoader`.
+``OneCycleLR`` stepped per iteration, over an in-memory :class:`~.data.TensorLoader`.
 """
 import contextlib
 import copy
@@ -12,8 +12,8 @@ from mmengine.config import Config
 from mmengine.optim import OneCycleLR, build_optim_wrapper
 from torch import nn
 
-from .common.device import optim_wrapper_cfg, quiet_logs
-from .common.files import save_tensor
+from ..common.device import optim_wrapper_cfg, quiet_logs
+from ..common.files import save_tensor
 from .configs import HPARAMS
 from .data import Split, TensorLoader
 
@@ -201,5 +201,7 @@ def save_state(module: nn.Module, path: str, meta: Optional[dict] = None) -> Non
 
 def load_state(module: nn.Module, path: str) -> None:
     """Load a state dict saved by :func:`save_state` (weights only)."""
-    state = torch.load(path, map_location='cpu', weights_only=True)
-    module.load_state_dict(state['state_dict'], strict=True)
+    from fmkt_plugin.utils.checkpoint import checkpoint_state_dict, load_checkpoint
+    state = checkpoint_state_dict(load_checkpoint(path, 'benchmark checkpoint'), path,
+                                  'benchmark checkpoint')
+    module.load_state_dict(state, strict=True)

@@ -1,6 +1,6 @@
 """Equal tuning: every method's grid (declared here, in one place), the pick and the file that
 carries the picks to the benchmark. ``python -m benchmarks.run --tune`` runs each method's first
-:data:`TRIALS` grid points (settings, :mod:`benchmarks.settings`) on the validation
+:data:`TRIALS` grid points (settings, :mod:`benchmarks.classification.settings`) on the validation
 split, picks the best validation mean over seeds and pairs and writes :data:`TUNED_FILE`, which
 the benchmark applies per method (``--untuned`` ignores it).
 """
@@ -10,7 +10,7 @@ import json
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
-from .common.files import write_json
+from ..common.files import write_json
 from .configs import HPARAMS
 from .settings import apply_settings
 

@@ -1,5 +1,5 @@
 """The benchmark's two figures (matplotlib, written as PNG)."""
-from .common.plots import HIGHLIGHT, MUTED, pyplot, seed_bars
+from ..common.plots import HIGHLIGHT, MUTED, pyplot, seed_bars
 from .configs import PAIRS
 from .methods import get
 

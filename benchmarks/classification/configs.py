@@ -1,37 +1,39 @@
-"""Shared pieces of the benchmark's model configs (mmpretrain ``ImageClassifier`` students and
-teachers, MMRazor ``ConfigurableDistiller`` s), ``HPARAMS`` (the settings before tuning; the
-picks of ``benchmarks/tuned.json`` override them per method) and the profiles (budgets only).
+"""Where the benchmark's model configs come from: the shipped config files (the Fashion-MNIST
+pair bases ``configs/_base_/pairs/fmnist-convnet-*_w8x4.py`` and the method files under
+``configs/``, read through :func:`fmkt_plugin.apis.config.load_config`), ``HPARAMS`` (the
+benchmark's settings before tuning; the picks of ``benchmarks/classification/tuned.json``
+override them per method) and the profiles (budgets only). :mod:`.methods` turns a method, a
+pair and the settings into a model config: a shipped file's parts plus overrides.
 """
 import copy
+import os.path as osp
+from functools import lru_cache
 from typing import Dict, Optional
 
 from mmengine.config import Config
 
+from ..common.files import REPO
+
 __all__ = [
-    'PAIRS', 'STUDENT', 'HPARAMS', 'PROFILES', 'NORM', 'preprocessor', 'classifier_cfg',
-    'teacher_cfg', 'teacher_ref', 'logit_distiller', 'flow_distiller', 'profile'
+    'PAIRS', 'HPARAMS', 'PROFILES', 'CONFIG_DIR', 'shipped', 'pair_part', 'merge',
+    'teacher_cfg', 'teacher_ref', 'profile'
 ]
 
-#: Pixel statistics of the Fashion-MNIST training images (0..255 scale).
-NORM = dict(mean=[72.94], std=[90.02])
+#: The repository's ``configs/`` folder: every path below is relative to it.
+CONFIG_DIR = osp.join(REPO, 'configs')
 
-#: The student of both pairs: 4 convs, widths w, w, 2w, 4w with w=8 (28x28 -> 14x14 -> 7x7).
-STUDENT = dict(widths=(8, 8, 16, 32), strides=(2, 1, 2, 1), convs_per_stage=1)
-
-#: Teacher/student pairs: a wider teacher (w=32, same depth) and a deeper one (w=16, 2 convs per
-#: stage, 8 convs).
+#: Teacher/student pairs: their pair base (student, teacher and the facts the methods need:
+#: ``student_channels``, ``teacher_channels``, ``num_classes``, ``last_stage``) and a label.
+#: ``wide``: a wider teacher (w=32, same depth); ``deep``: a deeper one (w=16, 2 convs per
+#: stage, 8 convs); the student of both: 4 convs, widths 8, 8, 16, 32.
 PAIRS: Dict[str, dict] = {
-    'wide': dict(teacher=dict(widths=(32, 32, 64, 128), strides=(2, 1, 2, 1), convs_per_stage=1),
-                 student=STUDENT,
-                 label='w32x4 -> w8x4'),
-    'deep': dict(teacher=dict(widths=(16, 16, 32, 64), strides=(2, 1, 2, 1), convs_per_stage=2),
-                 student=STUDENT,
-                 label='w16x8 -> w8x4'),
+    'wide': dict(config='_base_/pairs/fmnist-convnet-w32x4_w8x4.py', label='w32x4 -> w8x4'),
+    'deep': dict(config='_base_/pairs/fmnist-convnet-w16x8_w8x4.py', label='w16x8 -> w8x4'),
 }
 
 #: Hyperparameters before tuning (literature defaults for small-image KD). The tune mode
-#: (``python -m benchmarks.run --tune``) sweeps the grid of :mod:`benchmarks.tuning` on the
-#: validation split and writes each method's picks to ``benchmarks/tuned.json``, which the
+#: (``python -m benchmarks.run --tune``) sweeps the grid of :mod:`.tuning` on the validation
+#: split and writes each method's picks to ``benchmarks/classification/tuned.json``, which the
 #: benchmark applies on top of these, per method.
 HPARAMS = dict(
     batch_size=128,
@@ -150,48 +152,51 @@ def profile(name: str) -> dict:
     return copy.deepcopy(PROFILES[name])
 
 
-def preprocessor() -> dict:
-    """The algorithms' data preprocessor (the students' normalisation)."""
-    return dict(type='mmpretrain.ClsDataPreprocessor', to_rgb=False, **NORM)
+@lru_cache(maxsize=None)
+def _load(rel: str) -> dict:
+    from fmkt_plugin.apis.config import load_config
+    return load_config(osp.join(CONFIG_DIR, rel)).to_dict()
 
 
-def classifier_cfg(arch: dict, head: str = 'linear', ce_weight: float = 1.0,
-                   loss: Optional[dict] = None, flow: Optional[dict] = None) -> dict:
-    """An mmpretrain ``ImageClassifier`` on ``FMNISTConvNet``.
-
-    Args:
-        arch: ``FMNISTConvNet`` arguments (widths, strides, convs_per_stage).
-        head: ``'linear'`` (GAP + ``LinearClsHead``) or ``'flow'`` (``FlowMatchingClsHead``;
-            with ``HPARAMS['flow_on'] == 'map'`` without neck, so that the flow runs on the last
-            feature map and each step is pooled, else after GAP on the pooled feature).
-        ce_weight: weight of the classification loss.
-        loss: classification loss config (default cross-entropy).
-        flow: flow config of the flow head (default ``HPARAMS['flow']``).
+def shipped(rel: str, key: Optional[str] = None):
+    """A deep copy of the shipped config file ``configs/<rel>`` as a dict, or of its entry
+    ``key`` (dotted, e.g. ``'model.architecture.head.theta'``).
 
     Raises:
-        ValueError: ``head`` is neither.
+        KeyError: ``key`` names no entry of the file (names the file).
     """
-    channels = arch['widths'][-1]
-    loss = loss or dict(type='CrossEntropyLoss', loss_weight=1.0)
-    if head == 'linear':
-        loss = dict(loss, loss_weight=ce_weight * loss.get('loss_weight', 1.0))
-        head_cfg = dict(type='LinearClsHead', num_classes=10, in_channels=channels, loss=loss)
-        neck = dict(type='GlobalAveragePooling')
-    elif head == 'flow':
-        head_cfg = dict(type='FlowMatchingClsHead', num_classes=10, in_channels=channels,
-                        flow=copy.deepcopy(flow or HPARAMS['flow']), ce_weight=ce_weight,
-                        loss=loss)
-        neck = None if HPARAMS['flow_on'] == 'map' else dict(type='GlobalAveragePooling')
-    else:
-        raise ValueError(f'head must be linear or flow, got {head!r}')
-    return dict(_scope_='mmpretrain', type='ImageClassifier',
-                data_preprocessor=dict(type='ClsDataPreprocessor', to_rgb=False, **NORM),
-                backbone=dict(type='FMNISTConvNet', **arch), neck=neck, head=head_cfg)
+    node = _load(rel)
+    for part in (key.split('.') if key else ()):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(f'configs/{rel} has no entry {key!r}')
+        node = node[part]
+    return copy.deepcopy(node)
+
+
+def pair_part(pair: str, key: str):
+    """Entry ``key`` of ``pair``'s pair base (``'student'``, ``'teacher'``,
+    ``'student_channels'``, ``'model.data_preprocessor'`` ...).
+
+    Raises:
+        ValueError: unknown pair, naming the known ones.
+    """
+    if pair not in PAIRS:
+        raise ValueError(f'unknown pair {pair!r}; choose from {sorted(PAIRS)}')
+    return shipped(PAIRS[pair]['config'], key)
+
+
+def merge(base: dict, options: dict) -> dict:
+    """``base`` with ``options`` merged as ``--cfg-options`` merge them: dotted keys, dicts
+    merged into dicts, ``_delete_=True`` to replace one."""
+    cfg = Config(dict(node=copy.deepcopy(base)))
+    cfg.merge_from_dict({f'node.{k}': v for k, v in options.items()})
+    return cfg.to_dict()['node']
 
 
 def teacher_cfg(pair: str) -> Config:
-    """The teacher of ``pair``, a plain classifier trained with CE."""
-    return Config(dict(model=classifier_cfg(PAIRS[pair]['teacher'])))
+    """The teacher of ``pair`` (its pair base's ``teacher``), a plain classifier trained with
+    CE."""
+    return Config(dict(model=pair_part(pair, 'teacher')))
 
 
 def teacher_ref(teacher_cache: Optional[str], teacher_model: Optional[dict] = None,
@@ -207,32 +212,3 @@ def teacher_ref(teacher_cache: Optional[str], teacher_model: Optional[dict] = No
     if teacher_model is None:
         raise ValueError('a distillation method needs teacher_cache or teacher_model')
     return dict(teacher=teacher_model, teacher_ckpt=teacher_ckpt)
-
-
-def logit_distiller(loss_name: str, loss_cfg: dict, with_labels: bool = False,
-                    keys: tuple = ('preds_S', 'preds_T')) -> dict:
-    """A ``ConfigurableDistiller`` of one loss on the student's and teacher's ``head.fc``
-    outputs (``with_labels``: the labels too, as DKD needs)."""
-    student_recorders = dict(fc=dict(type='ModuleOutputs', source='head.fc'))
-    mapping = {keys[0]: dict(from_student=True, recorder='fc'),
-               keys[1]: dict(from_student=False, recorder='fc')}
-    if with_labels:
-        student_recorders['gt_labels'] = dict(type='ModuleInputs', source='head.loss_module')
-        mapping['gt_labels'] = dict(recorder='gt_labels', from_student=True, data_idx=1)
-    return dict(type='ConfigurableDistiller', student_recorders=student_recorders,
-                teacher_recorders=dict(fc=dict(type='ModuleOutputs', source='head.fc')),
-                distill_losses={loss_name: loss_cfg},
-                loss_forward_mappings={loss_name: mapping})
-
-
-def flow_distiller(metric: dict, loss_weight: float = 1.0) -> dict:
-    """A ``ConfigurableDistiller`` of ``FMKTLoss``: every step's logits (``head.step_head``:
-    ``(N, B, K)``) against the teacher's logits, scored by ``metric``."""
-    return dict(type='ConfigurableDistiller',
-                student_recorders=dict(steps=dict(type='ModuleOutputs', source='head.step_head')),
-                teacher_recorders=dict(fc=dict(type='ModuleOutputs', source='head.fc')),
-                distill_losses=dict(loss_fmkt=dict(type='FMKTLoss', metric=metric,
-                                                   loss_weight=loss_weight)),
-                loss_forward_mappings=dict(loss_fmkt=dict(
-                    preds=dict(from_student=True, recorder='steps'),
-                    target=dict(from_student=False, recorder='fc'))))

@@ -11,7 +11,7 @@ from typing import Dict, Iterator, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .common.fmnist import NUM_TRAIN, PACKAGE_DIR, prepare_fashion_mnist, read_fashion_mnist
+from ..common.fmnist import NUM_TRAIN, PACKAGE_DIR, prepare_fashion_mnist, read_fashion_mnist
 
 __all__ = ['NUM_TRAIN', 'Split', 'prepare_fashion_mnist', 'load_fashion_mnist', 'TensorLoader']
 

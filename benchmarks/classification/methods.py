@@ -1,6 +1,6 @@
 """The benchmark's methods, one record each: everything the planner, the ETA, the runner, the
 report and the tune mode need about a method. Adding a method is one :class:`Method` entry in
-:data:`REGISTRY` (and, to tune it, one grid in :data:`benchmarks.tuning.GRID`).
+:data:`REGISTRY` (and, to tune it, one grid in :data:`benchmarks.classification.tuning.GRID`).
 """
 import copy
 from dataclasses import dataclass
@@ -9,16 +9,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from mmengine.config import Config
 
-from .configs import (
-    HPARAMS,
-    PAIRS,
-    classifier_cfg,
-    flow_distiller,
-    logit_distiller,
-    preprocessor,
-    teacher_cfg,
-    teacher_ref,
-)
+from .configs import HPARAMS, PAIRS, merge, pair_part, shipped, teacher_ref
 from .settings import apply_settings
 
 __all__ = ['Method', 'REGISTRY', 'METHODS', 'get', 'method_cfg', 'method_hparams', 'method_picks']
@@ -54,7 +45,7 @@ class Method:
             (``CachedLogitsTeacher`` with ``maps_file``): no method runs a live teacher.
         lr_mult_key: key of ``HPARAMS['flow_lr_mult']`` for the flow's parameters.
         fixed: settings ``((path, value), ...)`` of this method, applied to ``HPARAMS`` before
-            the tuned ones (paths as in :mod:`benchmarks.tuning`, e.g. ``'theta.lr_scale'``);
+            the tuned ones (paths as in :mod:`.tuning`, e.g. ``'theta.lr_scale'``);
             they enter only this method's hyperparameters (and cache key).
         tuned_as: take the tuned settings of this method first (its own, where it has a grid,
             on top).
@@ -76,14 +67,40 @@ class Method:
     tuned_as: Optional[str] = None
 
 
-def _distill(algorithm: str, student: dict, distiller: dict, teacher: dict) -> dict:
+#: The shipped config files the methods are built from (relative to ``configs/``).
+KD_FILE = '_base_/methods/kd.py'
+DKD_FILE = '_base_/methods/dkd.py'
+DIST_FILE = '_base_/methods/dist.py'
+DIFFKD_FILE = '_base_/methods/diffkd.py'
+RDR_FILE = '_base_/methods/rdr.py'
+#: logit-level FM-KT: the flow head (``flow_cls_head``) and its distiller
+FMKT_FILE = '_base_/methods/fmkt_logits.py'
+#: feature-level FM-KT: the flow neck's flow (``feature_flow``) and its distiller (KD's too)
+FMKT_FEATURES_FILE = '_base_/methods/fmkt_features.py'
+#: where the feature-level flow neck is written out
+FMKT_FEATURES_CONFIG = 'fmkt/resnet34_res18_feat_in1k.py'
+#: FM-KT^Theta with a plain head trained by KD beside the flow head (auxiliary form)
+THETA_AUX_CONFIG = 'fmkt/resnet50_res18_theta-aux_in1k.py'
+OFMKT_CONFIG = 'fmkt/ofmkt_res18_in1k.py'
+
+
+def _student(pair: str, ce_weight: float = 1.0) -> dict:
+    """The pair's student (linear head), its CE weighted ``ce_weight``."""
+    return merge(pair_part(pair, 'student'), {'head.loss.loss_weight': ce_weight})
+
+
+def _distill(algorithm: str, pair: str, student: dict, distiller: dict, teacher: dict) -> dict:
+    """The pair base's distillation model (its preprocessor) with ``algorithm``, ``student``,
+    ``distiller`` and the teacher arguments ``teacher``."""
     if not teacher:
         raise ValueError(f'{algorithm}: this method needs a teacher (teacher_cache)')
     if algorithm == 'FMKTDistill' and 'teacher_ckpt' in teacher and not teacher['teacher_ckpt']:
         # a live teacher without weights (timing, tests): say that a random teacher is meant
         teacher = dict(teacher, allow_random_teacher=True)
-    return dict(_scope_='mmrazor', type=algorithm, data_preprocessor=preprocessor(),
-                architecture=student, distiller=distiller, **teacher)
+    model = pair_part(pair, 'model')
+    return dict(_scope_=model['_scope_'], type=algorithm,
+                data_preprocessor=model['data_preprocessor'], architecture=student,
+                distiller=distiller, **teacher)
 
 
 def _map_teacher(pair: str, teacher: dict) -> dict:
@@ -93,30 +110,36 @@ def _map_teacher(pair: str, teacher: dict) -> dict:
     cached = teacher.get('teacher')
     if isinstance(cached, dict) and cached.get('maps_file'):
         return teacher
-    return dict(teacher=teacher_cfg(pair).model.to_dict(),
-                teacher_ckpt=teacher.get('teacher_ckpt'))
+    return dict(teacher=pair_part(pair, 'teacher'), teacher_ckpt=teacher.get('teacher_ckpt'))
 
 
 def _kl(hp: dict) -> dict:
+    """KD's loss at the benchmark's settings: ``kd_weight`` x T^2 KL."""
     kd = hp['kd']
     return dict(type='KLDivergence', tau=kd['tau'], loss_weight=kd['kd_weight'])
 
 
-def _dist_loss(hp: dict) -> dict:
+def _dist_options(hp: dict) -> dict:
+    """DIST's settings, as options of a shipped ``DISTLoss``."""
     d = hp['dist']
-    return dict(type='DISTLoss', tau=d['tau'], inter_loss_weight=d['inter'],
-                intra_loss_weight=d['intra'], loss_weight=1.0)
+    return dict(tau=d['tau'], inter_loss_weight=d['inter'], intra_loss_weight=d['intra'],
+                loss_weight=1.0)
+
+
+def _kd_distiller(hp: dict, rel: str = KD_FILE) -> dict:
+    """The ``distiller`` of ``rel`` (kd.py, or a file that extends it) with KD's settings."""
+    return merge(shipped(rel, 'distiller'), {'distill_losses.loss_kl': _kl(hp)})
 
 
 def build_student(pair: str, hp: dict, teacher: dict) -> dict:
-    """The student alone (CE)."""
-    return classifier_cfg(PAIRS[pair]['student'])
+    """The student alone (CE): the pair base's student."""
+    return pair_part(pair, 'student')
 
 
 def build_kd(pair: str, hp: dict, teacher: dict) -> dict:
-    """Vanilla KD: ``ce_weight`` CE + ``kd_weight`` T^2 KL."""
-    student = classifier_cfg(PAIRS[pair]['student'], ce_weight=hp['kd']['ce_weight'])
-    return _distill('SingleTeacherDistill', student, logit_distiller('loss_kl', _kl(hp)), teacher)
+    """Vanilla KD (kd.py): ``ce_weight`` CE + ``kd_weight`` T^2 KL."""
+    return _distill('SingleTeacherDistill', pair, _student(pair, hp['kd']['ce_weight']),
+                    _kd_distiller(hp), teacher)
 
 
 #: Hidden width of the capacity control's MLP head (``kd_mlp``): 2 762 parameters on the
@@ -129,97 +152,108 @@ def build_kd_mlp(pair: str, hp: dict, teacher: dict) -> dict:
     """KD with a two-layer MLP head (mmpretrain ``StackedLinearClsHead``, ReLU) instead of the
     linear one: a capacity control for FM-KT's flow head, whose MLP block adds non-linear head
     capacity that no plain (linear-head) student has."""
-    student = classifier_cfg(PAIRS[pair]['student'], ce_weight=hp['kd']['ce_weight'])
-    head = student['head']
-    student['head'] = dict(type='StackedLinearClsHead', num_classes=head['num_classes'],
-                           in_channels=head['in_channels'], mid_channels=[MLP_HEAD_MID],
-                           loss=head['loss'])
-    distiller = logit_distiller('loss_kl', _kl(hp))
-    distiller['student_recorders']['fc']['source'] = 'head.layers.1.fc'
-    return _distill('SingleTeacherDistill', student, distiller, teacher)
+    cfg = build_kd(pair, hp, teacher)
+    head = cfg['architecture']['head']
+    cfg['architecture']['head'] = dict(type='StackedLinearClsHead',
+                                       num_classes=head['num_classes'],
+                                       in_channels=head['in_channels'],
+                                       mid_channels=[MLP_HEAD_MID], loss=head['loss'])
+    cfg['distiller']['student_recorders']['fc']['source'] = 'head.layers.1.fc'
+    return cfg
 
 
 def build_dkd(pair: str, hp: dict, teacher: dict) -> dict:
-    """DKD (MMRazor's ``DKDLoss``) + CE."""
+    """DKD (dkd.py, MMRazor's ``DKDLoss``) + CE; the loss averaged over the batch
+    (``batchmean``, MMRazor's default) at weight 1."""
     d = hp['dkd']
-    student = classifier_cfg(PAIRS[pair]['student'], ce_weight=d['ce_weight'])
-    loss = dict(type='DKDLoss', tau=d['tau'], alpha=d['alpha'], beta=d['beta'], loss_weight=1.0,
-                reduction='batchmean')
-    return _distill('SingleTeacherDistill', student,
-                    logit_distiller('loss_dkd', loss, with_labels=True), teacher)
+    distiller = merge(shipped(DKD_FILE, 'distiller'), {'distill_losses.loss_dkd': dict(
+        tau=d['tau'], alpha=d['alpha'], beta=d['beta'], loss_weight=1.0,
+        reduction='batchmean')})
+    return _distill('SingleTeacherDistill', pair, _student(pair, d['ce_weight']), distiller,
+                    teacher)
 
 
 def build_dist(pair: str, hp: dict, teacher: dict) -> dict:
-    """DIST (MMRazor's ``DISTLoss``) + CE."""
-    student = classifier_cfg(PAIRS[pair]['student'], ce_weight=hp['dist']['ce_weight'])
-    # DISTLoss.forward(logits_S, logits_T)
-    distiller = logit_distiller('loss_dist', _dist_loss(hp), keys=('logits_S', 'logits_T'))
-    return _distill('SingleTeacherDistill', student, distiller, teacher)
+    """DIST (dist.py, MMRazor's ``DISTLoss``) + CE."""
+    distiller = merge(shipped(DIST_FILE, 'distiller'),
+                      {'distill_losses.loss_dist': _dist_options(hp)})
+    return _distill('SingleTeacherDistill', pair, _student(pair, hp['dist']['ce_weight']),
+                    distiller, teacher)
+
+
+def _flow_student(pair: str, hp: dict, ce_weight: float = 1.0,
+                  flow: Optional[dict] = None) -> dict:
+    """The pair's student with the shipped flow head (``flow_cls_head`` of fmkt_logits.py,
+    merged over the linear head as the shipped FM-KT configs merge it) and the benchmark's flow
+    settings ``flow`` (default ``hp['flow']``) merged into its flow; with ``hp['flow_on'] ==
+    'map'`` without neck, so that the flow runs on the last map and each step is pooled."""
+    student = pair_part(pair, 'student')
+    head = merge(student['head'], shipped(FMKT_FILE, 'flow_cls_head'))
+    flow = copy.deepcopy(flow or hp['flow'])
+    # inference at the trained N unless the settings say otherwise (a tune trial's N)
+    flow.setdefault('test_num_steps', flow['num_steps'])
+    student['head'] = merge(head, dict(ce_weight=ce_weight, flow=flow))
+    if hp['flow_on'] == 'map':
+        student['neck'] = None
+    return student
 
 
 def _fmkt(pair: str, hp: dict, teacher: dict, metric: dict, ce_weight: float,
-          flow: dict) -> dict:
-    student = classifier_cfg(PAIRS[pair]['student'], head='flow', ce_weight=ce_weight,
-                             flow=flow)
-    return _distill('FMKTDistill', student, flow_distiller(metric, hp['metric_weight']), teacher)
+          flow: Optional[dict] = None) -> dict:
+    """FM-KT on the logits (fmkt_logits.py) with ``metric`` as the per-step metric (replacing
+    the shipped one) at ``hp['metric_weight']``."""
+    distiller = merge(shipped(FMKT_FILE, 'distiller'), {'distill_losses.loss_fmkt': dict(
+        metric=dict(_delete_=True, **metric), loss_weight=hp['metric_weight'])})
+    return _distill('FMKTDistill', pair, _flow_student(pair, hp, ce_weight, flow), distiller,
+                    teacher)
 
 
 def build_fmkt_kd(pair: str, hp: dict, teacher: dict) -> dict:
     """FM-KT with the KD loss as the per-step metric."""
-    return _fmkt(pair, hp, teacher, _kl(hp), hp['kd']['ce_weight'], hp['flow'])
+    return _fmkt(pair, hp, teacher, _kl(hp), hp['kd']['ce_weight'])
 
 
 def build_fmkt_dist(pair: str, hp: dict, teacher: dict) -> dict:
-    """FM-KT with the DIST loss as the per-step metric."""
-    return _fmkt(pair, hp, teacher, _dist_loss(hp), hp['dist']['ce_weight'], hp['flow'])
+    """FM-KT with the DIST loss as the per-step metric: the shipped metric (DIST) with the
+    benchmark's DIST settings."""
+    metric = merge(shipped(FMKT_FILE, 'distiller.distill_losses.loss_fmkt.metric'),
+                   _dist_options(hp))
+    return _fmkt(pair, hp, teacher, metric, hp['dist']['ce_weight'])
 
 
-#: Meta-encoder of the feature-level flow: a one-block MLP, full width (``fmkt_feat``, the
-#: earlier default) or with its hidden width a quarter of the map's channels
-#: (``fmkt_feat_narrow``, as ``configs/_base_/methods/fmkt_features.py``).
-FEATURE_META_ENCODER = dict(type='MLPMetaEncoder', num_blocks=1)
-#: The narrow MLP's hidden width: the map's channels divided by this.
+#: The feature-level flow's MLP hidden width for ``fmkt_feat_narrow``: the map's channels
+#: divided by this (as fmkt_features.py: 128 for 512); ``fmkt_feat`` runs the full width.
 NARROW_HIDDEN_RATIO = 4
 
 
 def build_fmkt_feat(pair: str, hp: dict, teacher: dict, hidden_ratio: int = 1) -> dict:
-    """Feature-level FM-KT (``configs/_base_/methods/fmkt_features.py``): KD on the logits
-    (KD's settings) + a ``FlowMatchingNeck`` on the student's last 7x7 map (rectified flow, N
-    drawn from {1, 2, 4, 8, 16} per iteration, 8 at test) whose every step's estimate is scored
-    with MSE against the teacher's last-stage map projected to the student's channels
-    (``TeacherProjector``); the transported map feeds the student's pooling and linear head.
-    ``hidden_ratio`` > 1 narrows the MLP's hidden width to ``channels // hidden_ratio`` (the
-    config's is 4; 1, the full-width MLP, was its default before)."""
+    """Feature-level FM-KT (fmkt_features.py, its neck as resnet34_res18_feat_in1k.py writes
+    it): KD on the logits (KD's settings) + a ``FlowMatchingNeck`` on the student's last map
+    whose every step's estimate is scored with MSE against the teacher's last-stage map
+    projected to the student's channels (``TeacherProjector``); the transported map feeds the
+    student's pooling and linear head. ``hidden_ratio`` > 1 sets the MLP's hidden width to
+    ``channels // hidden_ratio``; 1 runs it at full width (the MLP's own default)."""
     if not teacher:
         raise ValueError('fmkt_feat: this method needs a teacher')
-    s_ch = PAIRS[pair]['student']['widths'][-1]
-    t_ch = PAIRS[pair]['teacher']['widths'][-1]
-    student = classifier_cfg(PAIRS[pair]['student'], ce_weight=hp['kd']['ce_weight'])
-    encoder = copy.deepcopy(FEATURE_META_ENCODER)
+    s_ch = pair_part(pair, 'student_channels')
+    last = pair_part(pair, 'last_stage')
+    encoder = shipped(FMKT_FEATURES_FILE, 'feature_flow.meta_encoder')
+    encoder.pop('hidden_channels')
     if hidden_ratio > 1:
         encoder['hidden_channels'] = max(1, s_ch // hidden_ratio)
-    student['neck'] = dict(
-        type='FlowMatchingNeck', in_channels=s_ch, with_pool=True,
-        flow=dict(type='FlowMatchingConnector', schedule=dict(type='RectifiedFlowSchedule'),
-                  meta_encoder=encoder,
-                  num_steps=(1, 2, 4, 8, 16), test_num_steps=8))
-    distiller = logit_distiller('loss_kl', _kl(hp))
-    distiller['student_recorders']['steps'] = dict(type='ModuleOutputs', source='neck.flow')
-    distiller['teacher_recorders']['feat'] = dict(type='ModuleOutputs',
-                                                  source='backbone.stages.3')
-    distiller['connectors'] = dict(proj=dict(type='TeacherProjector', in_channels=t_ch,
-                                             out_channels=s_ch))
-    distiller['distill_losses']['loss_fmkt'] = dict(type='FMKTLoss', metric='mse',
-                                                    loss_weight=1.0)
-    distiller['loss_forward_mappings']['loss_fmkt'] = dict(
-        preds=dict(from_student=True, recorder='steps', data_idx=0),
-        target=dict(from_student=False, recorder='feat', connector='proj'))
-    return _distill('FMKTDistill', student, distiller, _map_teacher(pair, teacher))
+    student = _student(pair, hp['kd']['ce_weight'])
+    student['neck'] = merge(shipped(FMKT_FEATURES_CONFIG, 'model.architecture.neck'), {
+        'in_channels': s_ch, 'flow.meta_encoder': dict(_delete_=True, **encoder)})
+    distiller = merge(_kd_distiller(hp, FMKT_FEATURES_FILE), {
+        'teacher_recorders.feat.source': last,
+        'connectors.proj': dict(in_channels=pair_part(pair, 'teacher_channels'),
+                                out_channels=s_ch)})
+    return _distill('FMKTDistill', pair, student, distiller, _map_teacher(pair, teacher))
 
 
 def build_fmkt_fold(pair: str, hp: dict, teacher: dict) -> dict:
     """FM-KT (KD metric) with an affine meta-encoder, to be folded into a linear head."""
-    flow = dict(copy.deepcopy(hp['flow']), **copy.deepcopy(hp['fold']))
+    flow = dict(hp['flow'], meta_encoder=dict(_delete_=True, **hp['fold']['meta_encoder']))
     return _fmkt(pair, hp, teacher, _kl(hp), hp['kd']['ce_weight'], flow)
 
 
@@ -236,31 +270,36 @@ def build_fmkt_joint(pair: str, hp: dict, teacher: dict, detach_feature: bool = 
 
 
 def build_fmkt_aux(pair: str, hp: dict, teacher: dict) -> dict:
-    """The KD baseline's plain head with FM-KT (KD metric) as an auxiliary head: the plain
-    linear head (the flow head's ``theta_fc``) takes KD's loss (``ce_weight`` CE + ``kd_weight``
-    T^2 KL towards the teacher), the flow head FM-KT's, and both train the backbone; the
-    deployed student is the backbone with the plain head."""
+    """FM-KT^Theta, auxiliary form (resnet50_res18_theta-aux_in1k.py): the KD baseline's plain
+    head with FM-KT (KD metric) as an auxiliary head. The plain linear head (the flow head's
+    ``theta_fc``) takes KD's loss (``ce_weight`` CE + ``kd_weight`` T^2 KL towards the
+    teacher, the config's ``loss_plain_kd``), the flow head FM-KT's, and both train the
+    backbone; the deployed student is the backbone with the plain head."""
     cfg = build_fmkt_kd(pair, hp, teacher)
-    cfg['architecture']['head']['theta'] = dict(
-        tau=hp['kd']['tau'], kd_weight=0.0, ce_weight=hp['kd']['ce_weight'],
-        detach_feature=False, use_for_inference=True)
+    cfg['architecture']['head']['theta'] = merge(
+        shipped(THETA_AUX_CONFIG, 'model.architecture.head.theta'),
+        dict(tau=hp['kd']['tau'], ce_weight=hp['kd']['ce_weight']))
+    aux = shipped(THETA_AUX_CONFIG, 'model.distiller')
     distiller = cfg['distiller']
-    # theta_fc returns (1, B, K): FMKTLoss over that one "step" is the KD loss on the plain head
-    distiller['student_recorders']['plain'] = dict(type='ModuleOutputs', source='head.theta_fc')
-    distiller['distill_losses']['loss_plain_kd'] = dict(type='FMKTLoss', metric=_kl(hp))
-    distiller['loss_forward_mappings']['loss_plain_kd'] = dict(
-        preds=dict(from_student=True, recorder='plain'),
-        target=dict(from_student=False, recorder='fc'))
+    distiller['student_recorders']['plain'] = aux['student_recorders']['plain']
+    distiller['distill_losses']['loss_plain_kd'] = merge(
+        aux['distill_losses']['loss_plain_kd'], {'metric': _kl(hp)})
+    distiller['loss_forward_mappings']['loss_plain_kd'] = \
+        aux['loss_forward_mappings']['loss_plain_kd']
     return cfg
 
 
 def build_ofmkt(pair: str, hp: dict, teacher: dict) -> dict:
-    """OFM-KT: no teacher, the detached step ensemble is the target."""
+    """OFM-KT (ofmkt_res18_in1k.py): no teacher, the detached step ensemble is the target,
+    scored per step with KL at OFM-KT's settings, next to the label-smoothed CE."""
     o = hp['ofmkt']
-    metric = dict(type='KLDivergence', tau=o['tau'], loss_weight=o['kd_weight'])
-    return dict(_scope_='mmrazor', type='OFMKT', data_preprocessor=preprocessor(),
-                architecture=classifier_cfg(PAIRS[pair]['student'], head='flow', flow=hp['flow']),
-                distill_loss=dict(type='FMKTLoss', metric=metric),
+    shipped_model = shipped(OFMKT_CONFIG, 'model')
+    model = pair_part(pair, 'model')
+    return dict(_scope_=shipped_model['_scope_'], type=shipped_model['type'],
+                data_preprocessor=model['data_preprocessor'],
+                architecture=_flow_student(pair, hp),
+                distill_loss=merge(shipped_model['distill_loss'], {'metric': dict(
+                    tau=o['tau'], loss_weight=o['kd_weight'])}),
                 label_smoothing=o['label_smooth'], ce_weight=1.0)
 
 
@@ -271,82 +310,56 @@ def _rival_teacher(pair: str, teacher: dict) -> dict:
                 allow_random_teacher=args.get('teacher_ckpt') is None)
 
 
-#: Last stage of ``FMNISTConvNet`` (``stages.3`` = conv, BN, ReLU): where the rivals work.
-_LAST_STAGE = 'backbone.stages.3'
-
-
 def build_diffkd(pair: str, hp: dict, teacher: dict) -> dict:
-    """DiffKD (Huang et al., NeurIPS 2023) as its authors run it (``HPARAMS['diffkd']``,
-    ``docs/rivals.md``): a feature branch on the last-stage maps and a logit branch (kernel 1,
-    KL) in place of KD."""
+    """DiffKD (Huang et al., NeurIPS 2023) as its authors run it (diffkd.py with
+    ``HPARAMS['diffkd']``, ``docs/rivals.md``): a feature branch on the last-stage maps and a
+    logit branch (kernel 1, KL) in place of KD."""
     d = hp['diffkd']
-    s_ch = PAIRS[pair]['student']['widths'][-1]
-    t_ch = PAIRS[pair]['teacher']['widths'][-1]
-    feat = dict(type='ModuleOutputs', source=_LAST_STAGE)
-    fc = dict(type='ModuleOutputs', source='head.fc')
-    losses = dict(
-        loss_diffkd=dict(
-            type='DiffKDLoss',
-            connector=dict(type='DiffKDConnector', student_channels=s_ch,
-                           teacher_channels=t_ch, kernel_size=d['kernel_size'],
-                           num_steps=d['num_steps'],
-                           ae_channels=int(round(d['ae_student_ratio'] * s_ch)),
-                           proj_norm=d['proj_norm']),
-            metric='mse', loss_weight=d['loss_weight'],
-            diffusion_weight=d['diffusion_weight'], ae_weight=d['ae_weight']),
-        loss_diffkd_logits=dict(
-            type='DiffKDLoss',
-            connector=dict(type='DiffKDConnector', student_channels=10, teacher_channels=10,
-                           kernel_size=1, num_steps=d['num_steps'], ae_channels=None,
-                           proj_norm=d['proj_norm']),
-            metric=dict(type='KLDivergence', tau=d['logit_tau'], loss_weight=1.0),
-            loss_weight=d['logit_weight'], diffusion_weight=d['diffusion_weight']))
-    distiller = dict(
-        type='ConfigurableDistiller',
-        student_recorders=dict(fc=fc, feat=feat), teacher_recorders=dict(fc=fc, feat=feat),
-        distill_losses=losses,
-        loss_forward_mappings=dict(
-            loss_diffkd=dict(preds_S=dict(from_student=True, recorder='feat'),
-                             preds_T=dict(from_student=False, recorder='feat')),
-            loss_diffkd_logits=dict(preds_S=dict(from_student=True, recorder='fc'),
-                                    preds_T=dict(from_student=False, recorder='fc'))))
-    student = classifier_cfg(PAIRS[pair]['student'], ce_weight=d['ce_weight'])
-    return _distill('DiffKDDistill', student, distiller, _rival_teacher(pair, teacher))
+    s_ch = pair_part(pair, 'student_channels')
+    last = pair_part(pair, 'last_stage')
+    k = pair_part(pair, 'num_classes')
+    steps = dict(num_steps=d['num_steps'], proj_norm=d['proj_norm'])
+    distiller = merge(shipped(DIFFKD_FILE, 'distiller'), {
+        'student_recorders.feat.source': last,
+        'teacher_recorders.feat.source': last,
+        'distill_losses.loss_diffkd': dict(
+            connector=dict(student_channels=s_ch,
+                           teacher_channels=pair_part(pair, 'teacher_channels'),
+                           kernel_size=d['kernel_size'],
+                           ae_channels=int(round(d['ae_student_ratio'] * s_ch)), **steps),
+            loss_weight=d['loss_weight'], diffusion_weight=d['diffusion_weight'],
+            ae_weight=d['ae_weight']),
+        'distill_losses.loss_diffkd_logits': dict(
+            connector=dict(student_channels=k, teacher_channels=k, **steps),
+            metric=dict(tau=d['logit_tau']),
+            loss_weight=d['logit_weight'], diffusion_weight=d['diffusion_weight'])})
+    return _distill('DiffKDDistill', pair, _student(pair, d['ce_weight']), distiller,
+                    _rival_teacher(pair, teacher))
 
 
 def build_rdr(pair: str, hp: dict, teacher: dict) -> dict:
-    """RDR (Yao et al., AAAI 2024), our reading (``HPARAMS['rdr']``, ``docs/rivals.md``):
-    branches on the student's last conv scored along the path to the projected teacher map
-    (shuffle sampling, target-guided term) + KD's logit loss; the branches are folded into the
-    plain student that is evaluated (``deploy='rdr'``)."""
+    """RDR (Yao et al., AAAI 2024), our reading (rdr.py with ``HPARAMS['rdr']``,
+    ``docs/rivals.md``): branches on the student's last conv scored along the path to the
+    projected teacher map (shuffle sampling, target-guided term) + KD's logit loss; the branches
+    are folded into the plain student that is evaluated (``deploy='rdr'``). The benchmark's
+    student has no residual around that conv."""
     r = hp['rdr']
-    arch = PAIRS[pair]['student']
-    if arch.get('convs_per_stage', 1) != 1:
+    student = _student(pair, hp['kd']['ce_weight'])
+    if student['backbone'].get('convs_per_stage', 1) != 1:
         raise ValueError(f'rdr: the student of {pair!r} must have one conv per stage')
-    s_ch = arch['widths'][-1]
-    t_ch = PAIRS[pair]['teacher']['widths'][-1]
-    conv = f'{_LAST_STAGE}.0'
-    distiller = logit_distiller('loss_kl', _kl(hp))
-    distiller['student_recorders'].update(
-        partials=dict(type='ModuleOutputs', source=f'{conv}.partials'),
-        gt_labels=dict(type='ModuleInputs', source='head.loss_module'),
-        fc_weight=dict(type='Parameter', source='head.fc.weight'),
-        fc_bias=dict(type='Parameter', source='head.fc.bias'))
-    distiller['teacher_recorders']['feat'] = dict(type='ModuleOutputs', source=_LAST_STAGE)
-    distiller['connectors'] = dict(proj=dict(type='TeacherProjector', in_channels=t_ch,
-                                             out_channels=s_ch))
-    distiller['distill_losses']['loss_rdr'] = dict(
-        type='RDRLoss', schedule=r['schedule'], metric='mse', loss_weight=r['loss_weight'],
-        sampling=r['sampling'], guide_weight=r['guide_weight'], guide_act=r['guide_act'])
-    distiller['loss_forward_mappings']['loss_rdr'] = dict(
-        preds=dict(from_student=True, recorder='partials'),
-        target=dict(from_student=False, recorder='feat', connector='proj'),
-        gt_labels=dict(from_student=True, recorder='gt_labels', data_idx=1),
-        fc_weight=dict(from_student=True, recorder='fc_weight'),
-        fc_bias=dict(from_student=True, recorder='fc_bias'))
-    student = classifier_cfg(arch, ce_weight=hp['kd']['ce_weight'])
-    rep = dict(conv=conv, norm=f'{_LAST_STAGE}.1', kernel_sizes=tuple(r['kernel_sizes']))
-    return dict(_distill('RDRDistill', student, distiller, _rival_teacher(pair, teacher)),
+    last = pair_part(pair, 'last_stage')
+    conv = f'{last}.0'
+    distiller = merge(_kd_distiller(hp, RDR_FILE), {
+        'student_recorders.partials.source': f'{conv}.partials',
+        'teacher_recorders.feat.source': last,
+        'connectors.proj': dict(in_channels=pair_part(pair, 'teacher_channels'),
+                                out_channels=pair_part(pair, 'student_channels')),
+        'distill_losses.loss_rdr': dict(
+            schedule=r['schedule'], loss_weight=r['loss_weight'], sampling=r['sampling'],
+            guide_weight=r['guide_weight'], guide_act=r['guide_act'])})
+    rep = merge(shipped(RDR_FILE, 'rep'), dict(conv=conv, norm=f'{last}.1', residual=None,
+                                               kernel_sizes=tuple(r['kernel_sizes'])))
+    return dict(_distill('RDRDistill', pair, student, distiller, _rival_teacher(pair, teacher)),
                 rep=rep)
 
 
@@ -432,7 +445,7 @@ def method_picks(name: str, picks: Dict[str, dict]) -> dict:
 def method_hparams(name: str, picks: Optional[Dict[str, dict]] = None,
                    overrides: Optional[dict] = None) -> dict:
     """``HPARAMS`` with the method's own ``fixed`` settings, its tuned settings (``picks``,
-    see :mod:`benchmarks.tuning`) and then ``overrides`` (a tune trial) applied."""
+    see :mod:`benchmarks.classification.tuning`) and then ``overrides`` (a tune trial) applied."""
     method = get(name)
     hp = copy.deepcopy(HPARAMS)
     if method.fixed:
