@@ -230,8 +230,15 @@ def test_feature_level_fmkt_row_trains_its_flow_neck(tmp_path):
     """fmkt_feat: a live teacher's last map, projected, is the target of every step of the
     student's flow neck (MSE) beside KD on the logits; the neck's flow trains at the flow
     learning-rate multiplier."""
+    from mmengine.optim import build_optim_wrapper
+
     from benchmarks.classification.data import TensorLoader
-    from benchmarks.classification.engine import _optim_wrapper, build_model, evaluate, train_model
+    from benchmarks.classification.engine import (
+        build_model,
+        evaluate,
+        optim_wrapper_config,
+        train_model,
+    )
     from benchmarks.classification.methods import method_hparams
     split, cache = _random_split(tmp_path, 48)
     hp = method_hparams('fmkt_feat')
@@ -243,7 +250,8 @@ def test_feature_level_fmkt_row_trains_its_flow_neck(tmp_path):
     losses = model(**model.data_preprocessor(batch, True), mode='loss')
     assert {'distill.loss_kl', 'distill.loss_fmkt'} <= set(losses)
     assert torch.isfinite(losses['distill.loss_fmkt']) and losses['distill.loss_fmkt'] > 0
-    wrapper = _optim_wrapper(model, 1.0, 0.1, 'cpu', None)
+    names = [n for n, _ in model.named_parameters()]
+    wrapper = build_optim_wrapper(model, optim_wrapper_config(names, 1.0, 0.1, 'cpu', None))
     lrs = {id(p): g['lr'] for g in wrapper.optimizer.param_groups for p in g['params']}
     flow_p = next(p for n, p in model.named_parameters() if 'neck.flow' in n)
     conv_p = next(p for n, p in model.named_parameters() if 'architecture.backbone' in n)

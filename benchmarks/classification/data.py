@@ -89,6 +89,17 @@ class TensorLoader:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    @property
+    def dataset(self) -> Split:
+        """The split (what mmengine's train loop reads of a data loader)."""
+        return self.split
+
+    @property
+    def sampler(self) -> 'TensorLoader':
+        """The loader itself: mmengine's ``DistSamplerSeedHook`` sets the epoch of a loader's
+        sampler, and :meth:`draws` depends on it."""
+        return self
+
     def draws(self, epoch: int) -> Tuple[Tensor, Tensor]:
         """The order (rows) and flips of ``epoch``: a function of the seed and the epoch alone
         (a private generator, so neither the model nor the method changes them)."""

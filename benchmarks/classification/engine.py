@@ -5,7 +5,7 @@
 import contextlib
 import copy
 import time
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 from mmengine.config import Config
@@ -18,8 +18,9 @@ from .configs import HPARAMS
 from .data import Split, TensorLoader
 
 __all__ = [
-    'build_model', 'train_model', 'evaluate', 'predict_logits', 'set_seed',
-    'flow_heads', 'eval_num_steps', 'cached_logits', 'cached_maps', 'save_state', 'load_state'
+    'build_model', 'train_model', 'optim_wrapper_config', 'one_cycle_config', 'evaluate',
+    'predict_logits', 'set_seed', 'flow_heads', 'eval_num_steps', 'cached_logits',
+    'cached_maps', 'save_state', 'load_state'
 ]
 
 Progress = Optional[Callable[[str], None]]
@@ -63,27 +64,31 @@ def eval_num_steps(model: nn.Module, num_steps: Optional[int]):
     return flow_num_steps(model, num_steps)
 
 
-def _optim_wrapper(model: nn.Module, lr_scale: float, flow_lr_mult: float, device: str,
-                   amp: Optional[str]):
+def optim_wrapper_config(param_names: List[str], lr_scale: float, flow_lr_mult: float,
+                         device: str, amp: Optional[str]) -> dict:
+    """The optim-wrapper config of a run: SGD at ``lr_scale`` x :data:`HPARAMS`'s rate, gradient
+    clipping, ``amp`` on CUDA, and ``flow_lr_mult`` on the parameters of a flow head or neck
+    (found among ``param_names``)."""
     optim = copy.deepcopy(HPARAMS['optimizer'])
     optim['lr'] *= lr_scale
     cfg = optim_wrapper_cfg(optim, device, amp, clip_grad=HPARAMS['clip_grad'])
-    if flow_heads(model) and flow_lr_mult != 1.0:
-        # the flow of a flow head, or of a flow neck (feature-level FM-KT)
-        names = [n for n, _ in model.named_parameters()]
-        keys = [k for k in ('head.flow', 'neck.flow') if any(k in n for n in names)]
-        cfg['paramwise_cfg'] = dict(custom_keys={k: dict(lr_mult=flow_lr_mult) for k in keys})
-    return build_optim_wrapper(model, cfg)
+    # the flow of a flow head, or of a flow neck (feature-level FM-KT)
+    keys = [k for k in ('head.flow.', 'neck.flow.') if any(k in n for n in param_names)]
+    if keys and flow_lr_mult != 1.0:
+        cfg['paramwise_cfg'] = dict(
+            custom_keys={k[:-1]: dict(lr_mult=flow_lr_mult) for k in keys})
+    return cfg
 
 
-def _one_cycle(wrapper, total: int):
+def one_cycle_config(peaks: List[float], total: int) -> Optional[dict]:
+    """The one-cycle schedule of ``total`` iterations up to the groups' ``peaks`` (None under
+    4 iterations: mmengine's one-cycle needs one step per phase), stepped per iteration."""
     oc = HPARAMS['one_cycle']
-    if total < 4:  # mmengine's one-cycle needs >= 1 step per phase
+    if total < 4:
         return None
-    peaks = [group['lr'] for group in wrapper.param_groups]  # keeps lr_mult
-    return OneCycleLR(wrapper, eta_max=peaks, total_steps=total, by_epoch=False,
-                      pct_start=max(oc['pct_start'], 2.0 / total), div_factor=oc['div_factor'],
-                      final_div_factor=oc['final_div_factor'])
+    return dict(type='OneCycleLR', eta_max=peaks, total_steps=total, by_epoch=False,
+                pct_start=max(oc['pct_start'], 2.0 / total), div_factor=oc['div_factor'],
+                final_div_factor=oc['final_div_factor'])
 
 
 def train_model(model: nn.Module,
@@ -93,15 +98,22 @@ def train_model(model: nn.Module,
                 flow_lr_mult: float = 1.0,
                 progress: Progress = None,
                 tag: str = '',
-                amp: Optional[str] = None) -> Dict[str, float]:
+                amp: Optional[str] = None,
+                loss_log: Optional[List[float]] = None) -> Dict[str, float]:
     """Train ``model`` (on its device) ``epochs`` epochs with SGD (nesterov, gradient
     clipping, peak rate ``lr_scale`` x :data:`HPARAMS`'s, ``flow_lr_mult`` on the flow's
-    parameters) and one-cycle, ``amp`` on CUDA; ``progress`` gets a ``tag``-ged line per epoch.
-    Returns ``dict(train_time_s, last_loss, iters)``."""
+    parameters) and one-cycle, ``amp`` on CUDA; ``progress`` gets a ``tag``-ged line per epoch;
+    ``loss_log`` (when given) every iteration's loss. Returns ``dict(train_time_s, last_loss,
+    iters)``."""
     device = next(model.parameters()).device.type
-    wrapper = _optim_wrapper(model, lr_scale, flow_lr_mult, device, amp)
+    names = [n for n, _ in model.named_parameters()]
+    wrapper = build_optim_wrapper(
+        model, optim_wrapper_config(names, lr_scale, flow_lr_mult, device, amp))
     total = epochs * len(loader)
-    scheduler = _one_cycle(wrapper, total)
+    schedule = one_cycle_config([group['lr'] for group in wrapper.param_groups], total)
+    if schedule is not None:
+        schedule.pop('type')
+    scheduler = OneCycleLR(wrapper, **schedule) if schedule else None
     model.train()
     start = time.perf_counter()
     loss = torch.tensor(float('nan'))
@@ -115,6 +127,8 @@ def train_model(model: nn.Module,
             loss = torch.as_tensor(log_vars['loss']).detach()
             running = running + loss  # stays on the device: no host sync per step
             count += 1
+            if loss_log is not None:
+                loss_log.append(float(loss))
         if progress:
             progress(f'{tag} epoch {epoch + 1}/{epochs} loss {float(running) / max(count, 1):.4f} '
                      f'({time.perf_counter() - start:.0f} s)')
