@@ -171,6 +171,13 @@ def test_dirac_count_first_is_the_authors_count_and_leaves_the_rest():
     kept = target.clone()
     first(torch.randn(2, 16, 4), target)
     assert torch.equal(target, kept)  # never in place
+    # the same draw pairs as the authors' in-place scatter t[:k][randperm(k)] = t[:k].clone()
+    torch.manual_seed(5)
+    theirs = target.clone()
+    theirs[:8][torch.randperm(8)] = theirs[:8].clone()
+    torch.manual_seed(5)
+    ours = target[first._pairing(16, torch.device('cpu'))]
+    assert torch.equal(ours, theirs) and not torch.equal(ours, target)
 
 
 def test_dist_metric_is_mmrazors_dist_at_its_epsilon_and_takes_the_authors():

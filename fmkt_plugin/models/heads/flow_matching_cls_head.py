@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from ...registry import register_model
 from ...utils.validation import check_int, check_loss_settings, check_number
+from ..builder import build_component
 from ..connectors import build_flow
 from .fold import fold_flow_head, plain_student_state
 from .step_classifier import StepClassifier
@@ -17,7 +18,7 @@ from .step_classifier import StepClassifier
 __all__ = ['FlowMatchingClsHead']
 
 _THETA_DEFAULTS = dict(tau=1.0, kd_weight=1.0, ce_weight=1.0, detach_feature=True,
-                       use_for_inference=False)
+                       use_for_inference=False, metric=None)
 
 
 def _non_negative(value, field: str) -> float:
@@ -44,10 +45,19 @@ class FlowMatchingClsHead(ClsHead):
         loss: classification loss config, as mmpretrain heads (built in the mmpretrain scope
             unless it names another).
         theta: FM-KT^Theta: ``True`` or a dict with ``tau``, ``kd_weight``, ``ce_weight``,
-            ``detach_feature`` (default True: the extra head does not train the backbone) and
+            ``detach_feature`` (default True: the extra head does not train the backbone),
             ``use_for_inference`` (default False: eval-mode ``forward`` returns its logits
-            instead of the ensemble). Adds ``theta_fc``, a plain linear head on the student
-            feature trained with KD(tau) towards the detached ensemble plus CE. Off by default.
+            instead of the ensemble) and ``metric`` (default None: KD at ``tau``; else a
+            metric config, e.g. the flow's ``DISTMetric``, called as ``metric(theta_logits,
+            ensemble)``). Adds ``theta_fc``, a plain linear head on the student feature
+            trained with that metric towards the detached ensemble plus CE. Off by default.
+            The FM-KT authors' ``second_kd`` is ``theta=dict(metric=<the flow's metric>,
+            kd_weight=w, ce_weight=w, detach_feature=False, use_for_inference=True)``.
+        spatial_expand: run the flow on the pooled ``(B, C)`` feature expanded to an
+            ``S x S`` map (each step's estimate average-pooled before the step head), as the
+            FM-KT authors' DeiT head does with S = 7. It changes nothing for position-wise
+            meta-encoders (MLP, linear); a 3x3 conv encoder then sees zero padding at the
+            border instead of only its centre tap. Default None: the vector itself.
         topk: top-k for training accuracy.
         cal_acc: compute training accuracy of the ensemble.
         init_cfg: mmengine init config. Submodules initialise themselves (normal(0.01) linear
@@ -67,8 +77,12 @@ class FlowMatchingClsHead(ClsHead):
                  theta: Union[bool, dict, None] = None,
                  topk: Union[int, Tuple[int]] = (1, ),
                  cal_acc: bool = False,
+                 spatial_expand: Optional[int] = None,
                  init_cfg: Optional[dict] = None) -> None:
         num_classes = check_int(num_classes, 'num_classes', owner='FlowMatchingClsHead')
+        if spatial_expand is not None:
+            spatial_expand = check_int(spatial_expand, 'spatial_expand',
+                                       owner='FlowMatchingClsHead')
         in_channels = check_int(in_channels, 'in_channels', owner='FlowMatchingClsHead')
         if isinstance(loss, dict):
             loss = dict(loss)
@@ -85,8 +99,13 @@ class FlowMatchingClsHead(ClsHead):
         self.flow = build_flow(flow, in_channels, 'FlowMatchingClsHead', dict(num_steps=8))
         self.step_head = StepClassifier(in_channels, num_classes)
 
+        self.spatial_expand = spatial_expand
         self.theta_cfg = self._parse_theta(theta)
         self.theta_fc = StepClassifier(in_channels, num_classes) if self.theta_cfg else None
+        self.theta_metric = None
+        if self.theta_cfg and self.theta_cfg['metric'] is not None:
+            self.theta_metric = build_component(self.theta_cfg['metric'], 'theta.metric',
+                                                kind='metric', base=nn.Module)
 
     @staticmethod
     def _parse_theta(theta: Union[bool, dict, None]) -> Optional[dict]:
@@ -112,6 +131,14 @@ class FlowMatchingClsHead(ClsHead):
         """The feature of the last stage (as mmpretrain's linear heads)."""
         return feats[-1]
 
+    def flow_input(self, pre: Tensor) -> Tensor:
+        """What the flow transports: the pre-logit feature, or with ``spatial_expand`` a
+        pooled ``(B, C)`` feature expanded to ``(B, C, S, S)``."""
+        if self.spatial_expand and pre.dim() == 2:
+            size = self.spatial_expand
+            return pre[:, :, None, None].expand(-1, -1, size, size)
+        return pre
+
     def step_logits(self, feats: Tuple[Tensor], num_steps: Optional[int] = None) -> Tensor:
         """Per-step logits ``(N, B, num_classes)``.
 
@@ -119,7 +146,8 @@ class FlowMatchingClsHead(ClsHead):
             feats: features from the neck/backbone; the last is used.
             num_steps: steps of this call (default: the flow's policy).
         """
-        return self.step_head(self.flow(self.pre_logits(feats), num_steps).estimates)
+        flow_in = self.flow_input(self.pre_logits(feats))
+        return self.step_head(self.flow(flow_in, num_steps).estimates)
 
     def _theta_logits(self, pre: Tensor) -> Tensor:
         if self.theta_cfg['detach_feature']:
@@ -145,7 +173,7 @@ class FlowMatchingClsHead(ClsHead):
             **kwargs: forwarded to the classification loss.
         """
         pre = self.pre_logits(feats)
-        logits = self.step_head(self.flow(pre).estimates)
+        logits = self.step_head(self.flow(self.flow_input(pre)).estimates)
         if 'gt_score' in data_samples[0]:
             target = torch.stack([s.gt_score for s in data_samples])
         else:
@@ -160,9 +188,12 @@ class FlowMatchingClsHead(ClsHead):
         if self.theta_cfg:
             tau = self.theta_cfg['tau']
             theta_logits = self._theta_logits(pre)
-            kd = F.kl_div(F.log_softmax(theta_logits / tau, dim=1),
-                          F.softmax(ensemble.detach() / tau, dim=1),
-                          reduction='batchmean') * tau**2
+            if self.theta_metric is not None:
+                kd = self.theta_metric(theta_logits, ensemble.detach())
+            else:
+                kd = F.kl_div(F.log_softmax(theta_logits / tau, dim=1),
+                              F.softmax(ensemble.detach() / tau, dim=1),
+                              reduction='batchmean') * tau**2
             losses['loss_theta_kd'] = self.theta_cfg['kd_weight'] * kd
             losses['loss_theta_ce'] = self.theta_cfg['ce_weight'] * self.loss_module(
                 theta_logits, target, avg_factor=batch, **kwargs)

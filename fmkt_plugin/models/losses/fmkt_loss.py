@@ -66,8 +66,9 @@ class FMKTLoss(nn.Module):
             (1.0, the default, keeps all pairs; eval mode always keeps them).
         dirac_count: which samples are permuted. ``'random'`` (default): a random
             ``B - round(ratio * B)`` of them; ``'first'``: the first ``int((1 - ratio) * B)``,
-            the FM-KT authors' count (at ratio 0.9 and B = 16 that is 1 sample, so none moves,
-            where ``'random'`` permutes 2). The caller's target is never changed in place.
+            the FM-KT authors' count and assignment (at ratio 0.9 and B = 16 that is 1 sample,
+            so none moves, where ``'random'`` permutes 2). The caller's target is never changed
+            in place (the authors' code permutes the caller's teacher logits in place).
 
     Raises:
         ValueError: at build time, for an unknown metric or out-of-range values.
@@ -102,7 +103,10 @@ class FMKTLoss(nn.Module):
             count = int((1 - self.dirac_ratio) * batch_size)
             index = torch.arange(batch_size, device=device)
             if count >= 2:
-                index[:count] = torch.randperm(count, device=device)
+                # as the authors write it, target[:count][perm] = target[:count]: target j
+                # moves to perm[j], so sample perm[j] reads target j (same draw, same pairs)
+                perm = torch.randperm(count, device=device)
+                index[perm] = torch.arange(count, device=device)
                 return index
             return None
         num_shuffled = batch_size - int(round(self.dirac_ratio * batch_size))

@@ -12,12 +12,13 @@ __all__ = ['ConvMetaEncoder']
 _VARIANTS = ('plain', 'mobile', 'residual')
 
 
-def _conv3x3(in_channels: int, out_channels: int, depthwise_separable: bool) -> nn.Module:
+def _conv3x3(in_channels: int, out_channels: int, depthwise_separable: bool,
+             bias: bool = True) -> nn.Module:
     if not depthwise_separable:
-        return nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        return nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias)
     return nn.Sequential(
-        nn.Conv2d(in_channels, in_channels, 3, padding=1, groups=in_channels),
-        nn.Conv2d(in_channels, out_channels, 1))
+        nn.Conv2d(in_channels, in_channels, 3, padding=1, groups=in_channels, bias=bias),
+        nn.Conv2d(in_channels, out_channels, 1, bias=bias))
 
 
 @register_model()
@@ -37,6 +38,8 @@ class ConvMetaEncoder(BaseMetaEncoder):
         hidden_channels: channels between the two convs (default ``in_channels``).
         time_embed_dim: sinusoidal features of the time embedding.
         zero_init_out: zero-initialise the last conv (initial velocity 0).
+        bias: give the convs a bias (the FM-KT authors' convs have none: ``bias=False``).
+        time_embed: other arguments of the time embedding (see :class:`BaseMetaEncoder`).
     """
 
     short_name = 'conv'
@@ -46,8 +49,10 @@ class ConvMetaEncoder(BaseMetaEncoder):
                  variant: str = 'plain',
                  hidden_channels: Optional[int] = None,
                  time_embed_dim: int = 128,
-                 zero_init_out: bool = True) -> None:
-        super().__init__(in_channels, time_embed_dim, zero_init_out)
+                 zero_init_out: bool = True,
+                 bias: bool = True,
+                 time_embed: Optional[dict] = None) -> None:
+        super().__init__(in_channels, time_embed_dim, zero_init_out, time_embed)
         if variant not in _VARIANTS:
             raise ValueError(f'ConvMetaEncoder: variant must be one of {_VARIANTS}, got '
                              f'{variant!r}')
@@ -56,9 +61,10 @@ class ConvMetaEncoder(BaseMetaEncoder):
                   check_int(hidden_channels, 'hidden_channels', owner='ConvMetaEncoder'))
         separable = variant == 'mobile'
         self.body = nn.Sequential(
-            nn.SiLU(), _conv3x3(in_channels, hidden, separable), nn.GroupNorm(1, hidden),
-            nn.SiLU(), _conv3x3(hidden, in_channels, separable))
-        self.out = nn.Conv2d(in_channels, in_channels, 1) if variant == 'residual' else None
+            nn.SiLU(), _conv3x3(in_channels, hidden, separable, bias), nn.GroupNorm(1, hidden),
+            nn.SiLU(), _conv3x3(hidden, in_channels, separable, bias))
+        self.out = (nn.Conv2d(in_channels, in_channels, 1, bias=bias)
+                    if variant == 'residual' else None)
         self.init_weights()
 
     def velocity(self, h: Tensor) -> Tensor:
