@@ -32,6 +32,7 @@ GROUPS = {
     'models.algorithms': 'Algorithms',
     'rivals.diffkd': 'Rival: DiffKD (schedule, sampler, denoisers, connector, loss, algorithm)',
     'rivals.rdr': 'Rival: RDR (branches, loss, algorithm)',
+    'rivals.vitkd': 'Rival: ViTKD (loss)',
     'engine': 'Hooks',
 }
 _SECTION = re.compile(r'^(Args|Arguments|Returns|Raises|Attributes|Example|Examples|Note|Notes|'

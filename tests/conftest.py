@@ -31,13 +31,23 @@ def tiny_cifar(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def teacher_ckpts(tmp_path_factory):
-    """Locally written teacher checkpoints (random weights) standing in for the published ones."""
+    """Locally written teacher checkpoints (random weights) standing in for the published ones,
+    by mmpretrain config name; each is written at its first use."""
     from fixtures.smoke import random_checkpoint
     out = tmp_path_factory.mktemp('teachers')
-    paths = {}
-    for name in ('resnet34_8xb32_in1k', 'resnet50_8xb32_in1k', 'resnet50_8xb16_cifar100'):
-        paths[name] = random_checkpoint(f'mmpretrain::resnet/{name}.py', str(out / f'{name}.pth'))
-    return paths
+    configs = {name: f'mmpretrain::resnet/{name}.py' for name in (
+        'resnet34_8xb32_in1k', 'resnet50_8xb32_in1k', 'resnet50_8xb16_cifar100')}
+    configs['deit3-small-p16_64xb64_in1k'] = 'mmpretrain::deit3/deit3-small-p16_64xb64_in1k.py'
+
+    class _Lazy(dict):
+        def __missing__(self, name):
+            self[name] = random_checkpoint(configs[name], str(out / f'{name}.pth'))
+            return self[name]
+
+        def get(self, name, default=None):
+            return self[name] if name in configs else default
+
+    return _Lazy()
 
 
 def _with_subclasses(cls):

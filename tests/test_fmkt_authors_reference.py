@@ -112,7 +112,7 @@ def _merge(base: dict, options: dict) -> dict:
 
 
 CONV = dict(_delete_=True, type='ConvMetaEncoder', bias=False, zero_init_out=False,
-            time_embed_dim=C, time_embed=dict(time_scale=1, order='cos_sin', activation='relu'))
+            time_embed_dim=None, time_embed=dict(time_scale=1, order='cos_sin', activation='relu'))
 KD_METRIC = dict(type='KLDivergence', tau=4.0, loss_weight=1.0)
 
 
@@ -120,7 +120,7 @@ def build(steps, metric, encoder, second_kd, head_options=None, loss_options=Non
     """The preset's head and FMKTLoss at ``C`` channels and ``K`` classes, in float64."""
     head_cfg = _merge(PRESET.flow_cls_head.to_dict(), {
         'num_classes': K, 'in_channels': C, 'flow.num_steps': steps,
-        'flow.test_num_steps': steps, 'flow.meta_encoder.time_embed_dim': C})
+        'flow.test_num_steps': steps})
     if encoder == 'conv':
         head_cfg = _merge(head_cfg, {'flow.meta_encoder': CONV})
     align = PRESET.align.to_dict() if metric == 'dist' else dict(KD_METRIC)

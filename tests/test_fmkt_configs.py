@@ -3,6 +3,7 @@ import glob
 import os.path as osp
 
 import pytest
+from fixtures.smoke import SMOKE_DEIT_SCHEDULE
 from helpers import (
     REPO,
     assert_trained_stably,
@@ -19,7 +20,8 @@ CLS_CONFIGS = sorted(
     if p.endswith(('_in1k.py', '_cifar100.py')))
 CIFAR_BASELINES = sorted(glob.glob(osp.join(REPO, 'configs', 'baselines', '*_cifar100.py')))
 
-TEACHER = {'resnet34': 'resnet34_8xb32_in1k', 'resnet50': 'resnet50_8xb32_in1k'}
+TEACHER = {'resnet34': 'resnet34_8xb32_in1k', 'resnet50': 'resnet50_8xb32_in1k',
+           'deit3-small': 'deit3-small-p16_64xb64_in1k'}
 
 
 def test_all_classification_configs_are_collected():
@@ -28,7 +30,7 @@ def test_all_classification_configs_are_collected():
             'resnet34_res18_feat_in1k.py', 'resnet50_res18_theta_in1k.py',
             'resnet50_res18_theta-aux_in1k.py',
             'resnet50_res18_cifar100.py', 'ofmkt_res18_in1k.py',
-            'ofmkt_res18_cifar100.py'} <= names
+            'ofmkt_res18_cifar100.py', 'deit3-small_deit-tiny_vitkd_in1k.py'} <= names
     assert len(CIFAR_BASELINES) == 3
 
 
@@ -47,6 +49,8 @@ def _run(config, tiny_imagenet, tiny_cifar, teacher_ckpts, tmp_path):
         options['model.teacher_ckpt'] = teacher_ckpts[TEACHER[stem]]
     if name.startswith('ofmkt'):
         options.pop('model.teacher_ckpt', None)
+    if name.startswith('deit'):
+        options['param_scheduler'] = SMOKE_DEIT_SCHEDULE
     cfg = write_child_config(tmp_path, config, options)
     runner = load_tool('train').build_runner([cfg, '--work-dir', str(tmp_path / 'work')])
     if cifar:  # the pickles were read by mmpretrain's CIFAR100 loader

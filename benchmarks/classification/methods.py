@@ -221,6 +221,63 @@ def build_fmkt_dist(pair: str, hp: dict, teacher: dict) -> dict:
     return _fmkt(pair, hp, teacher, metric, hp['dist']['ce_weight'])
 
 
+#: The FM-KT authors' preset (their logit-level FlowAlignModule), read part by part.
+FMKT_AUTHORS_FILE = '_base_/methods/fmkt_authors.py'
+#: The parts of the authors' preset that differ from the benchmark's FM-KT here, each a set of
+#: options of the flow head (``head``) or of the flow's ``FMKTLoss`` (``loss``); the
+#: ``authors`` methods switch on all of them (``AUTHORS_PARTS``) or one.
+#:   block: 2 blocks LN(x + W2 ReLU(W1 x)), no biases, no output layer, random init;
+#:   time_embed: the sinusoid of the raw time with C features, [cos, sin], Linear-ReLU-Linear;
+#:   estimate: the teacher estimate z_s - v;
+#:   dist: their DIST (beta = gamma = 2, T = 1, the correlations' epsilon 1e-5);
+#:   dist_eps: only the epsilon 1e-5 of their DIST, the benchmark's DIST otherwise;
+#:   expand: the pooled feature expanded to 7x7, and the first-count dirac assignment (neither
+#:       changes the MLP flow here: no pair moves at their ratio 1).
+AUTHORS_PARTS = ('block', 'time_embed', 'estimate', 'dist', 'expand')
+
+
+def _authors_options(part: str, pair: str, metric: str) -> Tuple[dict, dict]:
+    """``(head options, loss options)`` of one part of the authors' preset, read from
+    fmkt_authors.py."""
+    head = shipped(FMKT_AUTHORS_FILE, 'flow_cls_head')
+    encoder = head['flow']['meta_encoder']
+    loss = shipped(FMKT_AUTHORS_FILE, 'distiller.distill_losses.loss_fmkt')
+    if part == 'block':
+        return {'flow.meta_encoder': {k: encoder[k] for k in
+                                      ('block', 'num_blocks', 'zero_init_out')}}, {}
+    if part == 'time_embed':
+        return {'flow.meta_encoder': {k: encoder[k] for k in ('time_embed_dim', 'time_embed')}}, {}
+    if part == 'estimate':
+        return {'flow.estimate': head['flow']['estimate']}, {}
+    if part == 'expand':
+        return ({'spatial_expand': head['spatial_expand']},
+                {k: loss[k] for k in ('dirac_ratio', 'dirac_count')})
+    if part in ('dist', 'dist_eps'):
+        if metric != 'dist':
+            raise ValueError(f'authors part {part!r} is one of the DIST metric')
+        align = shipped(FMKT_AUTHORS_FILE, 'align')
+        return {}, {'metric': dict(_delete_=True, **align) if part == 'dist' else
+                    dict(type=align['type'], eps=align['eps'])}
+    raise ValueError(f'unknown part {part!r} of the authors\' preset')
+
+
+def build_fmkt_authors(pair: str, hp: dict, teacher: dict, metric: str = 'kd',
+                       parts: Tuple[str, ...] = AUTHORS_PARTS) -> dict:
+    """FM-KT (``metric``: ``'kd'`` or ``'dist'``) at the benchmark's settings with ``parts`` of
+    the authors' preset (``configs/_base_/methods/fmkt_authors.py``) switched on: all of them,
+    or one, to see what each does."""
+    cfg = build_fmkt_kd(pair, hp, teacher) if metric == 'kd' else \
+        build_fmkt_dist(pair, hp, teacher)
+    for part in parts:
+        if part == 'dist' and metric != 'dist':
+            continue  # the KD metric of the benchmark is the authors' 'kl' (T = 4)
+        head_opts, loss_opts = _authors_options(part, pair, metric)
+        cfg['architecture']['head'] = merge(cfg['architecture']['head'], head_opts)
+        losses = cfg['distiller']['distill_losses']
+        losses['loss_fmkt'] = merge(losses['loss_fmkt'], loss_opts)
+    return cfg
+
+
 #: The feature-level flow's MLP hidden width for ``fmkt_feat_narrow``: the map's channels
 #: divided by this (as fmkt_features.py: 128 for 512); ``fmkt_feat`` runs the full width.
 NARROW_HIDDEN_RATIO = 4
@@ -415,7 +472,22 @@ REGISTRY: Tuple[Method, ...] = (
            deploy='theta', tuned_as='fmkt_kd'),
     Method('ofmkt', 'OFM-KT (online, no teacher)', 'OFM-KT\n(online)', cost=2.0, teacher=False,
            group='fmkt', build=build_ofmkt, versus=('student', ), lr_mult_key='ofmkt'),
-)
+    # the FM-KT authors' preset (configs/_base_/methods/fmkt_authors.py) and each of its parts
+    # alone, against FM-KT here, at the same tuned settings (docs/benchmark/authors.md)
+) + tuple(
+    Method(f'fmkt_{metric}_authors{suffix}', f'FM-KT ({metric.upper()} metric), {label}',
+           f'FM-KT\n({metric.upper()}, {short})', cost=2.3, teacher=True, group='variant',
+           build=partial(build_fmkt_authors, metric=metric, parts=parts),
+           versus=(f'fmkt_{metric}', ), tuned_as=f'fmkt_{metric}')
+    for metric in ('kd', 'dist')
+    for suffix, label, short, parts in (
+        ('', "the authors' preset", 'authors', AUTHORS_PARTS),
+        ('_block', "authors' MLP block", "a. block", ('block', )),
+        ('_temb', "authors' time embedding", "a. time", ('time_embed', )),
+        ('_est', "authors' estimate z_s - v", "a. est.", ('estimate', )),
+        ('_eps', "authors' DIST epsilon", "a. eps", ('dist_eps', )))
+    if not (metric == 'kd' and suffix == '_eps')
+    and not (metric == 'dist' and suffix == '_est'))
 
 _BY_NAME: Dict[str, Method] = {m.name: m for m in REGISTRY}
 #: Method names in table order.

@@ -46,11 +46,11 @@ class BaseMetaEncoder(nn.Module):
 
     Args:
         in_channels: channels of ``x``.
-        time_embed_dim: sinusoidal features of the time embedding.
+        time_embed_dim: sinusoidal features of the time embedding (None: ``in_channels``).
         zero_init_out: zero-initialise the output layer (initial velocity 0).
         time_embed: other arguments of the :class:`SinusoidalTimeEmbedding` (``time_scale``,
-            ``order``, ``activation``); the FM-KT authors' embedding is ``time_embed_dim=C``
-            with ``dict(time_scale=1, order='cos_sin', activation='relu')``.
+            ``order``, ``activation``); the FM-KT authors' embedding is ``time_embed_dim=None``
+            (C features) with ``dict(time_scale=1, order='cos_sin', activation='relu')``.
     """
 
     short_name: str = ''
@@ -63,11 +63,13 @@ class BaseMetaEncoder(nn.Module):
         if cls.short_name:
             add_short_name('meta_encoder', cls.short_name, cls)
 
-    def __init__(self, in_channels: int, time_embed_dim: int = 128,
+    def __init__(self, in_channels: int, time_embed_dim: Optional[int] = 128,
                  zero_init_out: bool = True, time_embed: Optional[dict] = None) -> None:
         super().__init__()
         self.in_channels = check_int(in_channels, 'in_channels', owner=type(self).__name__)
-        time_embed_dim = check_int(time_embed_dim, 'time_embed_dim', owner=type(self).__name__)
+        # None: as many features as x has channels (the FM-KT authors' choice)
+        time_embed_dim = self.in_channels if time_embed_dim is None else check_int(
+            time_embed_dim, 'time_embed_dim', owner=type(self).__name__)
         self.zero_init_out = zero_init_out
         extra = dict(time_embed or {})
         unknown = set(extra) - {'time_scale', 'order', 'activation', 'max_period'}

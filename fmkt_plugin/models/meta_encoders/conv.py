@@ -36,7 +36,7 @@ class ConvMetaEncoder(BaseMetaEncoder):
         in_channels: channels of ``x`` (kept).
         variant: one of ``'plain'``, ``'mobile'``, ``'residual'``.
         hidden_channels: channels between the two convs (default ``in_channels``).
-        time_embed_dim: sinusoidal features of the time embedding.
+        time_embed_dim: sinusoidal features of the time embedding (None: ``in_channels``).
         zero_init_out: zero-initialise the last conv (initial velocity 0).
         bias: give the convs a bias (the FM-KT authors' convs have none: ``bias=False``).
         time_embed: other arguments of the time embedding (see :class:`BaseMetaEncoder`).
@@ -48,7 +48,7 @@ class ConvMetaEncoder(BaseMetaEncoder):
                  in_channels: int,
                  variant: str = 'plain',
                  hidden_channels: Optional[int] = None,
-                 time_embed_dim: int = 128,
+                 time_embed_dim: Optional[int] = 128,
                  zero_init_out: bool = True,
                  bias: bool = True,
                  time_embed: Optional[dict] = None) -> None:

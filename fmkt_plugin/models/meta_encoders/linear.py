@@ -1,4 +1,6 @@
 """Affine meta-encoder: a flow of it folds into one linear layer (zero-cost FM-KT^Theta)."""
+from typing import Optional
+
 from torch import Tensor, nn
 
 from ...registry import register_model
@@ -20,14 +22,14 @@ class LinearMetaEncoder(BaseMetaEncoder):
 
     Args:
         in_channels: channels of ``x`` (kept).
-        time_embed_dim: sinusoidal features of the time embedding.
+        time_embed_dim: sinusoidal features of the time embedding (None: ``in_channels``).
         zero_init_out: zero-initialise the conv (initial velocity 0).
     """
 
     short_name = 'linear'
     affine = True
 
-    def __init__(self, in_channels: int, time_embed_dim: int = 128,
+    def __init__(self, in_channels: int, time_embed_dim: Optional[int] = 128,
                  zero_init_out: bool = True) -> None:
         super().__init__(in_channels, time_embed_dim, zero_init_out)
         self.out = nn.Conv2d(in_channels, in_channels, 1)

@@ -57,7 +57,7 @@ class MLPMetaEncoder(BaseMetaEncoder):
         in_channels: channels of ``x`` (kept).
         num_blocks: number of residual blocks (the paper uses 1 or 2).
         hidden_channels: width inside a block (default ``in_channels``).
-        time_embed_dim: sinusoidal features of the time embedding.
+        time_embed_dim: sinusoidal features of the time embedding (None: ``in_channels``).
         zero_init_out: zero-initialise the output conv (initial velocity 0).
         block: ``'prenorm'`` (default: ``x + fc2(relu(fc1(LN x)))`` with biases, then a 1x1
             output conv) or ``'authors'`` (the FM-KT authors' ``LN(x + fc2(relu(fc1 x)))``
@@ -72,7 +72,7 @@ class MLPMetaEncoder(BaseMetaEncoder):
                  in_channels: int,
                  num_blocks: int = 1,
                  hidden_channels: Optional[int] = None,
-                 time_embed_dim: int = 128,
+                 time_embed_dim: Optional[int] = 128,
                  zero_init_out: bool = True,
                  block: str = 'prenorm',
                  time_embed: Optional[dict] = None) -> None:

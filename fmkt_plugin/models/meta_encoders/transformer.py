@@ -1,5 +1,5 @@
 """Window-attention (Swin-style) meta-encoder."""
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -126,7 +126,7 @@ class TransformerMetaEncoder(BaseMetaEncoder):
         shift: use shifted windows. A single block is then shifted; with several blocks the
             odd ones are (regular / shifted alternation as in Swin).
         mlp_ratio: hidden width of the block MLP relative to ``in_channels``.
-        time_embed_dim: sinusoidal features of the time embedding.
+        time_embed_dim: sinusoidal features of the time embedding (None: ``in_channels``).
         zero_init_out: zero-initialise the output layer (initial velocity 0).
     """
 
@@ -140,7 +140,7 @@ class TransformerMetaEncoder(BaseMetaEncoder):
                  num_blocks: int = 1,
                  shift: bool = True,
                  mlp_ratio: float = 2.0,
-                 time_embed_dim: int = 128,
+                 time_embed_dim: Optional[int] = 128,
                  zero_init_out: bool = True) -> None:
         super().__init__(in_channels, time_embed_dim, zero_init_out)
         for name, value in (('num_heads', num_heads), ('head_dim', head_dim),
