@@ -84,3 +84,14 @@ def test_deit_fmkt_student_exports_and_predicts_as_trained(tiny_imagenet, teache
                                       str(tmp_path / 'eval2')])
     trained = runner.val_loop.run()
     assert metrics['accuracy/top1'] == pytest.approx(trained['accuracy/top1'])
+
+
+@pytest.mark.slow
+def test_vit_overhead_row_times_both_shipped_configs():
+    """``python -m benchmarks.overhead --vit``: FM-KT + ViTKD over ViTKD alone, one row."""
+    from benchmarks.overhead.vit import run_vit_overhead
+    out = run_vit_overhead(size=32, batch=2, repeats=1, warmup=1)
+    assert set(out['median_s']) == {'fmkt_vitkd', 'vitkd'}
+    (row, ) = out['ratios']
+    assert row['key'] == 'train_vit_fmkt' and row['ratio'] > 0
+    assert out['setting'].startswith('DeiT-III-S -> DeiT-T, 32 px, batch 2')

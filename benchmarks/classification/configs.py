@@ -130,7 +130,7 @@ PROFILES = {
                      theta_epochs=2, train_size=None, test_size=None,
                      jobs=2, eval_steps=(1, 2, 4, 8), amp=None, tune_seeds=(0, ),
                      overhead=dict(size=224, batch=8, repeats=6, warmup=2, detection=True,
-                                   rivals=True)),
+                                   rivals=True, vit=True)),
     'full': dict(seeds=(0, 1, 2), pairs=('wide', 'deep'), methods=None,
                  teacher_epochs=20, epochs=15, theta_epochs=5, train_size=None, test_size=None,
                  jobs=1, eval_steps=(1, 2, 4, 8), amp=None, tune_seeds=(0, 1, 2),

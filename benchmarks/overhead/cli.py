@@ -3,11 +3,12 @@
 Run from the repository root::
 
     python -m benchmarks.overhead [--size 224 --batch 8 --repeats 5] [--device cuda --amp bf16]
-        [--compile-flow [flow] [--compile-mode reduce-overhead]] [--rivals] [--det]
+        [--compile-flow [flow] [--compile-mode reduce-overhead]] [--rivals] [--vit] [--det]
         [--out overhead.json]
 
 FM-KT's rows on ResNet-34 -> ResNet-18 (:mod:`.resnet`); ``--rivals`` adds DiffKD's and RDR's
-(:mod:`.rivals`), ``--det`` the FPN level's over PKD on both COCO detectors (:mod:`.detection`,
+(:mod:`.rivals`), ``--vit`` FM-KT + ViTKD over ViTKD on DeiT-T (:mod:`.vit`), ``--det`` the
+FPN level's over PKD on both COCO detectors (:mod:`.detection`,
 CPU only), as the ``extended`` benchmark profile's table has them.
 """
 import argparse
@@ -43,6 +44,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
                         '(CUDA graphs)')
     parser.add_argument('--rivals', action='store_true',
                         help="add DiffKD's and RDR's train-step and inference rows")
+    parser.add_argument('--vit', action='store_true',
+                        help='add the train step of FM-KT + ViTKD over ViTKD alone on DeiT-T')
     parser.add_argument('--det', action='store_true',
                         help='add the FPN level over PKD on RetinaNet and Faster R-CNN (CPU)')
     parser.add_argument('--out', default=None, help='write the result JSON here')
@@ -55,7 +58,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         parser.error('--det measures on the CPU only')
     say = lambda msg: print(msg, flush=True)  # noqa: E731
     cfg = dict(size=args.size, batch=args.batch, repeats=args.repeats, warmup=args.warmup,
-               rivals=args.rivals, detection=args.det)
+               rivals=args.rivals, vit=args.vit, detection=args.det)
     result = run_table(cfg, args.device, args.amp, args.threads, say,
                        compile_value(args.compile_flow, args.compile_mode))
     print(overhead_markdown(result))
