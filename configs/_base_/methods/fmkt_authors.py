@@ -16,13 +16,14 @@
 # feature, trained with the flow's metric towards the detached ensemble plus CE at the flow's
 # weight, that replaces the flow at test. Switch it on with
 #     model = dict(architecture=dict(head=dict(theta={{_base_.second_kd}})))
-_base_ = ['../heads/flow_cls_head.py']
+_base_ = ['./fmkt_logits.py']
 
 align = dict(
     type='DISTMetric', eps=1e-5, inter_loss_weight=2.0, intra_loss_weight=2.0, tau=1.0,
     loss_weight=1.0)
 flow_cls_head = dict(
     flow=dict(
+        type='FlowMatchingConnector',
         meta_encoder=dict(
             _delete_=True,
             type='MLPMetaEncoder',
@@ -39,14 +40,9 @@ flow_cls_head = dict(
 second_kd = dict(
     metric=align, kd_weight=1.0, ce_weight=1.0, detach_feature=False, use_for_inference=True)
 distiller = dict(
-    type='ConfigurableDistiller',
-    student_recorders=dict(steps=dict(type='ModuleOutputs', source='head.step_head')),
-    teacher_recorders=dict(fc=dict(type='ModuleOutputs', source='head.fc')),
     distill_losses=dict(
         loss_fmkt=dict(
-            type='FMKTLoss', metric=align, loss_weight=1.0, dirac_ratio=1.0,
-            dirac_count='first')),
-    loss_forward_mappings=dict(
-        loss_fmkt=dict(
-            preds=dict(from_student=True, recorder='steps'),
-            target=dict(from_student=False, recorder='fc'))))
+            metric=dict(_delete_=True, **align),
+            loss_weight=1.0,
+            dirac_ratio=1.0,
+            dirac_count='first')))

@@ -1,20 +1,9 @@
-# The embedded Fashion-MNIST benchmark's `deep` pair: a deeper teacher (base width 16, 2 convs per stage: 8 convs) -> the 4-conv
-# student of ../students/fmnist-convnet_w8x4.py. The benchmark builds every method on this pair
-# from the method files in ../methods and the settings in benchmarks/classification/configs.py;
-# its teachers are served from their cached logits (and last-stage maps).
-_base_ = ['../students/fmnist-convnet_w8x4.py']
+# The embedded Fashion-MNIST benchmark's `deep` pair: a deeper teacher (base width 16, 2 convs
+# per stage: 8 convs) -> the 4-conv student of ../students/fmnist-convnet_w8x4.py. The teacher of
+# ./fmnist-convnet-w32x4_w8x4.py with other widths and depth.
+_base_ = ['./fmnist-convnet-w32x4_w8x4.py']
 teacher_channels = 64
 teacher = dict(
-    _scope_='mmpretrain',
-    type='ImageClassifier',
-    data_preprocessor=dict(type='ClsDataPreprocessor', to_rgb=False, mean=[72.94], std=[90.02]),
-    backbone=dict(
-        type='FMNISTConvNet', widths=(16, 16, 32, 64), strides=(2, 1, 2, 1),
-        convs_per_stage=2),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='LinearClsHead',
-        num_classes=10,
-        in_channels=teacher_channels,
-        loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
+    backbone=dict(widths=(16, 16, 32, 64), convs_per_stage=2),
+    head=dict(in_channels=teacher_channels))
 model = dict(teacher=teacher)
