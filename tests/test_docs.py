@@ -23,7 +23,7 @@ LAYOUT = [
     'advanced_guides/maths.md', 'advanced_guides/overhead.md', 'advanced_guides/security.md',
     'advanced_guides/compat.md',
     'benchmark/README.md', 'benchmark/classification.md', 'benchmark/detection.md',
-    'benchmark/theta.md',
+    'benchmark/theta.md', 'benchmark/authors.md',
     'notes/limitations.md', 'notes/changelog.md', 'notes/faq.md',
 ]
 
