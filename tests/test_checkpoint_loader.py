@@ -66,3 +66,29 @@ def test_finite_check_on_request(tmp_path):
     torch.save({'state_dict': [1]}, listed)
     with pytest.raises(ValueError, match=r'"state_dict" is a list'):
         load_checkpoint(str(listed), 'teacher_ckpt', finite='the weights')
+
+
+def test_load_torch_file_reads_tensors_with_the_same_checks(tmp_path):
+    """The loader of the benchmark's caches: a bare tensor (no checkpoint dict) loads,
+    memory-mapped or not; a missing, empty, text or code-executing file is refused by name."""
+    from fmkt_plugin.utils.checkpoint import load_torch_file
+    path = str(tmp_path / 'logits.pt')
+    torch.save(torch.arange(6.0).reshape(2, 3), path)
+    for mmap in (True, False):
+        assert torch.equal(load_torch_file(path, 'cache', mmap=mmap),
+                           torch.arange(6.0).reshape(2, 3))
+    with pytest.raises(FileNotFoundError, match='cache: checkpoint file not found'):
+        load_torch_file(str(tmp_path / 'none.pt'), 'cache')
+    empty = tmp_path / 'empty.pt'
+    empty.write_bytes(b'')
+    with pytest.raises(ValueError, match='cache: .*empty'):
+        load_torch_file(str(empty), 'cache')
+    text = tmp_path / 'text.pt'
+    text.write_text('hello')
+    with pytest.raises(ValueError, match='cache: .*not a PyTorch checkpoint'):
+        load_torch_file(str(text), 'cache')
+    evil = str(tmp_path / 'evil.pt')
+    torch.save({'x': _Exploit()}, evil)
+    with pytest.raises(RuntimeError, match='cache: ') as info:
+        load_torch_file(evil, 'cache')
+    assert isinstance(info.value.__cause__, CheckpointRefused)
