@@ -112,7 +112,8 @@ def test_every_method_config_builds(tmp_path):
             'rdr': 'RDRDistill', 'fmkt_joint': 'FMKTDistill',
             'fmkt_joint_bb': 'FMKTDistill', 'fmkt_aux': 'FMKTDistill',
             'fmkt_feat': 'FMKTDistill', 'fmkt_feat_narrow': 'FMKTDistill'}.get(
-                method.name, 'SingleTeacherDistill')
+                method.name, 'FMKTDistill' if '_authors' in method.name else
+                'SingleTeacherDistill')
         if method.name == 'fmkt_fold':
             assert model.student.head.flow.meta_encoder.affine
 

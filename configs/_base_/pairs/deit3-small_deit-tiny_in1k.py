@@ -11,6 +11,9 @@ _base_ = [
 ]
 custom_imports = dict(imports=['fmkt_plugin'], allow_failed_imports=False)
 train_dataloader = dict(batch_size=128)  # x 8 GPUs = 1024
+# Reseed python/numpy/torch from (seed, epoch) before every training epoch: an epoch's random
+# augmentations do not depend on what ran before it, so --resume is exact (see EpochSeedHook).
+custom_hooks = [dict(type='EpochSeedHook')]
 
 teacher_ckpt = 'https://download.openmmlab.com/mmclassification/v0/deit3/deit3-small-p16_in21k-pre_3rdparty_in1k_20221009-dcd90827.pth'  # noqa: E501
 
