@@ -9,7 +9,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 from mmengine.config import Config
-from mmengine.optim import OneCycleLR, build_optim_wrapper
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import PARAM_SCHEDULERS
 from torch import nn
 
 from ..common.device import optim_wrapper_cfg, quiet_logs
@@ -20,7 +21,7 @@ from .data import Split, TensorLoader
 __all__ = [
     'build_model', 'train_model', 'optim_wrapper_config', 'one_cycle_config', 'evaluate',
     'predict_logits', 'set_seed', 'flow_heads', 'eval_num_steps', 'cached_logits',
-    'cached_maps', 'save_state', 'load_state'
+    'cached_maps', 'save_state', 'read_state', 'load_state'
 ]
 
 Progress = Optional[Callable[[str], None]]
@@ -111,9 +112,8 @@ def train_model(model: nn.Module,
         model, optim_wrapper_config(names, lr_scale, flow_lr_mult, device, amp))
     total = epochs * len(loader)
     schedule = one_cycle_config([group['lr'] for group in wrapper.param_groups], total)
-    if schedule is not None:
-        schedule.pop('type')
-    scheduler = OneCycleLR(wrapper, **schedule) if schedule else None
+    scheduler = None if schedule is None else PARAM_SCHEDULERS.build(
+        schedule, default_args=dict(optimizer=wrapper))
     model.train()
     start = time.perf_counter()
     loss = torch.tensor(float('nan'))
@@ -213,9 +213,13 @@ def save_state(module: nn.Module, path: str, meta: Optional[dict] = None) -> Non
     save_tensor(path, {'state_dict': module.state_dict(), 'meta': meta or {}})
 
 
+def read_state(path: str, field: str = 'benchmark checkpoint') -> dict:
+    """The state dict of a checkpoint (:func:`save_state`'s layout), read by the plugin's
+    loader (weights only; errors name ``field`` and the file)."""
+    from fmkt_plugin.utils.checkpoint import checkpoint_state_dict, load_checkpoint
+    return checkpoint_state_dict(load_checkpoint(path, field), path, field)
+
+
 def load_state(module: nn.Module, path: str) -> None:
     """Load a state dict saved by :func:`save_state` (weights only)."""
-    from fmkt_plugin.utils.checkpoint import checkpoint_state_dict, load_checkpoint
-    state = checkpoint_state_dict(load_checkpoint(path, 'benchmark checkpoint'), path,
-                                  'benchmark checkpoint')
-    module.load_state_dict(state, strict=True)
+    module.load_state_dict(read_state(path), strict=True)

@@ -22,6 +22,7 @@ from .engine import (
     flow_heads,
     load_state,
     predict_logits,
+    read_state,
     save_state,
     set_seed,
     train_model,
@@ -184,9 +185,7 @@ def run_teacher(job: dict, progress: Callable[[str], None]) -> dict:
 def _init_from_stage1(model: torch.nn.Module, stage1_ckpt: str) -> None:
     """Plain student <- first-stage FM-KT student: backbone as is, ``head.fc`` <-
     ``step_head.fc``."""
-    from fmkt_plugin.utils.checkpoint import checkpoint_state_dict, load_checkpoint
-    field = 'FM-KT^Theta stage-1 checkpoint'
-    state = checkpoint_state_dict(load_checkpoint(stage1_ckpt, field), stage1_ckpt, field)
+    state = read_state(stage1_ckpt, 'FM-KT^Theta stage-1 checkpoint')
     prefix = 'architecture.'
     student = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     mapped = {k: v for k, v in student.items() if k.startswith('backbone.')}

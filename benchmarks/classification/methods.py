@@ -236,7 +236,7 @@ FMKT_AUTHORS_FILE = '_base_/methods/fmkt_authors.py'
 AUTHORS_PARTS = ('block', 'time_embed', 'estimate', 'dist', 'expand')
 
 
-def _authors_options(part: str, pair: str, metric: str) -> Tuple[dict, dict]:
+def _authors_options(part: str, metric: str) -> Tuple[dict, dict]:
     """``(head options, loss options)`` of one part of the authors' preset, read from
     fmkt_authors.py."""
     head = shipped(FMKT_AUTHORS_FILE, 'flow_cls_head')
@@ -271,7 +271,7 @@ def build_fmkt_authors(pair: str, hp: dict, teacher: dict, metric: str = 'kd',
     for part in parts:
         if part == 'dist' and metric != 'dist':
             continue  # the KD metric of the benchmark is the authors' 'kl' (T = 4)
-        head_opts, loss_opts = _authors_options(part, pair, metric)
+        head_opts, loss_opts = _authors_options(part, metric)
         cfg['architecture']['head'] = merge(cfg['architecture']['head'], head_opts)
         losses = cfg['distiller']['distill_losses']
         losses['loss_fmkt'] = merge(losses['loss_fmkt'], loss_opts)

@@ -6,8 +6,8 @@ import statistics
 import time
 from typing import Callable, Dict, List, Optional
 
-__all__ = ['time_call', 'interleaved_times', 'paired_ratio', 'ratio_record', 'timing_config',
-           'random_cls_batch']
+__all__ = ['time_call', 'interleaved_times', 'paired_ratio', 'ratio_record', 'ratio_table',
+           'timing_config', 'random_cls_batch']
 
 
 def _sync() -> None:
@@ -58,6 +58,16 @@ def ratio_record(key: str, name: str, ratio: float, target: Optional[str] = None
     the row is ``'analysis'`` and counts as met."""
     return dict(key=key, name=name, ratio=ratio, target=target or 'analysis',
                 met=bool(check(ratio)) if check else True)
+
+
+def ratio_table(setting: str, times: Dict[str, List[float]], rows) -> dict:
+    """``dict(setting, median_s, times_s, ratios)`` of interleaved ``times``: each row of
+    ``rows`` (``key, name, numerator, denominator, target``) as :func:`ratio_record` of
+    :func:`paired_ratio`."""
+    return dict(setting=setting, median_s={k: statistics.median(v) for k, v in times.items()},
+                times_s=times,
+                ratios=[ratio_record(key, name, paired_ratio(times, num, den), *target)
+                        for key, name, num, den, target in rows])
 
 
 def timing_config(path: str, options: Optional[dict] = None):

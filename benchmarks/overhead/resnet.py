@@ -20,7 +20,7 @@ import copy
 import os.path as osp
 import resource
 import statistics
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.utils._pytree as pytree
@@ -141,6 +141,15 @@ def train_wrapper(model: torch.nn.Module, device: str, amp: Optional[str] = None
     from mmengine.optim import build_optim_wrapper
     optimizer = dict(type='SGD', lr=1e-4, momentum=0.9, weight_decay=1e-4)
     return build_optim_wrapper(model, optim_wrapper_cfg(optimizer, device, amp))
+
+
+def train_step_fn(model: torch.nn.Module, data: dict, device: str,
+                  amp: Optional[str] = None) -> Callable[[], object]:
+    """One train step of ``model`` (put in train mode) on a copy of ``data``, with its own
+    :func:`train_wrapper`: what the interleaved timings call."""
+    model.train()  # MMRazor's train() returns None: no chaining
+    wrapper = train_wrapper(model, device, amp)
+    return lambda: model.train_step(copy.copy(data), wrapper)
 
 
 def where(device: str) -> str:

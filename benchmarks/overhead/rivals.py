@@ -3,16 +3,15 @@ timed as :mod:`.resnet`): train step over KD, and inference of their deployed st
 plain ResNet-18."""
 import copy
 import os.path as osp
-import statistics
 from typing import Dict
 
 import torch
 
 from ..common.device import quiet_logs
 from ..common.files import REPO
-from ..common.timing import interleaved_times, paired_ratio, random_cls_batch, ratio_record
+from ..common.timing import interleaved_times, random_cls_batch, ratio_table
 from ..common.timing import timing_config as _load
-from .resnet import KD_CONFIG, SAME, infer_fn, preprocessed, train_wrapper, where
+from .resnet import KD_CONFIG, SAME, infer_fn, preprocessed, train_step_fn, where
 
 __all__ = ['OVERHEAD_RATIOS', 'TRAIN_KEYS', 'INFER_KEYS', 'build_overhead_models',
            'run_rival_overhead']
@@ -74,19 +73,12 @@ def run_rival_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup
     say('rival overhead: building ResNet-34 -> ResNet-18 models')
     models = {k: m.to(device) for k, m in build_overhead_models().items()}
     data = random_cls_batch(batch, size)
-    train_fns = {}
-    for name in TRAIN_KEYS:
-        models[name].train()  # MMRazor's train() returns None: no chaining
-        train_fns[name] = (lambda m=models[name], w=train_wrapper(models[name], device):
-                           m.train_step(copy.copy(data), w))
+    train_fns = {name: train_step_fn(models[name], data, device) for name in TRAIN_KEYS}
     say('rival overhead: train steps')
     times = interleaved_times(train_fns, repeats, warmup)
     inputs = preprocessed(models['plain'], data['inputs'], device)
     say('rival overhead: inference')
     times.update(interleaved_times({k: infer_fn(models[k], inputs) for k in INFER_KEYS},
                                    repeats * 2, warmup))
-    return dict(setting=f'ResNet-34 -> ResNet-18, {size} px, batch {batch}, {where(device)}, '
-                        f'torch {torch.__version__}',
-                median_s={k: statistics.median(v) for k, v in times.items()}, times_s=times,
-                ratios=[ratio_record(key, name, paired_ratio(times, num, den), *target)
-                        for key, name, num, den, target in OVERHEAD_RATIOS])
+    return ratio_table(f'ResNet-34 -> ResNet-18, {size} px, batch {batch}, {where(device)}, '
+                       f'torch {torch.__version__}', times, OVERHEAD_RATIOS)

@@ -1,17 +1,15 @@
 """Overhead of FM-KT on a ViT student: the train step of the FM-KT authors' DeiT recipe
 (DeiT-III-S -> DeiT-T, their FM-KT preset on the logits + ViTKD on the tokens) over ViTKD alone,
 both from their shipped configs (random weights), timed as :mod:`.resnet` times its rows."""
-import copy
 import os.path as osp
-import statistics
 
 import torch
 
 from ..common.device import quiet_logs
 from ..common.files import REPO
-from ..common.timing import interleaved_times, paired_ratio, random_cls_batch, ratio_record
+from ..common.timing import interleaved_times, random_cls_batch, ratio_table
 from ..common.timing import timing_config as _load
-from .resnet import train_wrapper, where
+from .resnet import train_step_fn, where
 
 __all__ = ['VIT_RATIOS', 'run_vit_overhead']
 
@@ -42,13 +40,8 @@ def run_vit_overhead(size: int = 224, batch: int = 8, repeats: int = 5, warmup: 
     fns = {}
     for name, model in models.items():
         model.init_weights()
-        model.to(device).train()
-        fns[name] = (lambda m=model, w=train_wrapper(model, device):
-                     m.train_step(copy.copy(data), w))
+        fns[name] = train_step_fn(model.to(device), data, device)
     say('ViT overhead: train steps')
     times = interleaved_times(fns, repeats, warmup)
-    return dict(setting=f'DeiT-III-S -> DeiT-T, {size} px, batch {batch}, {where(device)}, '
-                        f'torch {torch.__version__}',
-                median_s={k: statistics.median(v) for k, v in times.items()}, times_s=times,
-                ratios=[ratio_record(key, name, paired_ratio(times, num, den), *target)
-                        for key, name, num, den, target in VIT_RATIOS])
+    return ratio_table(f'DeiT-III-S -> DeiT-T, {size} px, batch {batch}, {where(device)}, '
+                       f'torch {torch.__version__}', times, VIT_RATIOS)
