@@ -3,6 +3,7 @@ from the same config, for the same steps and seed, gives the same loss curve and
 ways (``benchmarks.classification.runner``)."""
 import pytest
 import torch
+from fixtures.smoke import divergence
 
 from benchmarks.classification.data import Split, TensorLoader
 from benchmarks.classification.engine import build_model, set_seed, train_model
@@ -45,6 +46,7 @@ def test_the_fast_loop_and_the_runner_train_the_same_model(method, tmp_path):
     run = runner_train(cfg, loader(), 2, str(tmp_path / 'work'), seed=3, flow_lr_mult=mult)
     assert len(fast) == len(run['losses']) == 10
     assert len(set(fast)) > 5  # the curve moves: a test that could fail
+    assert divergence(fast) is None, divergence(fast)  # equal curves must also be sane ones
     assert run['losses'] == pytest.approx(fast, rel=1e-6, abs=0)
     ours, theirs = model.state_dict(), run['model'].state_dict()
     assert ours.keys() == theirs.keys()
