@@ -87,8 +87,9 @@ def test_plan_extended_profile():
     prof = resolve_profile('extended')
     assert set(prof['methods']) == {m.name for m in REGISTRY}
     default = resolve_profile('default')
-    for key in ('seeds', 'pairs', 'teacher_epochs', 'epochs', 'train_size', 'test_size'):
+    for key in ('seeds', 'teacher_epochs', 'epochs', 'train_size', 'test_size'):
         assert prof[key] == default[key], key  # the main job's runs are reused
+    assert prof['pairs'] == default['pairs'] + ('vit', )
     jobs = plan_jobs(prof, dict(epochs=prof['epochs']))
     ids = [j['id'] for j in jobs]
     assert all(j['maps'] for j in jobs if j['kind'] == 'teacher')
@@ -98,13 +99,19 @@ def test_plan_extended_profile():
     assert not any(j.get('keep_ensemble') for j in jobs if j.get('method') == 'kd')
     for job in jobs:
         assert all(ids.index(dep) < ids.index(job['id']) for dep in job['after'])
+    # the ViT pair runs its family's methods only, its teacher-free student once per seed
+    vit = sorted({j['method'] for j in jobs if j.get('pair') == 'vit' and j['kind'] == 'run'})
+    assert vit == ['dist', 'fmkt_dist', 'fmkt_dist_vitkd', 'kd', 'student', 'vitkd']
+    assert 'student-vit-s0' in ids and 'student-wide-s0' in ids and 'student-deep-s0' not in ids
+    assert not any(j.get('method') in ('vitkd', 'fmkt_dist_vitkd') and j['pair'] != 'vit'
+                   for j in jobs)
 
 
 def test_every_method_config_builds(tmp_path):
     from benchmarks.classification.engine import build_model
     cache = str(tmp_path / 'logits.pt')
     torch.save(torch.randn(2, 4, 10), cache)
-    for method in REGISTRY:
+    for method in [m for m in REGISTRY if 'cnn' in m.families]:
         model = build_model(method_cfg(method.name, 'deep', teacher_cache=cache))
         assert type(model).__name__ == {
             'student': 'ImageClassifier', 'ofmkt': 'OFMKT', 'fmkt_kd': 'FMKTDistill',

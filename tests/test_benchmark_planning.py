@@ -16,7 +16,9 @@ def test_method_records_are_consistent():
         assert m.group in ('reference', 'baseline', 'fmkt', 'variant')
         assert all(get(o) for o in m.versus) and m.cost > 0
         assert m.stage_of is None or get(m.stage_of).name
-        assert m.tuned_as is None or get(m.tuned_as).name
+        tuned_as = (m.tuned_as, ) if isinstance(m.tuned_as, str) else (m.tuned_as or ())
+        assert all(get(t).name for t in tuned_as)
+        assert m.families and set(m.families) <= {'cnn', 'vit'}
     with pytest.raises(ValueError, match="unknown method 'nope'"):
         get('nope')
 
@@ -31,9 +33,11 @@ def test_gpu_profile_plans_every_method_and_pair_on_the_cpu():
     assert setting['device'] == 'cpu' and setting['amp'] is None
     assert setting['workers'] == prof['jobs'] and setting['threads'] >= 1
     jobs = plan_jobs(prof, dict(amp=setting['amp']))
-    with_teacher = sum(m.teacher for m in REGISTRY)  # every method but 2 teacher-free ones
-    assert with_teacher == len(REGISTRY) - 2
+    cnn = [m for m in REGISTRY if 'cnn' in m.families]  # the gpu profile's pairs are CNN ones
+    with_teacher = sum(m.teacher for m in cnn)  # every method but 2 teacher-free ones
+    assert with_teacher == len(cnn) - 2
     assert len(jobs) == 2 + len(prof['seeds']) * (2 + with_teacher * 2)
+    assert not {j['method'] for j in jobs if j['kind'] == 'run'} & {'vitkd', 'fmkt_dist_vitkd'}
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match='no CUDA device'):
             select_device('cuda')

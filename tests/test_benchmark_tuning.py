@@ -19,18 +19,22 @@ from benchmarks.classification.tuning import (
 
 
 def test_every_method_gets_the_same_number_of_trials():
+    from benchmarks.classification.configs import PAIRS, pair_hparams
+    from benchmarks.classification.methods import applies
     for method in GRID:
         points = grid_points(method)
         assert len(points) == TRIALS, method
         assert len({json.dumps(p, sort_keys=True) for p in points}) == TRIALS
         # the first point is the untuned default (for FM-KT: plus the connector's default
-        # estimate, which HPARAMS leaves unset)
-        first = apply_settings(HPARAMS, points[0])
-        if 'flow.estimate' in points[0]:
-            assert first['flow'].pop('estimate') == 'interpolant'
-        assert first == HPARAMS, method
-        for point in points:
-            apply_settings(HPARAMS, point)
+        # estimate, which HPARAMS leaves unset), on every pair the method runs on
+        for pair in [p for p in PAIRS if applies(method, p)]:
+            hp = pair_hparams(pair)
+            first = apply_settings(hp, points[0])
+            if 'flow.estimate' in points[0]:
+                assert first['flow'].pop('estimate') == 'interpolant'
+            assert first == hp, (method, pair)
+            for point in points:
+                apply_settings(hp, point)
     # FM-KT compares both estimates and both flow learning rates at the default N
     fmkt = grid_points('fmkt_kd')
     assert {p['flow.estimate'] for p in fmkt} == set(GRID['fmkt_kd']['flow.estimate'])

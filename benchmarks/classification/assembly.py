@@ -27,14 +27,14 @@ def _roots(out_dir: str, cache_dir: str) -> Dict[str, str]:
 
 
 def split_records(results: Dict[str, dict], pairs: List[str]) -> tuple:
-    """``(runs, teachers)``; a teacher-free run (trained once per seed) is listed under every
-    pair."""
+    """``(runs, teachers)``; a teacher-free run (trained once per seed and family) is listed
+    under every pair of its family."""
     runs = [r for r in results.values() if r['kind'] == 'run']
     teachers = [r for r in results.values() if r['kind'] == 'teacher']
     for r in list(runs):
         if not get(r['method']).teacher:
             for pair in pairs:
-                if pair != r['pair']:
+                if pair != r['pair'] and configs.family(pair) == configs.family(r['pair']):
                     runs.append(dict(r, pair=pair, shared_with=r['pair']))
     return runs, teachers
 
@@ -53,6 +53,8 @@ def base_meta(args, prof: dict, setting: dict, runs: List[dict], data_root: str,
         teacher_epochs=prof['teacher_epochs'], train_images=first.get('train_images'),
         test_images=first.get('test_images'), jobs=setting['workers'],
         threads=setting['threads'], amp=setting['amp'], hparams=configs.HPARAMS,
+        pair_hparams={p: configs.PAIRS[p]['hparams'] for p in prof['pairs']
+                      if configs.PAIRS[p].get('hparams')},
         data=data_facts(data_root),
         **run_facts(setting['device'], started, 'benchmarks.run', argv))
 

@@ -21,7 +21,7 @@ from .data import Split, TensorLoader
 __all__ = [
     'build_model', 'train_model', 'optim_wrapper_config', 'one_cycle_config', 'evaluate',
     'predict_logits', 'set_seed', 'flow_heads', 'eval_num_steps', 'cached_logits',
-    'cached_maps', 'save_state', 'read_state', 'load_state'
+    'cached_maps', 'cached_features', 'save_state', 'read_state', 'load_state'
 ]
 
 Progress = Optional[Callable[[str], None]]
@@ -66,13 +66,15 @@ def eval_num_steps(model: nn.Module, num_steps: Optional[int]):
 
 
 def optim_wrapper_config(param_names: List[str], lr_scale: float, flow_lr_mult: float,
-                         device: str, amp: Optional[str]) -> dict:
-    """The optim-wrapper config of a run: SGD at ``lr_scale`` x :data:`HPARAMS`'s rate, gradient
-    clipping, ``amp`` on CUDA, and ``flow_lr_mult`` on the parameters of a flow head or neck
-    (found among ``param_names``)."""
-    optim = copy.deepcopy(HPARAMS['optimizer'])
+                         device: str, amp: Optional[str],
+                         hparams: Optional[dict] = None) -> dict:
+    """The optim-wrapper config of a run: the optimizer of ``hparams`` (default
+    :data:`HPARAMS`: SGD) at ``lr_scale`` x its rate, gradient clipping, ``amp`` on CUDA, and
+    ``flow_lr_mult`` on the parameters of a flow head or neck (found among ``param_names``)."""
+    hp = hparams or HPARAMS
+    optim = copy.deepcopy(hp['optimizer'])
     optim['lr'] *= lr_scale
-    cfg = optim_wrapper_cfg(optim, device, amp, clip_grad=HPARAMS['clip_grad'])
+    cfg = optim_wrapper_cfg(optim, device, amp, clip_grad=hp['clip_grad'])
     # the flow of a flow head, or of a flow neck (feature-level FM-KT)
     keys = [k for k in ('head.flow.', 'neck.flow.') if any(k in n for n in param_names)]
     if keys and flow_lr_mult != 1.0:
@@ -81,10 +83,12 @@ def optim_wrapper_config(param_names: List[str], lr_scale: float, flow_lr_mult: 
     return cfg
 
 
-def one_cycle_config(peaks: List[float], total: int) -> Optional[dict]:
-    """The one-cycle schedule of ``total`` iterations up to the groups' ``peaks`` (None under
-    4 iterations: mmengine's one-cycle needs one step per phase), stepped per iteration."""
-    oc = HPARAMS['one_cycle']
+def one_cycle_config(peaks: List[float], total: int,
+                     hparams: Optional[dict] = None) -> Optional[dict]:
+    """The one-cycle schedule (of ``hparams``, default :data:`HPARAMS`) of ``total``
+    iterations up to the groups' ``peaks`` (None under 4 iterations: mmengine's one-cycle needs
+    one step per phase), stepped per iteration."""
+    oc = (hparams or HPARAMS)['one_cycle']
     if total < 4:
         return None
     return dict(type='OneCycleLR', eta_max=peaks, total_steps=total, by_epoch=False,
@@ -100,18 +104,20 @@ def train_model(model: nn.Module,
                 progress: Progress = None,
                 tag: str = '',
                 amp: Optional[str] = None,
-                loss_log: Optional[List[float]] = None) -> Dict[str, float]:
-    """Train ``model`` (on its device) ``epochs`` epochs with SGD (nesterov, gradient
-    clipping, peak rate ``lr_scale`` x :data:`HPARAMS`'s, ``flow_lr_mult`` on the flow's
-    parameters) and one-cycle, ``amp`` on CUDA; ``progress`` gets a ``tag``-ged line per epoch;
-    ``loss_log`` (when given) every iteration's loss. Returns ``dict(train_time_s, last_loss,
-    iters)``."""
+                loss_log: Optional[List[float]] = None,
+                hparams: Optional[dict] = None) -> Dict[str, float]:
+    """Train ``model`` (on its device) ``epochs`` epochs with the optimizer of ``hparams``
+    (default :data:`HPARAMS`: SGD, nesterov; a pair may set another) with gradient clipping,
+    peak rate ``lr_scale`` x its rate, ``flow_lr_mult`` on the flow's parameters, and
+    one-cycle, ``amp`` on CUDA; ``progress`` gets a ``tag``-ged line per epoch; ``loss_log``
+    (when given) every iteration's loss. Returns ``dict(train_time_s, last_loss, iters)``."""
     device = next(model.parameters()).device.type
     names = [n for n, _ in model.named_parameters()]
     wrapper = build_optim_wrapper(
-        model, optim_wrapper_config(names, lr_scale, flow_lr_mult, device, amp))
+        model, optim_wrapper_config(names, lr_scale, flow_lr_mult, device, amp, hparams))
     total = epochs * len(loader)
-    schedule = one_cycle_config([group['lr'] for group in wrapper.param_groups], total)
+    schedule = one_cycle_config([group['lr'] for group in wrapper.param_groups], total,
+                                hparams)
     scheduler = None if schedule is None else PARAM_SCHEDULERS.build(
         schedule, default_args=dict(optimizer=wrapper))
     model.train()
@@ -205,6 +211,43 @@ def cached_maps(model: nn.Module, split: Split, indices: Sequence[int], path: st
             out[flip, start:start + len(rows)] = maps
     model.train()
     save_tensor(path, dict(maps=out, rows=idx))
+    return path
+
+
+@torch.no_grad()
+def cached_features(model: nn.Module, split: Split, indices: Sequence[int], path: str,
+                    sources: Sequence[str], batch_size: int = 1000) -> str:
+    """Write fp16 eval-mode outputs of a classifier's modules ``sources`` (e.g. a ViT's
+    ``backbone.layers.0``: its tokens) on the images ``indices`` for both flip states to
+    ``path`` and return it: ``dict(features={source: (2, len(indices), ...)}, rows=indices)``,
+    what :class:`~.models.CachedLogitsTeacher` serves to the recorders of those modules."""
+    idx = torch.as_tensor(indices, dtype=torch.long)
+    model.eval()
+    device = next(model.parameters()).device
+    seen: Dict[str, torch.Tensor] = {}
+    hooks = [model.get_submodule(src).register_forward_hook(
+        lambda _m, _i, out, src=src: seen.__setitem__(src, out)) for src in sources]
+    out: Dict[str, torch.Tensor] = {}
+    try:
+        for flip in (0, 1):
+            for start in range(0, idx.numel(), batch_size):
+                rows = idx[start:start + batch_size]
+                images = split.images[rows]
+                images = images.flip(-1) if flip else images
+                data = model.data_preprocessor(dict(inputs=images.to(device)), False)
+                seen.clear()
+                model(data['inputs'], mode='tensor')
+                for src in sources:
+                    value = seen[src].to('cpu', torch.float16)
+                    if src not in out:
+                        out[src] = torch.empty((2, idx.numel()) + tuple(value.shape[1:]),
+                                               dtype=torch.float16)
+                    out[src][flip, start:start + len(rows)] = value
+    finally:
+        for hook in hooks:
+            hook.remove()
+    model.train()
+    save_tensor(path, dict(features=out, rows=idx))
     return path
 
 

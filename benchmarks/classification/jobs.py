@@ -16,6 +16,7 @@ from . import configs
 from .data import Split, TensorLoader, load_fashion_mnist
 from .engine import (
     build_model,
+    cached_features,
     cached_logits,
     cached_maps,
     evaluate,
@@ -90,16 +91,16 @@ def test_indices(size: Optional[int]) -> torch.Tensor:
 
 
 def teacher_key(job: dict) -> str:
-    """Cache key of a teacher: config, optimisation, budget, data and seed."""
+    """Cache key of a teacher: config, optimisation (the pair's), budget, data and seed."""
     cfg = configs.teacher_cfg(job['pair'])
-    hp = configs.HPARAMS
+    hp = configs.pair_hparams(job['pair'])
     return config_key('teacher', cfg.to_dict(), hp['optimizer'], hp['one_cycle'],
                       hp['clip_grad'], hp['batch_size'], job['teacher_epochs'],
                       job['train_size'], job['test_size'], job['seed'], job.get('holdout', 0))
 
 
 def _hparams(job: dict) -> dict:
-    return method_hparams(job['method'], overrides=job.get('settings') or {})
+    return method_hparams(job['method'], overrides=job.get('settings') or {}, pair=job['pair'])
 
 
 def run_key(job: dict) -> str:
@@ -134,8 +135,10 @@ def _loaders(job: dict, seed: int):
 
 
 def _teacher_maps(job: dict, meta: dict, model=None) -> None:
-    """Cache the teacher's last-stage maps of the training images when a planned method reads
-    them (``job['maps']``) and they are not cached yet; ``meta`` gets their file."""
+    """Cache the teacher's last-stage maps (or, for a pair base that lists
+    ``teacher_features``, those modules' outputs: a ViT's tokens) of the training images when a
+    planned method reads them (``job['maps']``) and they are not cached yet; ``meta`` gets
+    their file."""
     maps = meta['ckpt'][:-len('.pth')] + '.maps.pt'
     cached = intact(maps)
     if cached:
@@ -148,7 +151,11 @@ def _teacher_maps(job: dict, meta: dict, model=None) -> None:
         load_state(model, meta['ckpt'])
         model.to(job.get('device', 'cpu'))
     t0 = time.perf_counter()
-    cached_maps(model, data['train'], train.indices.tolist(), maps)
+    sources = configs.pair_option(job['pair'], 'teacher_features')
+    if sources:
+        cached_features(model, data['train'], train.indices.tolist(), maps, sources)
+    else:
+        cached_maps(model, data['train'], train.indices.tolist(), maps)
     meta.update(maps=maps, maps_time_s=time.perf_counter() - t0)
 
 
@@ -168,7 +175,8 @@ def run_teacher(job: dict, progress: Callable[[str], None]) -> dict:
     data, train, test = _loaders(job, job['seed'])
     model = build_model(configs.teacher_cfg(job['pair'])).to(job.get('device', 'cpu'))
     stats = train_model(model, train, job['teacher_epochs'], progress=progress,
-                        tag=f'teacher {job["pair"]}')
+                        tag=f'teacher {job["pair"]}',
+                        hparams=configs.pair_hparams(job['pair']))
     top1 = evaluate(model, test)
     save_state(model, base + '.pth', dict(pair=job['pair'], seed=job['seed']))
     t0 = time.perf_counter()
@@ -268,7 +276,8 @@ def _train(job: dict, hp: dict, progress: Callable[[str], None]):
     model.to(job.get('device', 'cpu'))
     stats = train_model(model, train, epochs, lr_scale=lr_scale,
                         flow_lr_mult=hp['flow_lr_mult'][method.lr_mult_key], progress=progress,
-                        tag=f'{method.name} {job["pair"]} s{job["seed"]}', amp=job.get('amp'))
+                        tag=f'{method.name} {job["pair"]} s{job["seed"]}', amp=job.get('amp'),
+                        hparams=hp)
     return model, data, train, test, dict(stats, epochs=epochs)
 
 

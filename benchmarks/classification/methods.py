@@ -5,14 +5,26 @@ report and the tune mode need about a method. Adding a method is one :class:`Met
 import copy
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from mmengine.config import Config
 
-from .configs import HPARAMS, PAIRS, merge, pair_part, shipped, teacher_ref
+from .configs import (
+    PAIRS,
+    family,
+    merge,
+    pair_hparams,
+    pair_option,
+    pair_part,
+    shipped,
+    teacher_ref,
+)
 from .settings import apply_settings
 
-__all__ = ['Method', 'REGISTRY', 'METHODS', 'get', 'method_cfg', 'method_hparams', 'method_picks']
+__all__ = [
+    'Method', 'REGISTRY', 'METHODS', 'get', 'applies', 'picks_key', 'method_cfg', 'method_hparams',
+    'method_picks'
+]
 
 Builder = Callable[[str, dict, dict], dict]
 
@@ -47,8 +59,10 @@ class Method:
         fixed: settings ``((path, value), ...)`` of this method, applied to ``HPARAMS`` before
             the tuned ones (paths as in :mod:`.tuning`, e.g. ``'theta.lr_scale'``);
             they enter only this method's hyperparameters (and cache key).
-        tuned_as: take the tuned settings of this method first (its own, where it has a grid,
-            on top).
+        tuned_as: take the tuned settings of this method (or of these methods, in order)
+            first (its own, where it has a grid, on top).
+        families: the student families (``configs.family``) of the pairs it runs on: the
+            feature-map methods need a CNN's maps, the token methods a ViT's tokens.
     """
 
     name: str
@@ -64,7 +78,8 @@ class Method:
     teacher_maps: bool = False
     lr_mult_key: str = 'fmkt'
     fixed: Tuple[Tuple[str, object], ...] = ()
-    tuned_as: Optional[str] = None
+    tuned_as: Union[None, str, Tuple[str, ...]] = None
+    families: Tuple[str, ...] = ('cnn', )
 
 
 #: The shipped config files the methods are built from (relative to ``configs/``).
@@ -82,6 +97,11 @@ FMKT_FEATURES_CONFIG = 'fmkt/resnet34_res18_feat_in1k.py'
 #: FM-KT^Theta with a plain head trained by KD beside the flow head (auxiliary form)
 THETA_AUX_CONFIG = 'fmkt/resnet50_res18_theta-aux_in1k.py'
 OFMKT_CONFIG = 'fmkt/ofmkt_res18_in1k.py'
+#: ViTKD (its distiller: ``vitkd_distiller``) and NKD, the logit term its authors run with it
+VITKD_FILE = '_base_/methods/vitkd.py'
+NKD_FILE = '_base_/methods/nkd.py'
+#: where the shipped method files record the logits of a linear head
+LINEAR_LOGITS = 'head.fc'
 
 
 def _student(pair: str, ce_weight: float = 1.0) -> dict:
@@ -89,18 +109,39 @@ def _student(pair: str, ce_weight: float = 1.0) -> dict:
     return merge(pair_part(pair, 'student'), {'head.loss.loss_weight': ce_weight})
 
 
+def _retarget_logits(distiller: dict, pair: str) -> dict:
+    """``distiller`` with its recorders of a linear head's logits (``head.fc``, as the shipped
+    method files write them) moved to where ``pair``'s heads put them (``logits_source`` of
+    its pair base: ``head.layers.head`` of a ViT's head)."""
+    source = pair_option(pair, 'logits_source', LINEAR_LOGITS)
+    if source == LINEAR_LOGITS:
+        return distiller
+    distiller = copy.deepcopy(distiller)
+    for side in ('student_recorders', 'teacher_recorders'):
+        for recorder in (distiller.get(side) or {}).values():
+            if recorder.get('source') == LINEAR_LOGITS:
+                recorder['source'] = source
+    return distiller
+
+
 def _distill(algorithm: str, pair: str, student: dict, distiller: dict, teacher: dict) -> dict:
     """The pair base's distillation model (its preprocessor) with ``algorithm``, ``student``,
-    ``distiller`` and the teacher arguments ``teacher``."""
+    ``distiller`` (its logit recorders where the pair's heads put the logits) and the teacher
+    arguments ``teacher`` (a cached teacher serving the logits there too)."""
     if not teacher:
         raise ValueError(f'{algorithm}: this method needs a teacher (teacher_cache)')
     if algorithm == 'FMKTDistill' and 'teacher_ckpt' in teacher and not teacher['teacher_ckpt']:
         # a live teacher without weights (timing, tests): say that a random teacher is meant
         teacher = dict(teacher, allow_random_teacher=True)
+    source = pair_option(pair, 'logits_source', LINEAR_LOGITS)
+    cached = teacher.get('teacher')
+    if source != LINEAR_LOGITS and isinstance(cached, dict) and \
+            cached.get('type') == 'CachedLogitsTeacher':
+        teacher = dict(teacher, teacher=dict(cached, logits_at=source))
     model = pair_part(pair, 'model')
     return dict(_scope_=model['_scope_'], type=algorithm,
                 data_preprocessor=model['data_preprocessor'], architecture=student,
-                distiller=distiller, **teacher)
+                distiller=_retarget_logits(distiller, pair), **teacher)
 
 
 def _map_teacher(pair: str, teacher: dict) -> dict:
@@ -420,13 +461,55 @@ def build_rdr(pair: str, hp: dict, teacher: dict) -> dict:
                 rep=rep)
 
 
+def _vitkd_parts(pair: str, hp: dict) -> dict:
+    """ViTKD's distiller (vitkd.py's ``vitkd_distiller``) on ``pair``'s token widths, at the
+    settings ``hp['vitkd']`` (alpha and beta times ``scale``)."""
+    v = hp['vitkd']
+    return merge(shipped(VITKD_FILE, 'vitkd_distiller'), {'distill_losses.loss_vitkd': dict(
+        student_dims=pair_part(pair, 'student_channels'),
+        teacher_dims=pair_part(pair, 'teacher_channels'), alpha=v['alpha'] * v['scale'],
+        beta=v['beta'] * v['scale'], ratio=v['ratio'])})
+
+
+def _join(first: dict, second: dict) -> dict:
+    """One distiller with the recorders, losses and mappings of two (their names distinct)."""
+    out = copy.deepcopy(first)
+    for key in ('student_recorders', 'teacher_recorders', 'distill_losses',
+                'loss_forward_mappings'):
+        clash = set(out.get(key) or {}) & set(second.get(key) or {})
+        if clash and any(out[key][k] != second[key][k] for k in clash):
+            raise ValueError(f'two method files name different {key} {sorted(clash)}')
+        out[key] = dict(out.get(key) or {}, **copy.deepcopy(second.get(key) or {}))
+    return out
+
+
+def build_vitkd(pair: str, hp: dict, teacher: dict) -> dict:
+    """ViTKD (Yang et al., 2022) as its authors run it on DeiT: CE (``ce_weight``) + ViTKD on
+    the tokens (vitkd.py) + NKD on the logits (nkd.py, their logit term)."""
+    v = hp['vitkd']
+    nkd = merge(shipped(NKD_FILE, 'distiller'), {'distill_losses.loss_nkd': dict(
+        tau=v['nkd_tau'], gamma=v['nkd_gamma'])})
+    return _distill('SingleTeacherDistill', pair, _student(pair, v['ce_weight']),
+                    _join(_vitkd_parts(pair, hp), nkd), _map_teacher(pair, teacher))
+
+
+def build_fmkt_dist_vitkd(pair: str, hp: dict, teacher: dict) -> dict:
+    """The FM-KT authors' DeiT recipe in the benchmark: FM-KT (DIST metric) on the logits and
+    ViTKD on the tokens (no NKD: the flow's per-step DIST is the logit term)."""
+    cfg = build_fmkt_dist(pair, hp, _map_teacher(pair, teacher))
+    cfg['distiller'] = _retarget_logits(_join(cfg['distiller'], _vitkd_parts(pair, hp)), pair)
+    return cfg
+
+
 #: Every method, in table order.
 REGISTRY: Tuple[Method, ...] = (
     Method('student', 'student alone', 'student\nalone', cost=1.0, teacher=False,
-           group='reference', build=build_student),
-    Method('kd', 'KD', 'KD', cost=1.1, teacher=True, group='baseline', build=build_kd),
+           group='reference', build=build_student, families=('cnn', 'vit')),
+    Method('kd', 'KD', 'KD', cost=1.1, teacher=True, group='baseline', build=build_kd,
+           families=('cnn', 'vit')),
     Method('dkd', 'DKD', 'DKD', cost=1.1, teacher=True, group='baseline', build=build_dkd),
-    Method('dist', 'DIST', 'DIST', cost=1.1, teacher=True, group='baseline', build=build_dist),
+    Method('dist', 'DIST', 'DIST', cost=1.1, teacher=True, group='baseline', build=build_dist,
+           families=('cnn', 'vit')),
     # the diffusion-family rivals, compared with KD (RDR: KD's logit loss + its feature term)
     Method('diffkd', 'DiffKD', 'DiffKD', cost=7.0, teacher=True, group='baseline',
            build=build_diffkd, versus=('kd', ), teacher_maps=True),
@@ -436,7 +519,15 @@ REGISTRY: Tuple[Method, ...] = (
     Method('fmkt_kd', 'FM-KT (KD metric)', 'FM-KT\n(KD)', cost=2.0, teacher=True,
            group='fmkt', build=build_fmkt_kd, versus=('kd', 'diffkd', 'rdr', 'kd_mlp')),
     Method('fmkt_dist', 'FM-KT (DIST metric)', 'FM-KT\n(DIST)', cost=2.0, teacher=True,
-           group='fmkt', build=build_fmkt_dist, versus=('dist', )),
+           group='fmkt', build=build_fmkt_dist, versus=('dist', ), families=('cnn', 'vit')),
+    # ViT students: ViTKD with its logit term (NKD) as its authors run it, and the FM-KT
+    # authors' DeiT recipe (FM-KT (DIST) + ViTKD), both reading the teacher's cached tokens
+    Method('vitkd', 'ViTKD + NKD', 'ViTKD\n+NKD', cost=1.4, teacher=True, group='baseline',
+           build=build_vitkd, teacher_maps=True, families=('vit', )),
+    Method('fmkt_dist_vitkd', 'FM-KT (DIST metric) + ViTKD', 'FM-KT\n(DIST)+ViTKD', cost=2.3,
+           teacher=True, group='fmkt', build=build_fmkt_dist_vitkd,
+           versus=('vitkd', 'fmkt_dist'), teacher_maps=True,
+           tuned_as=('fmkt_dist', 'vitkd'), families=('vit', )),
     Method('fmkt_theta', 'FM-KT^Theta (2-stage, plain head)', 'Theta\n(2-stage)', cost=1.1,
            teacher=True, group='variant', build=build_kd, versus=('kd', ),
            stage_of='fmkt_kd', tuned_as='fmkt_kd'),
@@ -505,25 +596,42 @@ def get(name: str) -> Method:
     return _BY_NAME[name]
 
 
-def method_picks(name: str, picks: Dict[str, dict]) -> dict:
-    """The tuned settings a method runs with: those of ``tuned_as`` (e.g. KD's logit loss),
-    then its own on top."""
+def applies(name: str, pair: str) -> bool:
+    """Whether method ``name`` runs on ``pair`` (its student's family is one of the method's)."""
+    return family(pair) in get(name).families
+
+
+def picks_key(name: str, pair: Optional[str] = None) -> str:
+    """The key of a method's tuned settings for ``pair``'s family: the method's name for the
+    CNN pairs, ``'<name>@<family>'`` for another family (tuned on its own pairs)."""
+    fam = family(pair) if pair is not None else 'cnn'
+    return name if fam == 'cnn' else f'{name}@{fam}'
+
+
+def method_picks(name: str, picks: Dict[str, dict], pair: Optional[str] = None) -> dict:
+    """The tuned settings a method runs with on ``pair`` (default: a CNN pair): those of
+    ``tuned_as`` (e.g. KD's logit loss), then its own on top, each as tuned for the pair's
+    family."""
     method = get(name)
-    out = dict(picks.get(method.tuned_as, {})) if method.tuned_as else {}
-    out.update(picks.get(method.name, {}))
+    sources = method.tuned_as or ()
+    sources = (sources, ) if isinstance(sources, str) else tuple(sources)
+    out: dict = {}
+    for source in sources + (method.name, ):
+        out.update(picks.get(picks_key(source, pair), {}))
     return out
 
 
 def method_hparams(name: str, picks: Optional[Dict[str, dict]] = None,
-                   overrides: Optional[dict] = None) -> dict:
-    """``HPARAMS`` with the method's own ``fixed`` settings, its tuned settings (``picks``,
-    see :mod:`benchmarks.classification.tuning`) and then ``overrides`` (a tune trial) applied."""
+                   overrides: Optional[dict] = None, pair: Optional[str] = None) -> dict:
+    """``HPARAMS`` with ``pair``'s overrides (``configs.pair_hparams``), the method's own
+    ``fixed`` settings, its tuned settings (``picks``, see
+    :mod:`benchmarks.classification.tuning`) and then ``overrides`` (a tune trial) applied."""
     method = get(name)
-    hp = copy.deepcopy(HPARAMS)
+    hp = pair_hparams(pair)
     if method.fixed:
         hp = apply_settings(hp, dict(method.fixed))
     if picks:
-        hp = apply_settings(hp, method_picks(name, picks))
+        hp = apply_settings(hp, method_picks(name, picks, pair))
     if overrides:
         hp = apply_settings(hp, overrides)
     return hp
@@ -536,13 +644,20 @@ def method_cfg(name: str,
                teacher_ckpt: Optional[str] = None,
                hparams: Optional[dict] = None,
                teacher_maps: Optional[str] = None) -> Config:
-    """``Config(model=...)`` of method ``name`` on ``pair`` with ``hparams`` (default
-    ``HPARAMS``); its teacher: the cached logits ``teacher_cache`` (for a later stage, its
-    first stage's ensemble) and maps ``teacher_maps``, or a live ``teacher_model`` with
-    ``teacher_ckpt``."""
+    """``Config(model=...)`` of method ``name`` on ``pair`` with ``hparams`` (default: the
+    pair's ``HPARAMS``); its teacher: the cached logits ``teacher_cache`` (for a later stage,
+    its first stage's ensemble) and maps ``teacher_maps``, or a live ``teacher_model`` with
+    ``teacher_ckpt``.
+
+    Raises:
+        ValueError: an unknown pair, or a pair of a family the method does not run on.
+    """
     method = get(name)
     if pair not in PAIRS:
         raise ValueError(f'unknown pair {pair!r}; choose from {sorted(PAIRS)}')
+    if not applies(name, pair):
+        raise ValueError(f'{name} runs on the {"/".join(method.families)} pairs, not on '
+                         f'{pair!r} (a {family(pair)} student)')
     teacher = teacher_ref(teacher_cache, teacher_model, teacher_ckpt,
                           teacher_maps) if method.teacher else {}
-    return Config(dict(model=method.build(pair, hparams or copy.deepcopy(HPARAMS), teacher)))
+    return Config(dict(model=method.build(pair, hparams or pair_hparams(pair), teacher)))

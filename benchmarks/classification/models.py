@@ -2,7 +2,7 @@
 ResNets and teachers: ``FMNISTConvNet`` (mmpretrain), a small BN+ReLU CNN, and
 ``CachedLogitsTeacher`` (MMRazor), a frozen teacher served from its cached outputs.
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModel
@@ -60,21 +60,19 @@ class FMNISTConvNet(BaseBackbone):
         return tuple(outs)
 
 
-class _CachedHead(nn.Module):
-    """Holds ``fc``, an identity whose output (the cached logits) recorders can hook."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = nn.Identity()
-
-
-class _CachedBackbone(nn.Module):
-    """Holds ``stages``, identities laid out as ``FMNISTConvNet``'s, so that a recorder of the
-    teacher's ``backbone.stages.<last>`` hooks the cached last-stage map."""
-
-    def __init__(self, num_stages: int) -> None:
-        super().__init__()
-        self.stages = nn.ModuleList(nn.Identity() for _ in range(num_stages))
+def _identity_at(root: nn.Module, path: str) -> nn.Module:
+    """An ``nn.Identity`` added to ``root`` at the dotted ``path`` (plain modules created on
+    the way), so that a recorder of ``path`` hooks what it is called with."""
+    parts = path.split('.')
+    node = root
+    for part in parts[:-1]:
+        if not hasattr(node, part):
+            node.add_module(part, nn.Module())
+        node = getattr(node, part)
+    if hasattr(node, parts[-1]):
+        raise ValueError(f'CachedLogitsTeacher: {path!r} is served twice')
+    node.add_module(parts[-1], nn.Identity())
+    return getattr(node, parts[-1])
 
 
 def _load_cache(path: str, what: str, mmap: bool = False) -> Tensor:
@@ -89,22 +87,41 @@ def _load_cache(path: str, what: str, mmap: bool = False) -> Tensor:
     return value
 
 
-def _load_maps(path: str, num_images: int, cache_file: str) -> Tuple[Tensor, Tensor]:
-    """The cached maps ``(2, R, C, H, W)`` and the image rows ``(R,)`` they are of."""
-    value = load_torch_file(path, 'CachedLogitsTeacher maps_file')
-    if isinstance(value, dict) and 'rows' in value:
-        maps, rows = value['maps'], value['rows']
-    else:  # the full layout (a tensor, or a dict of one): every image's row
-        maps = value.get('maps') if isinstance(value, dict) else value
-        rows = torch.arange(maps.shape[1] if isinstance(maps, Tensor) and maps.dim() == 5
-                            else 0)
-    if not (isinstance(maps, Tensor) and maps.dim() == 5 and maps.shape[0] == 2
-            and maps.shape[1] == len(rows) and (len(rows) == 0 or (
+def _check_rows(path: str, what: str, value, rows: Tensor, num_images: int,
+                cache_file: str) -> None:
+    if not (isinstance(value, Tensor) and value.dim() >= 3 and value.shape[0] == 2
+            and value.shape[1] == len(rows) and (len(rows) == 0 or (
                 int(rows.min()) >= 0 and int(rows.max()) < num_images))):
-        raise ValueError(f'CachedLogitsTeacher: {path} must hold (2, R, C, H, W) maps of R '
-                         f'image rows among the N={num_images} images of {cache_file}, got '
-                         f'{tuple(maps.shape) if isinstance(maps, Tensor) else type(maps)}')
-    return maps, rows.long()
+        shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+        raise ValueError(f'CachedLogitsTeacher: {path} must hold (2, R, ...) {what} of R image '
+                         f'rows among the N={num_images} images of {cache_file}, got {shape}')
+
+
+def _load_maps(path: str, num_images: int, cache_file: str,
+               last_stage: str) -> Tuple[Dict[str, Tensor], Tensor]:
+    """The cached outputs by module ``{source: (2, R, ...)}`` and the image rows ``(R,)`` they
+    are of: a features file names its modules; a maps file holds the last stage's map
+    (``last_stage``), ``(2, R, C, H, W)``."""
+    value = load_torch_file(path, 'CachedLogitsTeacher maps_file')
+    if isinstance(value, dict) and 'features' in value:
+        features, rows = value['features'], value.get('rows')
+        if not isinstance(features, dict) or not features or not isinstance(rows, Tensor):
+            raise ValueError(f'CachedLogitsTeacher: {path} must hold features={{module: '
+                             '(2, R, ...) outputs}} and rows=(R,) image rows')
+    else:
+        if isinstance(value, dict) and 'rows' in value:
+            maps, rows = value['maps'], value['rows']
+        else:  # the full layout (a tensor, or a dict of one): every image's row
+            maps = value.get('maps') if isinstance(value, dict) else value
+            rows = torch.arange(maps.shape[1] if isinstance(maps, Tensor) and maps.dim() == 5
+                                else 0)
+        if isinstance(maps, Tensor) and maps.dim() != 5:
+            raise ValueError(f'CachedLogitsTeacher: {path} must hold (2, R, C, H, W) maps, got '
+                             f'{tuple(maps.shape)}')
+        features = {last_stage: maps}
+    for source, tensor in features.items():
+        _check_rows(path, f'outputs of {source}', tensor, rows, num_images, cache_file)
+    return features, rows.long()
 
 
 @RAZOR_MODELS.register_module(force=True)
@@ -113,32 +130,48 @@ class CachedLogitsTeacher(BaseModel):
 
     The cache holds the teacher's eval-mode logits for every training image in both horizontal
     flip states, ``(2, num_images, num_classes)`` (index 0: original, 1: flipped), and
-    optionally its last-stage maps of the training images, ``dict(maps=(2, R, C, H, W),
-    rows=(R,))`` (or a full ``(2, num_images, C, H, W)`` tensor; stored in fp16 and read
-    memory-mapped: a 60k-image cache of a 128-channel 7x7 map is 1.5 GB). The batch's
-    ``data_samples`` carry ``sample_idx`` (row in the cache) and ``flip`` in their metainfo.
-    Recorders of ``head.fc`` get the logits, recorders of ``backbone.stages.<num_stages - 1>``
-    the maps, exactly where a live ``FMNISTConvNet`` teacher's outputs would be recorded.
-    ``cache_file`` / ``maps_file``: ``torch.save``-d tensors (or dicts with key ``'logits'`` /
-    ``'maps'``); ``num_stages``: the cached teacher's stages (the maps are the last one's).
+    optionally outputs of its modules on the training images (``maps_file``, stored in fp16 and
+    read memory-mapped: a 60k-image cache of a 128-channel 7x7 map is 1.5 GB): either its
+    last-stage maps, ``dict(maps=(2, R, C, H, W), rows=(R,))`` (or a full ``(2, num_images, C,
+    H, W)`` tensor), served at ``backbone.stages.<num_stages - 1>``, or the outputs of named
+    modules, ``dict(features={module: (2, R, ...)}, rows=(R,))`` (a ViT's token layers),
+    served at those modules. The batch's ``data_samples`` carry ``sample_idx`` (row in the
+    cache) and ``flip`` in their metainfo. Recorders of ``logits_at`` get the logits, recorders
+    of a served module its outputs, exactly where a live teacher's outputs would be recorded.
+
+    Args:
+        cache_file: ``torch.save``-d logits (or a dict with key ``'logits'``).
+        maps_file: ``torch.save``-d maps or features (above).
+        num_stages: the cached CNN teacher's stages (the maps are the last one's).
+        logits_at: the module whose output the logits are (``head.fc`` of a linear head,
+            ``head.layers.head`` of a ViT's head).
+        data_preprocessor: as every model's.
     """
 
     def __init__(self, cache_file: str, maps_file: Optional[str] = None, num_stages: int = 4,
-                 data_preprocessor: Optional[dict] = None) -> None:
+                 logits_at: str = 'head.fc', data_preprocessor: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor)
         logits = _load_cache(cache_file, 'logits')
         self.register_buffer('logits', logits.float(), persistent=False)
-        self.head = _CachedHead()
+        self._logits_out = _identity_at(self, logits_at)
         self.cache_file = cache_file
         self.maps_file = maps_file
-        self.maps: Optional[Tensor] = None
+        # not buffers: moving the module must not copy gigabytes
+        self.features: Dict[str, Tensor] = {}
+        self._served: Dict[str, nn.Module] = {}
+        self._last_stage = f'backbone.stages.{num_stages - 1}'
         if maps_file:
-            maps, rows = _load_maps(maps_file, logits.shape[1], cache_file)
-            self.maps = maps  # not a buffer: moving the module must not copy 1.5 GB
+            self.features, rows = _load_maps(maps_file, logits.shape[1], cache_file,
+                                             self._last_stage)
             # image row -> position in the maps file (-1: not cached)
             self._map_pos = torch.full((logits.shape[1], ), -1, dtype=torch.long)
             self._map_pos[rows] = torch.arange(len(rows))
-            self.backbone = _CachedBackbone(num_stages)
+            self._served = {src: _identity_at(self, src) for src in self.features}
+
+    @property
+    def maps(self) -> Optional[Tensor]:
+        """The cached last-stage maps (None without a maps file of that layout)."""
+        return self.features.get(self._last_stage)
 
     def _rows(self, data_samples: Sequence, device) -> Tuple[Tensor, Tensor]:
         idx = torch.tensor([s.sample_idx for s in data_samples], dtype=torch.long, device=device)
@@ -150,24 +183,31 @@ class CachedLogitsTeacher(BaseModel):
         flip, idx = self._rows(data_samples, self.logits.device)
         return self.logits[flip, idx]
 
-    def lookup_maps(self, data_samples: Sequence) -> Tensor:
-        """Cached last-stage maps ``(B, C, H, W)`` (float32) of the samples of a batch."""
-        if self.maps is None:
-            raise ValueError('CachedLogitsTeacher: no maps_file was given')
+    def lookup_features(self, data_samples: Sequence, source: str) -> Tensor:
+        """Cached outputs of module ``source`` (float32) of the samples of a batch."""
+        if source not in self.features:
+            raise ValueError(f'CachedLogitsTeacher: {self.maps_file or "no maps_file"} serves '
+                             f'no outputs of {source!r} (it serves {sorted(self.features)})')
         flip, idx = self._rows(data_samples, 'cpu')
         pos = self._map_pos[idx]
         if bool((pos < 0).any()):
             raise ValueError(f'CachedLogitsTeacher: {self.maps_file} holds no maps of images '
                              f'{idx[pos < 0].tolist()}')
-        return self.maps[flip, pos].float()
+        return self.features[source][flip, pos].float()
+
+    def lookup_maps(self, data_samples: Sequence) -> Tensor:
+        """Cached last-stage maps ``(B, C, H, W)`` (float32) of the samples of a batch."""
+        if self.maps is None:
+            raise ValueError('CachedLogitsTeacher: no maps_file was given')
+        return self.lookup_features(data_samples, self._last_stage)
 
     def forward(self, inputs: Tensor, data_samples: Optional[list] = None,
                 mode: str = 'tensor'):
         if data_samples is None:
             raise ValueError('CachedLogitsTeacher needs data_samples with sample_idx and flip')
-        if self.maps is not None:
-            self.backbone.stages[-1](self.lookup_maps(data_samples).to(inputs.device))
-        logits = self.head.fc(self.lookup(data_samples).to(inputs.device))
+        for source, module in self._served.items():
+            module(self.lookup_features(data_samples, source).to(inputs.device))
+        logits = self._logits_out(self.lookup(data_samples).to(inputs.device))
         if mode == 'loss':
             return {}
         return logits

@@ -8,13 +8,13 @@ from typing import Dict, List, Optional
 
 from ..common.device import effective_amp, select_device
 from . import configs
-from .methods import METHODS, get, method_picks
+from .methods import METHODS, applies, get, method_picks
 from .tuning import grid_points, tuned_methods
 
 __all__ = ['TEACHER_COST', 'resolve_profile', 'resolve_setting', 'plan_jobs', 'plan_tune_jobs']
 
 #: ETA prior of one teacher epoch, relative to one student-alone epoch.
-TEACHER_COST = dict(wide=4.0, deep=3.5)
+TEACHER_COST = dict(wide=4.0, deep=3.5, vit=3.0)
 
 def resolve_profile(name: str, seeds=None, pairs=None, methods=None,
                     epochs: Optional[int] = None, tune: bool = False) -> dict:
@@ -62,13 +62,18 @@ def resolve_setting(prof: dict, device: str = 'auto', jobs: Optional[int] = None
 
 
 def _teacher_jobs(prof: dict, base: dict, methods: List[str]) -> List[dict]:
-    if not any(get(m).teacher for m in methods):
-        return []
-    # the rivals read the teacher's last-stage maps: cached once with the logits
-    maps = any(get(m).teacher_maps for m in methods)
-    return [dict(base, kind='teacher', id=f'teacher-{pair}', pair=pair, seed=0, after=[],
-                 maps=maps, cost=TEACHER_COST.get(pair, 4.0) * prof['teacher_epochs'])
-            for pair in prof['pairs']]
+    """A teacher job per pair that a planned method distils from."""
+    jobs = []
+    for pair in prof['pairs']:
+        users = [m for m in methods if get(m).teacher and applies(m, pair)]
+        if not users:
+            continue
+        # the rivals read the teacher's last-stage maps (tokens): cached once with the logits
+        maps = any(get(m).teacher_maps for m in users)
+        jobs.append(dict(base, kind='teacher', id=f'teacher-{pair}', pair=pair, seed=0,
+                         after=[], maps=maps,
+                         cost=TEACHER_COST.get(pair, 4.0) * prof['teacher_epochs']))
+    return jobs
 
 
 def _run_job(prof: dict, base: dict, method: str, pair: str, seed: int, settings: dict,
@@ -85,8 +90,15 @@ def _run_job(prof: dict, base: dict, method: str, pair: str, seed: int, settings
 
 
 def _method_pairs(prof: dict, method: str) -> tuple:
-    # a teacher-free method is identical for every pair (same student): run once, shown per pair
-    return prof['pairs'] if get(method).teacher else prof['pairs'][:1]
+    """The pairs ``method`` runs on: those of its families; a teacher-free method once per
+    family (the pairs of a family share their student), shown under each of its pairs."""
+    pairs = [p for p in prof['pairs'] if applies(method, p)]
+    if get(method).teacher:
+        return tuple(pairs)
+    first = {}
+    for pair in pairs:
+        first.setdefault(configs.family(pair), pair)
+    return tuple(first.values())
 
 
 def _order(jobs: List[dict]) -> List[dict]:
@@ -115,9 +127,9 @@ def plan_jobs(prof: dict, base: dict, picks: Optional[Dict[str, dict]] = None) -
     jobs = _teacher_jobs(prof, base, methods)
     for seed in prof['seeds']:
         for method in methods:
-            settings = method_picks(method, picks)
             for pair in _method_pairs(prof, method):
-                jobs.append(_run_job(prof, base, method, pair, seed, settings))
+                jobs.append(_run_job(prof, base, method, pair, seed,
+                                     method_picks(method, picks, pair)))
     # a first stage keeps its student's ensemble logits only when a later stage is planned
     later = {get(m).stage_of for m in methods if get(m).stage_of}
     for job in jobs:

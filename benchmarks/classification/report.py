@@ -13,9 +13,9 @@ from ..common.files import write_text
 from ..common.provenance import machine_text
 from ..common.rendering import mean_std_text as _fmt
 from ..common.stats import mean_std, paired_stats, per_seed_mean, pooled_stats, ratio_interval
-from .configs import PAIRS
-from .methods import METHODS, get
-from .tuning import setting_label
+from .configs import PAIRS, family
+from .methods import METHODS, get, picks_key
+from .tuning import setting_label, split_key
 
 __all__ = ['summarize', 'comparisons', 'markdown', 'write_markdown', 'write_plots',
            'summarize_tune', 'tune_markdown']
@@ -119,9 +119,12 @@ def summarize(runs: List[dict], teachers: List[dict], pairs: List[str],
         teacher = [t for t in teachers if t['pair'] == pair]
         out['pairs'][pair] = dict(rows=rows, teacher=teacher[0] if teacher else None,
                                   comparisons=_compare(rows), retention=_retention([rows]))
-    out['pooled'] = _pool(out['pairs'])
-    out['pooled_retention'] = _retention([b['rows'] for b in out['pairs'].values()]) \
-        if len(out['pairs']) > 1 else []
+    # pooled over the pairs of the first pair's family (a ViT pair is reported on its own)
+    kin = {p: b for p, b in out['pairs'].items() if family(p) == family(pairs[0])} \
+        if pairs else {}
+    out['pooled'] = _pool(kin)
+    out['pooled_retention'] = _retention([b['rows'] for b in kin.values()]) \
+        if len(kin) > 1 else []
     return out
 
 
@@ -266,20 +269,22 @@ def write_markdown(path: str, summary: dict, meta: dict, extra: str = '') -> str
 
 
 def summarize_tune(runs: List[dict]) -> Dict[str, List[dict]]:
-    """Per tuned method, its trials in grid order: setting, validation mean/std over every
-    seed and pair, the runs' count and whether it is the pick."""
+    """Per tuned method and family of pairs (its picks key, ``methods.picks_key``), its trials
+    in grid order: setting, validation mean/std over every seed and pair of the family, the
+    runs' count and whether it is the pick."""
     from .tuning import pick_best
-    runs = [r for r in runs if not r.get('shared_with')]  # a teacher-free run counts once
+    runs = [dict(r, key=picks_key(r['method'], r['pair'])) for r in runs
+            if not r.get('shared_with')]  # a teacher-free run counts once
     out: Dict[str, List[dict]] = {}
-    for method in [m for m in METHODS if any(r['method'] == m for r in runs)]:
+    for key in dict.fromkeys(r['key'] for m in METHODS for r in runs if r['method'] == m):
         trials = []
-        for trial in sorted({r['trial'] for r in runs if r['method'] == method}):
-            rs = [r for r in runs if r['method'] == method and r['trial'] == trial]
+        for trial in sorted({r['trial'] for r in runs if r['key'] == key}):
+            rs = [r for r in runs if r['key'] == key and r['trial'] == trial]
             mean, std = mean_std([r['top1'] for r in rs])
             trials.append(dict(trial=trial, setting=rs[0]['settings'], mean=mean, std=std,
                                n=len(rs), picked=False))
         pick_best(trials)['picked'] = True
-        out[method] = trials
+        out[key] = trials
     return out
 
 
@@ -293,9 +298,11 @@ def tune_markdown(trials: Dict[str, List[dict]], meta: dict) -> str:
              f'the pick is the highest mean. On {machine_text(meta)}.', '',
              '| method | trial | setting | validation top-1 | runs | pick |',
              '|---|---|---|---|---|---|']
-    for method, items in trials.items():
+    for key, items in trials.items():
+        method, fam = split_key(key)
+        label = get(method).label + ('' if fam == 'cnn' else f' ({fam} pairs)')
         for t in items:
-            lines.append(f'| {get(method).label} | {t["trial"]} | {setting_label(t["setting"])}'
+            lines.append(f'| {label} | {t["trial"]} | {setting_label(t["setting"])}'
                          f' | {_fmt(t["mean"], t["std"])} | {t["n"]} | '
                          f'{"**picked**" if t["picked"] else ""} |')
     return '\n'.join(lines) + '\n'

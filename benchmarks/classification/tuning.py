@@ -16,7 +16,7 @@ from .settings import apply_settings
 
 __all__ = [
     'TRIALS', 'GRID', 'TUNED_FILE', 'grid_points', 'apply_settings', 'tuned_methods',
-    'pick_best', 'load_picks', 'write_picks', 'setting_label'
+    'pick_best', 'split_key', 'load_picks', 'write_picks', 'setting_label'
 ]
 
 #: Trials per tuned method: each runs exactly this many settings of its grid.
@@ -44,6 +44,10 @@ GRID: Dict[str, Dict[str, tuple]] = {
                'diffkd.loss_weight+diffkd.logit_weight': (1.0, 0.5)},
     # RDR: no paper settings; our reading's weights first (KD's logit loss takes KD's picks)
     'rdr': {'rdr.guide_weight': (1.0, 0.0), 'rdr.loss_weight': (1.0, 0.3)},
+    # ViTKD + NKD (ViT pairs): the authors' DeiT weights, then alpha and beta x 49 (their sums
+    # run over 49x fewer token features here than on ImageNet); NKD's gamma 1 (their DeiT
+    # setting) or 1.5 (their loss's default)
+    'vitkd': {'vitkd.scale': (1.0, 49.0), 'vitkd.nkd_gamma': (1.0, 1.5)},
 }
 
 #: The picks file the benchmark reads (committed; written by the tune mode).
@@ -91,11 +95,29 @@ def pick_best(trials: List[dict]) -> dict:
     return max(enumerate(trials), key=lambda it: (it[1]['mean'], -it[0]))[1]
 
 
+def split_key(key: str) -> tuple:
+    """``(method, family)`` of a picks key (``'kd'``: a CNN pick; ``'kd@vit'``: KD's pick for
+    the ViT pairs, see ``methods.picks_key``)."""
+    method, _, fam = key.partition('@')
+    return method, fam or 'cnn'
+
+
+def _family_hparams(fam: str) -> dict:
+    """The ``HPARAMS`` of a pair of family ``fam`` (the settings a pick of it applies to)."""
+    from .configs import PAIRS, family, pair_hparams
+    pairs = [p for p in PAIRS if family(p) == fam]
+    if not pairs:
+        raise ValueError(f'no pair of family {fam!r}')
+    return pair_hparams(pairs[0])
+
+
 def load_picks(path: Optional[str] = None) -> Dict[str, dict]:
-    """The picks of a tuned file (``{}`` when ``path`` is None and the default file is absent).
+    """The picks of a tuned file (``{}`` when ``path`` is None and the default file is absent):
+    ``{method: setting}``, a method of another family than the CNN pairs' as
+    ``'<method>@<family>'``.
 
     Raises:
-        ValueError: a malformed file, an unknown method or setting, naming the file.
+        ValueError: a malformed file, an unknown method, family or setting, naming the file.
     """
     from .methods import get
     if path is None:
@@ -110,14 +132,15 @@ def load_picks(path: Optional[str] = None) -> Dict[str, dict]:
     picks = data.get('picks') if isinstance(data, dict) else None
     if not isinstance(picks, dict):
         raise ValueError(f'{path}: expected an object with "picks": {{method: setting}}')
-    for method, setting in picks.items():
+    for key, setting in picks.items():
         try:
+            method, fam = split_key(key)
             get(method)
             if not isinstance(setting, dict):
                 raise ValueError(f'setting must be an object, got {setting!r}')
-            apply_settings(HPARAMS, setting)
+            apply_settings(HPARAMS if fam == 'cnn' else _family_hparams(fam), setting)
         except ValueError as err:
-            raise ValueError(f'{path}: picks.{method}: {err}') from None
+            raise ValueError(f'{path}: picks.{key}: {err}') from None
     return picks
 
 
