@@ -33,6 +33,7 @@ GROUPS = {
     'rivals.diffkd': 'Rival: DiffKD (schedule, sampler, denoisers, connector, loss, algorithm)',
     'rivals.rdr': 'Rival: RDR (branches, loss, algorithm)',
     'rivals.vitkd': 'Rival: ViTKD (loss)',
+    'rivals.nkd': "Rival: NKD (ViTKD's logit term)",
     'engine': 'Hooks',
 }
 _SECTION = re.compile(r'^(Args|Arguments|Returns|Raises|Attributes|Example|Examples|Note|Notes|'

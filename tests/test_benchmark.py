@@ -89,10 +89,10 @@ def test_plan_extended_profile():
     default = resolve_profile('default')
     for key in ('seeds', 'teacher_epochs', 'epochs', 'train_size', 'test_size'):
         assert prof[key] == default[key], key  # the main job's runs are reused
-    assert prof['pairs'] == default['pairs'] + ('vit', )
+    assert prof['pairs'] == default['pairs'] + ('vit', 'cnn-vit')
     jobs = plan_jobs(prof, dict(epochs=prof['epochs']))
     ids = [j['id'] for j in jobs]
-    assert all(j['maps'] for j in jobs if j['kind'] == 'teacher')
+    assert all(j['maps'] for j in jobs if j['kind'] == 'teacher' and j['pair'] != 'cnn-vit')
     theta = next(j for j in jobs if j['id'] == 'fmkt_theta-deep-s2')
     assert theta['after'] == ['teacher-deep', 'fmkt_kd-deep-s2']
     assert next(j for j in jobs if j['id'] == 'fmkt_kd-deep-s2')['keep_ensemble']
@@ -102,9 +102,16 @@ def test_plan_extended_profile():
     # the ViT pair runs its family's methods only, its teacher-free student once per seed
     vit = sorted({j['method'] for j in jobs if j.get('pair') == 'vit' and j['kind'] == 'run'})
     assert vit == ['dist', 'fmkt_dist', 'fmkt_dist_vitkd', 'kd', 'student', 'vitkd']
+    hybrid = sorted({j['method'] for j in jobs if j.get('pair') == 'cnn-vit'
+                     and j['kind'] == 'run'})
+    assert hybrid == ['dist', 'fmkt_dist', 'kd']  # the student alone: the vit pair's runs
     assert 'student-vit-s0' in ids and 'student-wide-s0' in ids and 'student-deep-s0' not in ids
     assert not any(j.get('method') in ('vitkd', 'fmkt_dist_vitkd') and j['pair'] != 'vit'
                    for j in jobs)
+    teachers = {j['pair']: j for j in jobs if j['kind'] == 'teacher'}
+    assert teachers['vit']['teacher_epochs'] == 4 * prof['teacher_epochs']
+    assert teachers['cnn-vit']['teacher_epochs'] == prof['teacher_epochs']
+    assert not teachers['cnn-vit']['maps']  # no method of it reads a feature
 
 
 def test_every_method_config_builds(tmp_path):
@@ -514,6 +521,24 @@ def test_report_pools_retention_over_the_pairs():
     pooled = text.split('**Pooled over the pairs**')[1]
     assert (f'FM-KT^Theta (linear flow, folded) retention (Theta - KD) / (FM-KT (KD metric) - KD)'
             f' = {ret["theta_minus_kd"]:+.2f} / {ret["fmkt_minus_kd"]:+.2f}') in pooled
+
+
+def test_pooled_verdicts_pool_the_pairs_of_one_family():
+    """With the ViT pair beside the CNN pairs, the pooled verdicts are the CNN pairs' (the
+    ViT pair's verdicts stand in its own block)."""
+    from benchmarks.classification.report import summarize
+    vals = dict(wide=(87.0, 88.0), deep=(87.2, 88.1), vit=(86.0, 85.0))
+    runs = [dict(pair=p, method=m, seed=s, top1=v + 0.1 * s, train_time_s=1.0, epochs=3)
+            for p, (dist, fmkt) in vals.items() for m, v in (('dist', dist), ('fmkt_dist', fmkt))
+            for s in range(3)]
+    summary = summarize(runs, [], ['wide', 'deep', 'vit'], ['dist', 'fmkt_dist'])
+    pooled = {c['name']: c for c in summary['pooled']}
+    vs = pooled['FM-KT (DIST metric) vs DIST']
+    assert vs['mean'] == pytest.approx(0.95)  # (1.0 + 0.9) / 2: the ViT pair's -1.0 not in it
+    vit = {c['name']: c for c in summary['pairs']['vit']['comparisons']}
+    assert vit['FM-KT (DIST metric) vs DIST']['mean'] == pytest.approx(-1.0)
+    only_vit = summarize(runs, [], ['vit'], ['dist', 'fmkt_dist'])
+    assert only_vit['pooled'] == []
 
 
 def test_fixed_settings_enter_only_their_methods_hparams():

@@ -130,3 +130,97 @@ def test_a_later_profile_completes_cached_runs_from_their_kept_models(fmnist_roo
     theta = run_student(_job(fmnist_root, cache, 'fmkt_theta', teacher=teacher, stage1=later),
                         print)
     assert 0 < theta['top1'] <= 100 and theta['epochs'] == 2
+
+
+def test_cached_tokens_of_a_vit_teacher_equal_the_live_teachers_within_fp16(fmnist_root,
+                                                                             tmp_path):
+    """The ViT pair's teacher: the outputs of its ``teacher_features`` (tokens) and its logits
+    are served where a live ViT teacher's recorders read them (``head.layers.head``)."""
+    from mmpretrain.structures import DataSample
+
+    from benchmarks.classification.data import TensorLoader
+    from benchmarks.classification.engine import build_model, cached_features, cached_logits
+    from benchmarks.classification.jobs import _data
+    from benchmarks.classification.models import CachedLogitsTeacher
+    split = _data(fmnist_root)['train']
+    rows = list(range(0, 300, 3))
+    torch.manual_seed(0)
+    teacher = build_model(configs.teacher_cfg('vit'))
+    sources = configs.pair_part('vit', 'teacher_features')
+    assert sources == ['backbone.layers.0', 'backbone.layers.1', 'backbone.ln1']
+    logits = cached_logits(teacher, split, rows, str(tmp_path / 'logits.pt'))
+    feats = cached_features(teacher, split, rows, str(tmp_path / 'tokens.pt'), sources)
+    cached = CachedLogitsTeacher(logits, maps_file=feats, logits_at='head.layers.head')
+    assert cached.maps is None and sorted(cached.features) == sorted(sources)
+    assert not cached.state_dict()
+    seen = {}
+    for src in sources + ['head.layers.head']:
+        cached.get_submodule(src).register_forward_hook(
+            lambda m, i, o, src=src: seen.__setitem__(src, o))
+    batch = next(iter(TensorLoader(split, 16, indices=torch.tensor(rows), shuffle=True,
+                                   flip=True, seed=3)))
+    assert 0 < int(batch['flips'].sum()) < 16
+    samples = [DataSample(metainfo=dict(sample_idx=int(i), flip=bool(f)))
+               for i, f in zip(batch['indices'], batch['flips'])]
+    cached(batch['inputs'], samples)
+    live = {}
+    hooks = [teacher.get_submodule(src).register_forward_hook(
+        lambda m, i, o, src=src: live.__setitem__(src, o)) for src in sources]
+    teacher.eval()
+    with torch.no_grad():
+        data = teacher.data_preprocessor(dict(inputs=batch['inputs']), False)
+        live_logits = teacher(data['inputs'], mode='tensor')
+    for hook in hooks:
+        hook.remove()
+    for src in sources:
+        assert seen[src].shape == live[src].shape == (16, 17, 96), src
+        torch.testing.assert_close(seen[src], live[src], rtol=MAPS_RTOL, atol=2e-3)
+    torch.testing.assert_close(seen['head.layers.head'], live_logits, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="serves no outputs of 'backbone.layers.2'"):
+        cached.lookup_features(samples, 'backbone.layers.2')
+
+
+def test_the_vit_methods_train_on_the_cached_tokens(fmnist_root, tmp_path):
+    """Every method of the pairs of a ViT student builds with the cached teacher (tokens where
+    it reads them: a ViT teacher's), its recorders find each model's logits where its head puts
+    them (the ViT's ``head.layers.head``, the CNN teacher's ``head.fc``) and a step trains."""
+    from mmengine.optim import build_optim_wrapper
+
+    from benchmarks.classification.data import TensorLoader
+    from benchmarks.classification.engine import build_model, cached_features, cached_logits
+    from benchmarks.classification.jobs import _data
+    from benchmarks.classification.methods import applies
+    from benchmarks.classification.models import CachedLogitsTeacher
+    split = _data(fmnist_root)['train']
+    rows = list(range(64))
+    expected = dict(vit=['student', 'kd', 'dist', 'fmkt_dist', 'vitkd', 'fmkt_dist_vitkd'],
+                    **{'cnn-vit': ['student', 'kd', 'dist', 'fmkt_dist']})
+    for pair, names in expected.items():
+        torch.manual_seed(0)
+        teacher = build_model(configs.teacher_cfg(pair))
+        logits = cached_logits(teacher, split, rows, str(tmp_path / f'{pair}-logits.pt'))
+        sources = configs.pair_option(pair, 'teacher_features')
+        feats = sources and cached_features(teacher, split, rows,
+                                            str(tmp_path / f'{pair}-tokens.pt'), sources)
+        assert [m.name for m in REGISTRY if applies(m.name, pair)] == names
+        for method in [m for m in REGISTRY if m.name in names and m.teacher]:
+            cfg = method_cfg(method.name, pair, teacher_cache=logits,
+                             teacher_maps=feats if method.teacher_maps else None)
+            recorders = cfg.model.distiller.teacher_recorders
+            assert any(r.source == ('head.fc' if pair == 'cnn-vit' else 'head.layers.head')
+                       for r in recorders.values()), (pair, method.name)
+            model = build_model(cfg)
+            assert isinstance(model.teacher, CachedLogitsTeacher), method.name
+            assert bool(model.teacher.features) == method.teacher_maps, method.name
+            wrapper = build_optim_wrapper(model, dict(optimizer=dict(type='AdamW', lr=1e-3)))
+            batch = next(iter(TensorLoader(split, 16, indices=torch.tensor(rows), flip=True)))
+            log_vars = model.train_step(batch, wrapper)
+            losses = {k for k in log_vars if k.startswith('distill.')}
+            assert losses, method.name
+            assert all(torch.isfinite(torch.as_tensor(v)) for v in log_vars.values())
+            # the teacher's logits reach the loss: a KD student is scored against them
+            # (a random ViT's zero-initialised head gives zero logits: a KL of 0 there)
+            if method.name == 'kd' and pair == 'cnn-vit':
+                assert float(log_vars['distill.loss_kl']) > 0, pair
+            if method.teacher_maps:
+                assert float(log_vars['distill.loss_vitkd']) > 0

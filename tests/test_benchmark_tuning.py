@@ -14,6 +14,7 @@ from benchmarks.classification.tuning import (
     apply_settings,
     grid_points,
     load_picks,
+    split_key,
     pick_best,
 )
 
@@ -78,7 +79,42 @@ def test_picks_file_is_checked(tmp_path):
     with pytest.raises(ValueError, match='not JSON'):
         load_picks(str(bad))
     if osp.isfile(TUNED_FILE):  # the committed picks are valid
-        assert set(load_picks()) <= set(GRID)
+        assert {split_key(k)[0] for k in load_picks()} <= set(GRID)
+    bad.write_text('{"picks": {"kd@tree": {}}}')
+    with pytest.raises(ValueError, match="picks.kd@tree: no pair of family 'tree'"):
+        load_picks(str(bad))
+    # a ViT-only setting is a setting of the ViT pairs' picks, not of the CNN pairs'
+    bad.write_text('{"picks": {"vitkd": {"vitkd.scale": 49.0}}}')
+    with pytest.raises(ValueError, match=r'picks.vitkd: .*vitkd.scale'):
+        load_picks(str(bad))
+    bad.write_text('{"picks": {"vitkd@vit": {"vitkd.scale": 49.0}}}')
+    assert load_picks(str(bad)) == {'vitkd@vit': {'vitkd.scale': 49.0}}
+
+
+def test_a_family_of_pairs_has_its_own_picks_and_tuning():
+    """KD tuned on the CNN pairs does not set KD on the ViT pair, which takes its own pick;
+    a method tuned as others takes theirs of its family; the tune summary keeps the families
+    apart."""
+    from benchmarks.classification.methods import method_hparams, method_picks, picks_key
+    from benchmarks.classification.report import summarize_tune
+    picks = {'kd': {'kd.tau': 1.0}, 'kd@vit': {'kd.tau': 2.0},
+             'fmkt_dist@vit': {'flow_lr_mult.fmkt': 1.0}, 'vitkd@vit': {'vitkd.scale': 49.0}}
+    assert picks_key('kd', 'wide') == 'kd' and picks_key('kd', 'vit') == 'kd@vit'
+    assert method_picks('kd', picks, 'deep') == {'kd.tau': 1.0}
+    assert method_picks('kd', picks, 'vit') == {'kd.tau': 2.0}
+    assert method_picks('fmkt_dist_vitkd', picks, 'vit') == {'flow_lr_mult.fmkt': 1.0,
+                                                             'vitkd.scale': 49.0}
+    hp = method_hparams('fmkt_dist_vitkd', picks, pair='vit')
+    assert hp['vitkd']['scale'] == 49.0 and hp['optimizer']['type'] == 'AdamW'
+    assert method_hparams('kd', picks, pair='wide')['optimizer']['type'] == 'SGD'
+    runs = [dict(method='kd', pair=pair, seed=0, trial=trial, settings={'kd.tau': tau},
+                 top1=top1) for pair, trial, tau, top1 in (
+                     ('wide', 0, 4.0, 87.0), ('wide', 1, 1.0, 86.0), ('deep', 0, 4.0, 87.0),
+                     ('deep', 1, 1.0, 86.0), ('vit', 0, 4.0, 85.0), ('vit', 1, 1.0, 86.0))]
+    trials = summarize_tune(runs)
+    assert set(trials) == {'kd', 'kd@vit'}
+    assert [t['picked'] for t in trials['kd']] == [True, False] and trials['kd'][0]['n'] == 2
+    assert [t['picked'] for t in trials['kd@vit']] == [False, True]
 
 
 def test_tune_plan_needs_the_validation_split():

@@ -72,6 +72,26 @@ def test_forward_equals_the_written_out_flow(schedule, cfg):
     torch.testing.assert_close(out.transported, want_end)
 
 
+@pytest.mark.parametrize('encoder', ['mlp', 'conv', 'transformer'])
+@pytest.mark.parametrize('schedule, cfg', [(VPSchedule(), 'vp'),
+                                           (RectifiedFlowSchedule(), 'rectified')])
+def test_flow_on_vit_tokens_keeps_the_connector_contract(encoder, schedule, cfg):
+    """A token-level flow: (B, L, C) tokens of a ViT in, an estimate per step and the
+    transported tokens out, of the input's shape, as the written-out flow gives them; the
+    gradient reaches the student's tokens."""
+    torch.manual_seed(0)
+    conn = _conn(num_steps=3, schedule=cfg,
+                 meta_encoder=dict(type=encoder, time_embed_dim=8, zero_init_out=False))
+    x = torch.randn(2, 17, 6, requires_grad=True)
+    out = conn(x)
+    assert out.estimates.shape == (3, 2, 17, 6) and out.transported.shape == x.shape
+    want_est, want_end = _reference(conn.meta_encoder, x, schedule, 3)
+    torch.testing.assert_close(out.estimates, want_est)
+    torch.testing.assert_close(out.transported, want_end)
+    out.estimates.sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+
+
 @pytest.mark.parametrize('cfg', ['vp', 'rectified'])
 def test_displacement_estimate(cfg):
     torch.manual_seed(0)

@@ -66,6 +66,26 @@ def test_vectors_are_one_by_one_maps(name):
 
 
 @pytest.mark.parametrize('name', sorted(ENCODERS))
+def test_tokens_are_a_map_of_the_sequence(name):
+    """(B, L, C) tokens (a ViT's, channels last) are a (B, C, L, 1) map of the sequence, and the
+    velocity comes back as tokens; a pointwise encoder acts on each token alone."""
+    torch.manual_seed(0)
+    enc = ENCODERS[name](zero_init_out=False)
+    x, t = torch.randn(2, 17, C), torch.tensor([0.1, 0.9])
+    v = enc(x, t)
+    assert v.shape == x.shape
+    as_map = enc(x.transpose(1, 2)[..., None], t)[..., 0].transpose(1, 2)
+    torch.testing.assert_close(v, as_map)
+    if name in ('linear', 'mlp1', 'mlp2'):
+        per_token = enc(x.reshape(-1, C), t.repeat_interleave(17)).reshape(2, 17, C)
+        torch.testing.assert_close(v, per_token)
+    with pytest.raises(ValueError, match=r'expected 8 channels, got 17 \(tokens are'):
+        enc(x.transpose(1, 2), t)
+    with pytest.raises(ValueError, match=r'or \(B, L, C\) tokens, got shape \(2, 3, 4, 5, 6\)'):
+        enc(torch.zeros(2, 3, 4, 5, 6), t)
+
+
+@pytest.mark.parametrize('name', sorted(ENCODERS))
 def test_zero_init_gives_zero_velocity_but_trains(name):
     torch.manual_seed(0)
     enc = ENCODERS[name]()

@@ -93,7 +93,7 @@ def test_indices(size: Optional[int]) -> torch.Tensor:
 def teacher_key(job: dict) -> str:
     """Cache key of a teacher: config, optimisation (the pair's), budget, data and seed."""
     cfg = configs.teacher_cfg(job['pair'])
-    hp = configs.pair_hparams(job['pair'])
+    hp = configs.pair_hparams(job['pair'], teacher=True)
     return config_key('teacher', cfg.to_dict(), hp['optimizer'], hp['one_cycle'],
                       hp['clip_grad'], hp['batch_size'], job['teacher_epochs'],
                       job['train_size'], job['test_size'], job['seed'], job.get('holdout', 0))
@@ -176,7 +176,7 @@ def run_teacher(job: dict, progress: Callable[[str], None]) -> dict:
     model = build_model(configs.teacher_cfg(job['pair'])).to(job.get('device', 'cpu'))
     stats = train_model(model, train, job['teacher_epochs'], progress=progress,
                         tag=f'teacher {job["pair"]}',
-                        hparams=configs.pair_hparams(job['pair']))
+                        hparams=configs.pair_hparams(job['pair'], teacher=True))
     top1 = evaluate(model, test)
     save_state(model, base + '.pth', dict(pair=job['pair'], seed=job['seed']))
     t0 = time.perf_counter()

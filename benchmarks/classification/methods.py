@@ -109,15 +109,22 @@ def _student(pair: str, ce_weight: float = 1.0) -> dict:
     return merge(pair_part(pair, 'student'), {'head.loss.loss_weight': ce_weight})
 
 
+def _logit_sources(pair: str) -> Tuple[str, str]:
+    """Where ``pair``'s student and teacher heads put their logits: ``logits_source`` and
+    ``teacher_logits_source`` of its pair base (``head.layers.head`` of a ViT's head; the
+    teacher's default: the student's), ``head.fc`` where the base names none."""
+    student = pair_option(pair, 'logits_source', LINEAR_LOGITS)
+    return student, pair_option(pair, 'teacher_logits_source', student)
+
+
 def _retarget_logits(distiller: dict, pair: str) -> dict:
     """``distiller`` with its recorders of a linear head's logits (``head.fc``, as the shipped
-    method files write them) moved to where ``pair``'s heads put them (``logits_source`` of
-    its pair base: ``head.layers.head`` of a ViT's head)."""
-    source = pair_option(pair, 'logits_source', LINEAR_LOGITS)
-    if source == LINEAR_LOGITS:
+    method files write them) moved to where ``pair``'s heads put them."""
+    sources = dict(zip(('student_recorders', 'teacher_recorders'), _logit_sources(pair)))
+    if set(sources.values()) == {LINEAR_LOGITS}:
         return distiller
     distiller = copy.deepcopy(distiller)
-    for side in ('student_recorders', 'teacher_recorders'):
+    for side, source in sources.items():
         for recorder in (distiller.get(side) or {}).values():
             if recorder.get('source') == LINEAR_LOGITS:
                 recorder['source'] = source
@@ -133,7 +140,7 @@ def _distill(algorithm: str, pair: str, student: dict, distiller: dict, teacher:
     if algorithm == 'FMKTDistill' and 'teacher_ckpt' in teacher and not teacher['teacher_ckpt']:
         # a live teacher without weights (timing, tests): say that a random teacher is meant
         teacher = dict(teacher, allow_random_teacher=True)
-    source = pair_option(pair, 'logits_source', LINEAR_LOGITS)
+    source = _logit_sources(pair)[1]
     cached = teacher.get('teacher')
     if source != LINEAR_LOGITS and isinstance(cached, dict) and \
             cached.get('type') == 'CachedLogitsTeacher':
@@ -597,8 +604,14 @@ def get(name: str) -> Method:
 
 
 def applies(name: str, pair: str) -> bool:
-    """Whether method ``name`` runs on ``pair`` (its student's family is one of the method's)."""
-    return family(pair) in get(name).families
+    """Whether method ``name`` runs on ``pair``: its student's family is one of the method's,
+    and a method that reads the teacher's features has them (a CNN teacher's last-stage map
+    for a CNN student; a ViT teacher's tokens, ``teacher_features``, for a ViT student)."""
+    method = get(name)
+    if family(pair) not in method.families:
+        return False
+    return not method.teacher_maps or family(pair) == 'cnn' or \
+        bool(pair_option(pair, 'teacher_features'))
 
 
 def picks_key(name: str, pair: Optional[str] = None) -> str:
@@ -656,8 +669,8 @@ def method_cfg(name: str,
     if pair not in PAIRS:
         raise ValueError(f'unknown pair {pair!r}; choose from {sorted(PAIRS)}')
     if not applies(name, pair):
-        raise ValueError(f'{name} runs on the {"/".join(method.families)} pairs, not on '
-                         f'{pair!r} (a {family(pair)} student)')
+        raise ValueError(f'{name} runs on the {"/".join(method.families)} pairs whose teacher '
+                         f'gives what it reads, not on {pair!r} (a {family(pair)} student)')
     teacher = teacher_ref(teacher_cache, teacher_model, teacher_ckpt,
                           teacher_maps) if method.teacher else {}
     return Config(dict(model=method.build(pair, hparams or pair_hparams(pair), teacher)))

@@ -14,7 +14,7 @@ from .tuning import grid_points, tuned_methods
 __all__ = ['TEACHER_COST', 'resolve_profile', 'resolve_setting', 'plan_jobs', 'plan_tune_jobs']
 
 #: ETA prior of one teacher epoch, relative to one student-alone epoch.
-TEACHER_COST = dict(wide=4.0, deep=3.5, vit=3.0)
+TEACHER_COST = {'wide': 4.0, 'deep': 3.5, 'vit': 3.0, 'cnn-vit': 4.0}
 
 def resolve_profile(name: str, seeds=None, pairs=None, methods=None,
                     epochs: Optional[int] = None, tune: bool = False) -> dict:
@@ -70,9 +70,10 @@ def _teacher_jobs(prof: dict, base: dict, methods: List[str]) -> List[dict]:
             continue
         # the rivals read the teacher's last-stage maps (tokens): cached once with the logits
         maps = any(get(m).teacher_maps for m in users)
+        epochs = configs.teacher_epochs(pair, prof['teacher_epochs'])
         jobs.append(dict(base, kind='teacher', id=f'teacher-{pair}', pair=pair, seed=0,
-                         after=[], maps=maps,
-                         cost=TEACHER_COST.get(pair, 4.0) * prof['teacher_epochs']))
+                         after=[], maps=maps, teacher_epochs=epochs,
+                         cost=TEACHER_COST.get(pair, 4.0) * epochs))
     return jobs
 
 

@@ -30,8 +30,10 @@ class BaseMetaEncoder(nn.Module):
     """Velocity model ``v(x, t)`` with the shape and channel count of ``x``.
 
     Handles what all meta-encoders share: ``(B, C)`` vectors are processed as ``(B, C, 1, 1)``
-    maps, and the time enters by adding ``SinusoidalTimeEmbedding(t)`` (projected to ``C``
-    channels) to every position of ``x``. Subclasses implement :meth:`velocity` on maps and
+    maps, ``(B, L, C)`` tokens (a ViT's, channels last) as a ``(B, C, L, 1)`` map of ``L``
+    positions (a pointwise encoder acts on each token alone; a convolution or window attention
+    runs along the token sequence), and the time enters by adding
+    ``SinusoidalTimeEmbedding(t)`` (projected to ``C`` channels) to every position of ``x``. Subclasses implement :meth:`velocity` on maps and
     name their final layer in :meth:`output_layer`.
 
     In a flow, the solver binds the encoder to its time grid (:meth:`on_time_grid`): the
@@ -100,7 +102,7 @@ class BaseMetaEncoder(nn.Module):
         """Predict the velocity.
 
         Args:
-            x: ``(B, C)`` or ``(B, C, H, W)``.
+            x: ``(B, C)`` vectors, ``(B, C, H, W)`` maps or ``(B, L, C)`` tokens.
             t: a float, a 0-d tensor or a ``(B,)`` tensor in [0, 1] (not read, and may be
                 ``None``, when ``time_embedding`` is given).
             time_embedding: ``self.time_embed(t)`` computed beforehand, ``(1, C)`` or
@@ -109,17 +111,21 @@ class BaseMetaEncoder(nn.Module):
         Returns:
             A tensor of the shape of ``x``.
         """
-        if x.dim() not in (2, 4):
-            raise ValueError(f'{type(self).__name__}: expected (B, C) or (B, C, H, W), got '
-                             f'shape {tuple(x.shape)}')
-        if x.shape[1] != self.in_channels:
+        if x.dim() not in (2, 3, 4):
+            raise ValueError(f'{type(self).__name__}: expected (B, C), (B, C, H, W) or (B, L, C) '
+                             f'tokens, got shape {tuple(x.shape)}')
+        channels = x.shape[-1] if x.dim() == 3 else x.shape[1]
+        if channels != self.in_channels:
             raise ValueError(f'{type(self).__name__}: expected {self.in_channels} channels, got '
-                             f'{x.shape[1]}')
+                             f'{channels}' + (' (tokens are (B, L, C))' if x.dim() == 3 else ''))
         if time_embedding is None:
             time_embedding = self.time_embed(t, batch_size=x.shape[0])
         temb = time_embedding.to(x.dtype)
         if x.dim() == 2:
             return self.velocity_vector(x + temb)
+        if x.dim() == 3:  # tokens: a (B, C, L, 1) map of the sequence, back to channels last
+            seq = (x + temb[:, None, :]).transpose(1, 2).unsqueeze(-1)
+            return self.velocity(seq).squeeze(-1).transpose(1, 2)
         return self.velocity(x + temb[:, :, None, None])
 
     def on_time_grid(self, times: Sequence[float], like: Tensor,
