@@ -14,8 +14,8 @@ from benchmarks.classification.tuning import (
     apply_settings,
     grid_points,
     load_picks,
-    split_key,
     pick_best,
+    split_key,
 )
 
 

@@ -33,8 +33,9 @@ class BaseMetaEncoder(nn.Module):
     maps, ``(B, L, C)`` tokens (a ViT's, channels last) as a ``(B, C, L, 1)`` map of ``L``
     positions (a pointwise encoder acts on each token alone; a convolution or window attention
     runs along the token sequence), and the time enters by adding
-    ``SinusoidalTimeEmbedding(t)`` (projected to ``C`` channels) to every position of ``x``. Subclasses implement :meth:`velocity` on maps and
-    name their final layer in :meth:`output_layer`.
+    ``SinusoidalTimeEmbedding(t)`` (projected to ``C`` channels) to every position of ``x``.
+    Subclasses implement :meth:`velocity` on maps and name their final layer in
+    :meth:`output_layer`.
 
     In a flow, the solver binds the encoder to its time grid (:meth:`on_time_grid`): the
     embeddings of all the times it evaluates come from one batched call, and each step reuses
