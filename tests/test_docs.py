@@ -171,7 +171,7 @@ def test_readme_answers_the_newcomer_questions():
 
 #: the reports the README's verdict block quotes
 REPORTS = ('benchmarks/results/default/results.md', 'benchmarks/results/extended/results.md',
-           'benchmarks/results/det-default/results.md')
+           'benchmarks/results/det-default/results.md', 'benchmarks/results/vit/results.md')
 #: a paired difference as the reports write it: mean, then its 95% interval
 _FIGURE = re.compile(r'([+-]\d+\.\d+)\s*(?:\|[^|]*\|\s*)?(\[[+-]?\d+\.\d+, [+-]?\d+\.\d+\])')
 

@@ -529,9 +529,9 @@ REGISTRY: Tuple[Method, ...] = (
            group='fmkt', build=build_fmkt_dist, versus=('dist', ), families=('cnn', 'vit')),
     # ViT students: ViTKD with its logit term (NKD) as its authors run it, and the FM-KT
     # authors' DeiT recipe (FM-KT (DIST) + ViTKD), both reading the teacher's cached tokens
-    Method('vitkd', 'ViTKD + NKD', 'ViTKD\n+NKD', cost=1.4, teacher=True, group='baseline',
+    Method('vitkd', 'ViTKD + NKD', 'ViTKD\n+NKD', cost=1.7, teacher=True, group='baseline',
            build=build_vitkd, teacher_maps=True, families=('vit', )),
-    Method('fmkt_dist_vitkd', 'FM-KT (DIST metric) + ViTKD', 'FM-KT\n(DIST)+ViTKD', cost=2.3,
+    Method('fmkt_dist_vitkd', 'FM-KT (DIST metric) + ViTKD', 'FM-KT\n(DIST)+ViTKD', cost=1.9,
            teacher=True, group='fmkt', build=build_fmkt_dist_vitkd,
            versus=('vitkd', 'fmkt_dist'), teacher_maps=True,
            tuned_as=('fmkt_dist', 'vitkd'), families=('vit', )),
