@@ -186,6 +186,30 @@ def cached_logits(model: nn.Module, split: Split, indices: Sequence[int], path: 
     return path
 
 
+def _eval_batches(model: nn.Module, split: Split, idx: torch.Tensor, batch_size: int):
+    """``(flip, start, inputs)`` of the images ``idx`` in both flip states, preprocessed for
+    ``model`` (in eval mode while iterated), by batches of ``batch_size``."""
+    model.eval()
+    device = next(model.parameters()).device
+    for flip in (0, 1):
+        for start in range(0, idx.numel(), batch_size):
+            images = split.images[idx[start:start + batch_size]]
+            images = images.flip(-1) if flip else images
+            yield flip, start, model.data_preprocessor(dict(inputs=images.to(device)),
+                                                       False)['inputs']
+    model.train()
+
+
+def _store(out: Dict[str, torch.Tensor], key: str, rows: int, flip: int, start: int,
+           value: torch.Tensor) -> None:
+    """Put a batch's ``value`` in fp16 at ``out[key][flip, start:]`` (``(2, rows, ...)``,
+    allocated on first use)."""
+    value = value.to('cpu', torch.float16)
+    if key not in out:
+        out[key] = torch.empty((2, rows) + tuple(value.shape[1:]), dtype=torch.float16)
+    out[key][flip, start:start + value.shape[0]] = value
+
+
 @torch.no_grad()
 def cached_maps(model: nn.Module, split: Split, indices: Sequence[int], path: str,
                 batch_size: int = 1000) -> str:
@@ -195,22 +219,10 @@ def cached_maps(model: nn.Module, split: Split, indices: Sequence[int], path: st
     smoke profile's file was 1.5 GB of NaN rows). fp16 halves the file; the maps are ReLU
     outputs of a few units, which fp16 keeps to about 1e-3 relative."""
     idx = torch.as_tensor(indices, dtype=torch.long)
-    model.eval()
-    device = next(model.parameters()).device
-    out = None
-    for flip in (0, 1):
-        for start in range(0, idx.numel(), batch_size):
-            rows = idx[start:start + batch_size]
-            images = split.images[rows]
-            images = images.flip(-1) if flip else images
-            data = model.data_preprocessor(dict(inputs=images.to(device)), False)
-            maps = model.backbone(data['inputs'])[-1].to('cpu', torch.float16)
-            if out is None:
-                out = torch.empty((2, idx.numel()) + tuple(maps.shape[1:]),
-                                  dtype=torch.float16)
-            out[flip, start:start + len(rows)] = maps
-    model.train()
-    save_tensor(path, dict(maps=out, rows=idx))
+    out: Dict[str, torch.Tensor] = {}
+    for flip, start, inputs in _eval_batches(model, split, idx, batch_size):
+        _store(out, 'maps', idx.numel(), flip, start, model.backbone(inputs)[-1])
+    save_tensor(path, dict(maps=out['maps'], rows=idx))
     return path
 
 
@@ -222,31 +234,20 @@ def cached_features(model: nn.Module, split: Split, indices: Sequence[int], path
     ``path`` and return it: ``dict(features={source: (2, len(indices), ...)}, rows=indices)``,
     what :class:`~.models.CachedLogitsTeacher` serves to the recorders of those modules."""
     idx = torch.as_tensor(indices, dtype=torch.long)
-    model.eval()
-    device = next(model.parameters()).device
     seen: Dict[str, torch.Tensor] = {}
     hooks = [model.get_submodule(src).register_forward_hook(
         lambda _m, _i, out, src=src: seen.__setitem__(src, out)) for src in sources]
     out: Dict[str, torch.Tensor] = {}
     try:
-        for flip in (0, 1):
-            for start in range(0, idx.numel(), batch_size):
-                rows = idx[start:start + batch_size]
-                images = split.images[rows]
-                images = images.flip(-1) if flip else images
-                data = model.data_preprocessor(dict(inputs=images.to(device)), False)
-                seen.clear()
-                model(data['inputs'], mode='tensor')
-                for src in sources:
-                    value = seen[src].to('cpu', torch.float16)
-                    if src not in out:
-                        out[src] = torch.empty((2, idx.numel()) + tuple(value.shape[1:]),
-                                               dtype=torch.float16)
-                    out[src][flip, start:start + len(rows)] = value
+        for flip, start, inputs in _eval_batches(model, split, idx, batch_size):
+            seen.clear()
+            model(inputs, mode='tensor')
+            for src in sources:
+                _store(out, src, idx.numel(), flip, start, seen[src])
     finally:
         for hook in hooks:
             hook.remove()
-    model.train()
+        model.train()
     save_tensor(path, dict(features=out, rows=idx))
     return path
 
