@@ -41,6 +41,7 @@ def _train(name, tiny_imagenet, teacher_ckpts, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize('name, loss', [
     ('baselines/vitkd_deit3-small_deit-tiny_in1k.py', 'train/distill.loss_vitkd'),
+    ('baselines/vitkd-nkd_deit3-small_deit-tiny_in1k.py', 'train/distill.loss_nkd'),
     ('baselines/kd_deit3-small_deit-tiny_in1k.py', 'train/distill.loss_kl'),
 ])
 def test_deit_baseline_trains_and_validates(name, loss, tiny_imagenet, teacher_ckpts, tmp_path):
