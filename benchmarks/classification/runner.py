@@ -22,7 +22,8 @@ def runner_train(cfg: Config,
                  work_dir: str,
                  seed: int,
                  lr_scale: float = 1.0,
-                 flow_lr_mult: float = 1.0) -> Dict[str, object]:
+                 flow_lr_mult: float = 1.0,
+                 hparams: Optional[dict] = None) -> Dict[str, object]:
     """Train ``cfg.model`` ``epochs`` epochs on ``loader`` with mmengine's ``Runner``.
 
     Args:
@@ -34,6 +35,8 @@ def runner_train(cfg: Config,
             loop.
         lr_scale: peak learning rate relative to the benchmark's.
         flow_lr_mult: learning-rate multiplier of the flow's parameters.
+        hparams: the run's hyperparameters (optimizer, clipping, one-cycle; default
+            ``HPARAMS``), as :func:`~.engine.train_model` takes them.
 
     Returns:
         ``dict(losses=[...], train_time_s, iters, model)``: every iteration's total loss, the
@@ -46,10 +49,10 @@ def runner_train(cfg: Config,
     # schedule's peaks are those of the groups the optim wrapper builds
     probe = build_model(cfg)
     wrapper = optim_wrapper_config([n for n, _ in probe.named_parameters()], lr_scale,
-                                   flow_lr_mult, 'cpu', None)
+                                   flow_lr_mult, 'cpu', None, hparams)
     peaks = [g['lr'] for g in build_optim_wrapper(probe, copy.deepcopy(wrapper)).param_groups]
     total = epochs * len(loader)
-    schedule = one_cycle_config(peaks, total)
+    schedule = one_cycle_config(peaks, total, hparams)
     runner = Runner(
         model=copy.deepcopy(cfg.model.to_dict()),
         work_dir=work_dir,
@@ -79,7 +82,6 @@ def compare(method: str = 'fmkt_dist', pair: str = 'wide', epochs: int = 1, seed
     import torch
 
     from ..common.files import save_tensor
-    from .configs import HPARAMS
     from .data import load_fashion_mnist
     from .engine import set_seed, train_model
     from .methods import get, method_cfg, method_hparams
@@ -91,7 +93,7 @@ def compare(method: str = 'fmkt_dist', pair: str = 'wide', epochs: int = 1, seed
     cache = os.path.join(work_dir, 'teacher_logits.pt')
     gen = torch.Generator().manual_seed(seed)
     save_tensor(cache, torch.randn(2, len(split), 10, generator=gen) * 3)
-    hp = method_hparams(method, load_picks())
+    hp = method_hparams(method, load_picks(), pair=pair)
     mult = hp['flow_lr_mult'][get(method).lr_mult_key]
     if get(method).teacher_maps:
         raise ValueError(f'{method} reads teacher maps; pick a logit method')
@@ -99,16 +101,16 @@ def compare(method: str = 'fmkt_dist', pair: str = 'wide', epochs: int = 1, seed
                      hparams=hp)
 
     def loader():
-        return TensorLoader(split, HPARAMS['batch_size'], indices=indices, shuffle=True,
+        return TensorLoader(split, hp['batch_size'], indices=indices, shuffle=True,
                             flip=True, seed=seed)
 
     set_seed(seed)
     fast_losses: list = []
     fast = train_model(build_model(cfg), loader(), epochs, flow_lr_mult=mult,
-                       loss_log=fast_losses)
+                       loss_log=fast_losses, hparams=hp)
     start = time.perf_counter()
     run = runner_train(cfg, loader(), epochs, os.path.join(work_dir, 'work'), seed,
-                       flow_lr_mult=mult)
+                       flow_lr_mult=mult, hparams=hp)
     total = time.perf_counter() - start
     diff = max(abs(a - b) for a, b in zip(fast_losses, run['losses']))
     return dict(method=method, pair=pair, iters=fast['iters'], fast_s=fast['train_time_s'],
