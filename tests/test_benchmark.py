@@ -538,7 +538,22 @@ def test_pooled_verdicts_pool_the_pairs_of_one_family():
     vit = {c['name']: c for c in summary['pairs']['vit']['comparisons']}
     assert vit['FM-KT (DIST metric) vs DIST']['mean'] == pytest.approx(-1.0)
     only_vit = summarize(runs, [], ['vit'], ['dist', 'fmkt_dist'])
-    assert only_vit['pooled'] == []
+    assert only_vit['pooled'] == [] and only_vit['pooled_families'] == {}
+    # the ViT-student pairs pool among themselves, beside the CNN pairs' pooled verdicts
+    hybrid = [dict(r, pair='cnn-vit', top1=r['top1'] + (0.4 if r['method'] == 'fmkt_dist'
+                                                        else 0.0))
+              for r in runs if r['pair'] == 'vit']
+    four = summarize(runs + hybrid, [], ['wide', 'deep', 'vit', 'cnn-vit'],
+                     ['dist', 'fmkt_dist'])
+    assert four['pooled'] == summary['pooled']
+    (vit_pooled, ) = [c for c in four['pooled_families']['vit']
+                      if c['name'] == 'FM-KT (DIST metric) vs DIST']
+    assert vit_pooled['mean'] == pytest.approx(-0.8)  # (-1.0 + -0.6) / 2
+    meta = dict(profile='extended', test_images=10000, evaluated_on='test split',
+                seeds=[0, 1, 2], student_epochs=3, train_images=60000, theta_epochs=2, jobs=2,
+                threads=1, device='cpu')
+    from benchmarks.classification.report import markdown
+    assert '**Pooled over the vit pairs**' in markdown(four, meta)
 
 
 def test_fixed_settings_enter_only_their_methods_hparams():

@@ -5,7 +5,7 @@ import os.path as osp
 
 import pytest
 
-from benchmarks.classification.configs import HPARAMS
+from benchmarks.classification.configs import HPARAMS, split_key
 from benchmarks.classification.methods import get, method_hparams
 from benchmarks.classification.tuning import (
     GRID,
@@ -15,7 +15,6 @@ from benchmarks.classification.tuning import (
     grid_points,
     load_picks,
     pick_best,
-    split_key,
 )
 
 
@@ -95,7 +94,8 @@ def test_a_family_of_pairs_has_its_own_picks_and_tuning():
     """KD tuned on the CNN pairs does not set KD on the ViT pair, which takes its own pick;
     a method tuned as others takes theirs of its family; the tune summary keeps the families
     apart."""
-    from benchmarks.classification.methods import method_hparams, method_picks, picks_key
+    from benchmarks.classification.configs import picks_key
+    from benchmarks.classification.methods import method_hparams, method_picks
     from benchmarks.classification.report import summarize_tune
     picks = {'kd': {'kd.tau': 1.0}, 'kd@vit': {'kd.tau': 2.0},
              'fmkt_dist@vit': {'flow_lr_mult.fmkt': 1.0}, 'vitkd@vit': {'vitkd.scale': 49.0}}

@@ -16,8 +16,8 @@ from ..common.files import REPO
 
 __all__ = [
     'PAIRS', 'HPARAMS', 'VIT_HPARAMS', 'PROFILES', 'CONFIG_DIR', 'shipped', 'pair_part',
-    'pair_option', 'family', 'pair_hparams', 'teacher_epochs', 'merge', 'teacher_cfg',
-    'teacher_ref', 'profile'
+    'pair_option', 'DEFAULT_FAMILY', 'family', 'picks_key', 'split_key', 'pair_hparams',
+    'teacher_epochs', 'merge', 'teacher_cfg', 'teacher_ref', 'profile'
 ]
 
 #: The repository's ``configs/`` folder: every path below is relative to it.
@@ -232,23 +232,47 @@ def pair_option(pair: str, key: str, default=None):
         return default
 
 
+#: The family of a pair whose entry names none (the CNN pairs): its tuned picks are keyed by the
+#: method's name alone.
+DEFAULT_FAMILY = 'cnn'
+
+
 def family(pair: str) -> str:
-    """The student family of ``pair`` (``'cnn'`` unless its entry says otherwise)."""
+    """The student family of ``pair`` (:data:`DEFAULT_FAMILY` unless its entry says
+    otherwise)."""
     if pair not in PAIRS:
         raise ValueError(f'unknown pair {pair!r}; choose from {sorted(PAIRS)}')
-    return PAIRS[pair].get('family', 'cnn')
+    return PAIRS[pair].get('family', DEFAULT_FAMILY)
+
+
+def picks_key(method: str, pair: Optional[str] = None) -> str:
+    """The key of a method's tuned settings for ``pair``'s family (no pair: a CNN pair): the
+    method's name for the default family, ``'<method>@<family>'`` for another (tuned on its own
+    pairs). :func:`split_key` reads it back."""
+    fam = family(pair) if pair is not None else DEFAULT_FAMILY
+    return method if fam == DEFAULT_FAMILY else f'{method}@{fam}'
+
+
+def split_key(key: str) -> tuple:
+    """``(method, family)`` of a picks key (:func:`picks_key`)."""
+    method, _, fam = key.partition('@')
+    return method, fam or DEFAULT_FAMILY
 
 
 def pair_hparams(pair: Optional[str] = None, teacher: bool = False) -> dict:
     """``HPARAMS`` with ``pair``'s overrides for its students (``teacher``: for its teacher);
-    a deep copy, of ``HPARAMS`` itself for a pair without any, or no pair."""
-    if pair is not None and family(pair):
-        entry = PAIRS[pair]
-        overrides = entry.get('teacher_hparams', entry.get('hparams')) if teacher else \
-            entry.get('hparams')
-        if overrides:
-            return merge(HPARAMS, overrides)
-    return copy.deepcopy(HPARAMS)
+    a deep copy, of ``HPARAMS`` itself for a pair without any, or no pair.
+
+    Raises:
+        ValueError: an unknown pair.
+    """
+    if pair is None:
+        return copy.deepcopy(HPARAMS)
+    family(pair)  # a known pair
+    entry = PAIRS[pair]
+    overrides = entry.get('teacher_hparams', entry.get('hparams')) if teacher else \
+        entry.get('hparams')
+    return merge(HPARAMS, overrides) if overrides else copy.deepcopy(HPARAMS)
 
 
 def teacher_epochs(pair: str, epochs: int) -> int:

@@ -10,19 +10,21 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 from mmengine.config import Config
 
 from .configs import (
+    DEFAULT_FAMILY,
     PAIRS,
     family,
     merge,
     pair_hparams,
     pair_option,
     pair_part,
+    picks_key,
     shipped,
     teacher_ref,
 )
 from .settings import apply_settings
 
 __all__ = [
-    'Method', 'REGISTRY', 'METHODS', 'get', 'applies', 'picks_key', 'method_cfg', 'method_hparams',
+    'Method', 'REGISTRY', 'METHODS', 'get', 'applies', 'method_cfg', 'method_hparams',
     'method_picks'
 ]
 
@@ -79,7 +81,7 @@ class Method:
     lr_mult_key: str = 'fmkt'
     fixed: Tuple[Tuple[str, object], ...] = ()
     tuned_as: Union[None, str, Tuple[str, ...]] = None
-    families: Tuple[str, ...] = ('cnn', )
+    families: Tuple[str, ...] = (DEFAULT_FAMILY, )
 
 
 #: The shipped config files the methods are built from (relative to ``configs/``).
@@ -504,7 +506,8 @@ def build_fmkt_dist_vitkd(pair: str, hp: dict, teacher: dict) -> dict:
     """The FM-KT authors' DeiT recipe in the benchmark: FM-KT (DIST metric) on the logits and
     ViTKD on the tokens (no NKD: the flow's per-step DIST is the logit term)."""
     cfg = build_fmkt_dist(pair, hp, _map_teacher(pair, teacher))
-    cfg['distiller'] = _retarget_logits(_join(cfg['distiller'], _vitkd_parts(pair, hp)), pair)
+    # build_fmkt_dist placed the logit recorders already; ViTKD's parts record no logits
+    cfg['distiller'] = _join(cfg['distiller'], _vitkd_parts(pair, hp))
     return cfg
 
 
@@ -610,15 +613,8 @@ def applies(name: str, pair: str) -> bool:
     method = get(name)
     if family(pair) not in method.families:
         return False
-    return not method.teacher_maps or family(pair) == 'cnn' or \
+    return not method.teacher_maps or family(pair) == DEFAULT_FAMILY or \
         bool(pair_option(pair, 'teacher_features'))
-
-
-def picks_key(name: str, pair: Optional[str] = None) -> str:
-    """The key of a method's tuned settings for ``pair``'s family: the method's name for the
-    CNN pairs, ``'<name>@<family>'`` for another family (tuned on its own pairs)."""
-    fam = family(pair) if pair is not None else 'cnn'
-    return name if fam == 'cnn' else f'{name}@{fam}'
 
 
 def method_picks(name: str, picks: Dict[str, dict], pair: Optional[str] = None) -> dict:

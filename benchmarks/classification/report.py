@@ -13,9 +13,9 @@ from ..common.files import write_text
 from ..common.provenance import machine_text
 from ..common.rendering import mean_std_text as _fmt
 from ..common.stats import mean_std, paired_stats, per_seed_mean, pooled_stats, ratio_interval
-from .configs import PAIRS, family
-from .methods import METHODS, get, picks_key
-from .tuning import setting_label, split_key
+from .configs import DEFAULT_FAMILY, PAIRS, family, picks_key, split_key
+from .methods import METHODS, get
+from .tuning import setting_label
 
 __all__ = ['summarize', 'comparisons', 'markdown', 'write_markdown', 'write_plots',
            'summarize_tune', 'tune_markdown']
@@ -119,12 +119,17 @@ def summarize(runs: List[dict], teachers: List[dict], pairs: List[str],
         teacher = [t for t in teachers if t['pair'] == pair]
         out['pairs'][pair] = dict(rows=rows, teacher=teacher[0] if teacher else None,
                                   comparisons=_compare(rows), retention=_retention([rows]))
-    # pooled over the pairs of the first pair's family (a ViT pair is reported on its own)
-    kin = {p: b for p, b in out['pairs'].items() if family(p) == family(pairs[0])} \
-        if pairs else {}
+    # pooled over the pairs of one family: the first pair's in ``pooled``, any other family's
+    # (the ViT-student pairs beside the CNN ones) in ``pooled_families``
+    families: Dict[str, Dict[str, dict]] = {}
+    for pair, block in out['pairs'].items():
+        families.setdefault(family(pair), {})[pair] = block
+    kin = families.pop(family(pairs[0])) if pairs else {}
     out['pooled'] = _pool(kin)
     out['pooled_retention'] = _retention([b['rows'] for b in kin.values()]) \
         if len(kin) > 1 else []
+    out['pooled_families'] = {fam: pooled for fam, blocks in families.items()
+                              if (pooled := _pool(blocks))}
     return out
 
 
@@ -253,6 +258,9 @@ def markdown(summary: dict, meta: dict, extra: str = '') -> str:
         lines += ['', '**Pooled over the pairs** (per seed, the mean of the pairs\' '
                   'differences; t over seeds):', ''] + _comparison_table(summary['pooled'])
         lines += _retention_lines(summary.get('pooled_retention', []))
+    for fam, pooled in (summary.get('pooled_families') or {}).items():
+        lines += ['', f'**Pooled over the {fam} pairs** (per seed, the mean of the pairs\' '
+                  'differences; t over seeds):', ''] + _comparison_table(pooled)
     lines += ['', 'Data order and flips identical across the methods of every seed: '
               + ('yes' if summary.get('paired_data', True) else 'NO (the pairing is broken)')]
     lines += _settings_lines(summary)
@@ -269,7 +277,7 @@ def write_markdown(path: str, summary: dict, meta: dict, extra: str = '') -> str
 
 
 def summarize_tune(runs: List[dict]) -> Dict[str, List[dict]]:
-    """Per tuned method and family of pairs (its picks key, ``methods.picks_key``), its trials
+    """Per tuned method and family of pairs (its picks key, ``configs.picks_key``), its trials
     in grid order: setting, validation mean/std over every seed and pair of the family, the
     runs' count and whether it is the pick."""
     from .tuning import pick_best
@@ -300,7 +308,7 @@ def tune_markdown(trials: Dict[str, List[dict]], meta: dict) -> str:
              '|---|---|---|---|---|---|']
     for key, items in trials.items():
         method, fam = split_key(key)
-        label = get(method).label + ('' if fam == 'cnn' else f' ({fam} pairs)')
+        label = get(method).label + ('' if fam == DEFAULT_FAMILY else f' ({fam} pairs)')
         for t in items:
             lines.append(f'| {label} | {t["trial"]} | {setting_label(t["setting"])}'
                          f' | {_fmt(t["mean"], t["std"])} | {t["n"]} | '

@@ -11,12 +11,12 @@ import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
 from ..common.files import write_json
-from .configs import HPARAMS
+from .configs import PAIRS, family, pair_hparams, split_key
 from .settings import apply_settings
 
 __all__ = [
     'TRIALS', 'GRID', 'TUNED_FILE', 'grid_points', 'apply_settings', 'tuned_methods',
-    'pick_best', 'split_key', 'load_picks', 'write_picks', 'setting_label'
+    'pick_best', 'load_picks', 'write_picks', 'setting_label'
 ]
 
 #: Trials per tuned method: each runs exactly this many settings of its grid.
@@ -95,16 +95,8 @@ def pick_best(trials: List[dict]) -> dict:
     return max(enumerate(trials), key=lambda it: (it[1]['mean'], -it[0]))[1]
 
 
-def split_key(key: str) -> tuple:
-    """``(method, family)`` of a picks key (``'kd'``: a CNN pick; ``'kd@vit'``: KD's pick for
-    the ViT pairs, see ``methods.picks_key``)."""
-    method, _, fam = key.partition('@')
-    return method, fam or 'cnn'
-
-
 def _family_hparams(fam: str) -> dict:
     """The ``HPARAMS`` of a pair of family ``fam`` (the settings a pick of it applies to)."""
-    from .configs import PAIRS, family, pair_hparams
     pairs = [p for p in PAIRS if family(p) == fam]
     if not pairs:
         raise ValueError(f'no pair of family {fam!r}')
@@ -114,7 +106,7 @@ def _family_hparams(fam: str) -> dict:
 def load_picks(path: Optional[str] = None) -> Dict[str, dict]:
     """The picks of a tuned file (``{}`` when ``path`` is None and the default file is absent):
     ``{method: setting}``, a method of another family than the CNN pairs' as
-    ``'<method>@<family>'``.
+    ``'<method>@<family>'`` (``configs.picks_key``).
 
     Raises:
         ValueError: a malformed file, an unknown method, family or setting, naming the file.
@@ -138,7 +130,7 @@ def load_picks(path: Optional[str] = None) -> Dict[str, dict]:
             get(method)
             if not isinstance(setting, dict):
                 raise ValueError(f'setting must be an object, got {setting!r}')
-            apply_settings(HPARAMS if fam == 'cnn' else _family_hparams(fam), setting)
+            apply_settings(_family_hparams(fam), setting)
         except ValueError as err:
             raise ValueError(f'{path}: picks.{key}: {err}') from None
     return picks
